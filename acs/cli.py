@@ -1,0 +1,144 @@
+"""The ``acs`` command."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from pydantic import ValidationError
+
+from acs import __version__
+from acs.config import Settings
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides: dict[str, Any] = {}
+    for name in (
+        "data_dir",
+        "database_url",
+        "bind",
+        "cwmp_port",
+        "api_port",
+        "workers",
+        "log_level",
+    ):
+        value = getattr(args, name, None)
+        if value is not None:
+            overrides[name] = value
+    return Settings(**overrides)
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data-dir", help="data directory (ACS_DATA_DIR)")
+    parser.add_argument("--database-url", help="SQLAlchemy URL (ACS_DATABASE_URL)")
+    parser.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+
+
+def _read_password(args: argparse.Namespace) -> str:
+    if not args.password_stdin:
+        raise SystemExit("give the password on standard input with --password-stdin")
+    password = sys.stdin.readline().rstrip("\r\n")
+    if not password:
+        raise SystemExit("empty password on standard input")
+    return password
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from acs.server import serve
+
+    return serve(_settings(args))
+
+
+def cmd_db_upgrade(args: argparse.Namespace) -> int:
+    from acs.db import migrate
+    from acs.db.engine import Database
+
+    settings = _settings(args)
+
+    async def run() -> None:
+        db = Database(settings.resolved_database_url)
+        try:
+            await migrate.upgrade(db, args.revision)
+        finally:
+            await db.dispose()
+
+    asyncio.run(run())
+    print(f"database at {args.revision}")
+    return 0
+
+
+def cmd_device_credentials(args: argparse.Namespace) -> int:
+    from acs.db.engine import Database
+    from acs.services import devices
+    from acs.services.runtime import check_schema
+
+    settings = _settings(args)
+    password = None if args.clear else _read_password(args)
+
+    async def run() -> None:
+        db = Database(settings.resolved_database_url)
+        try:
+            await check_schema(db)
+            await devices.set_cwmp_credentials(
+                db, args.device_id, args.username, password, settings.cwmp_realm
+            )
+        finally:
+            await db.dispose()
+
+    try:
+        asyncio.run(run())
+    except devices.DeviceNotFound:
+        print(f"no device {args.device_id!r}", file=sys.stderr)
+        return 1
+    print("credentials cleared" if args.clear else "credentials set")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="acs", description="TR-069 Auto-Configuration Server")
+    parser.add_argument("--version", action="version", version=f"acs {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the CWMP and management listeners")
+    _add_common(serve)
+    serve.add_argument("--bind", help="address to listen on (ACS_BIND)")
+    serve.add_argument("--cwmp-port", type=int, help="CWMP port (ACS_CWMP_PORT, 7547)")
+    serve.add_argument("--api-port", type=int, help="management port (ACS_API_PORT, 7557)")
+    serve.add_argument("--workers", type=int, help="worker processes (ACS_WORKERS, 1)")
+    serve.set_defaults(func=cmd_serve)
+
+    db = sub.add_parser("db", help="database schema").add_subparsers(dest="db", required=True)
+    upgrade = db.add_parser("upgrade", help="apply migrations")
+    _add_common(upgrade)
+    upgrade.add_argument("revision", nargs="?", default="head")
+    upgrade.set_defaults(func=cmd_db_upgrade)
+
+    device = sub.add_parser("device", help="device administration").add_subparsers(
+        dest="device", required=True
+    )
+    creds = device.add_parser(
+        "credentials", help="set the CWMP credentials of one device (override the shared pair)"
+    )
+    _add_common(creds)
+    creds.add_argument("device_id")
+    creds.add_argument("--username", default="")
+    creds.add_argument("--password-stdin", action="store_true")
+    creds.add_argument("--clear", action="store_true", help="go back to the shared pair")
+    creds.set_defaults(func=cmd_device_credentials)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except ValidationError as exc:
+        print(f"invalid settings:\n{exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,97 @@
+"""Typed settings from ``ACS_*`` environment variables, a ``.env`` file and CLI flags."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from acs.cwmp import digest
+
+
+class Settings(BaseSettings):
+    """Everything an operator can set. Each field is ``ACS_<NAME>`` in the environment."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="ACS_", env_file=".env", extra="ignore", frozen=True
+    )
+
+    data_dir: Path = Field(Path("data"), description="where the SQLite file and files live")
+    database_url: str | None = Field(
+        None,
+        description="SQLAlchemy async URL; default: SQLite in the data dir. "
+        "PostgreSQL: postgresql+asyncpg://user:pass@host/db",
+    )
+    bind: str = Field("0.0.0.0", description="address both listeners bind to")  # noqa: S104
+    cwmp_port: int = Field(7547, ge=0, le=65535)
+    api_port: int = Field(7557, ge=0, le=65535)
+    workers: int = Field(1, ge=1, le=256)
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    secret_key: str | None = Field(
+        None,
+        description="signs Digest nonces and URLs; default: generated once, kept in the DB "
+        "so that every node shares it",
+    )
+
+    # --- CWMP listener -----------------------------------------------------------------
+    cwmp_auth: Literal["digest", "basic", "none"] = "digest"
+    cwmp_username: str = "acs"
+    cwmp_password: str | None = Field(
+        None, description="shared CPE password; default: generated once, kept in the DB"
+    )
+    cwmp_realm: str = "acs"
+    cwmp_digest_algorithms: str = Field(
+        "MD5,SHA-256", description="offered in this order; old CPEs read only the first"
+    )
+    cwmp_nonce_lifetime: int = Field(300, ge=10)
+    cwmp_digest_strict: bool = Field(
+        False,
+        description="refuse reused nonce counts and answers without qop (many CPEs do both)",
+    )
+    cwmp_allow_basic_over_http: bool = Field(
+        False, description="accept Basic without TLS, for legacy CPEs that send it pre-emptively"
+    )
+    cwmp_session_timeout: int = Field(30, ge=1, description="seconds without a request")
+    cwmp_max_body_bytes: int = Field(8 * 1024 * 1024, ge=1024)
+    cwmp_max_inflight: int = Field(
+        256, ge=1, description="requests a worker serves at once; beyond: 503 + Retry-After"
+    )
+    cwmp_tls_certfile: Path | None = None
+    cwmp_tls_keyfile: Path | None = None
+    cwmp_path: str = Field("/", description="informational: CPEs may POST to any path")
+
+    @field_validator("cwmp_digest_algorithms")
+    @classmethod
+    def _algorithms(cls, value: str) -> str:
+        names = [a.strip().upper() for a in value.split(",") if a.strip()]
+        unknown = [a for a in names if a not in digest.ALGORITHMS]
+        if not names or unknown:
+            raise ValueError(f"choose from {', '.join(digest.ALGORITHMS)}; got {value!r}")
+        return ",".join(names)
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> Settings:
+        if (self.cwmp_tls_certfile is None) != (self.cwmp_tls_keyfile is None):
+            raise ValueError("ACS_CWMP_TLS_CERTFILE and ACS_CWMP_TLS_KEYFILE go together")
+        return self
+
+    @cached_property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'acs.db').resolve()}"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.resolved_database_url.startswith("sqlite")
+
+    @property
+    def cwmp_tls(self) -> bool:
+        return self.cwmp_tls_certfile is not None
+
+    @property
+    def digest_algorithms(self) -> tuple[str, ...]:
+        return tuple(self.cwmp_digest_algorithms.split(","))

@@ -1,0 +1,631 @@
+"""SOAP envelopes of CWMP 1.0 to 1.4: ``parse_envelope(bytes)`` and ``render_envelope()``.
+
+Parsing is hardened and forgiving at once:
+
+* Hardened: no DTD is loaded or accepted, no entity is resolved, nothing is fetched from
+  the network, and documents deeper or larger than ``ParseLimits`` are refused before
+  any of their content is looked at. Every refusal is a ``HostileXml`` error.
+* Forgiving: elements are matched by local name, whatever prefix or default namespace
+  the CPE used (``SOAP-ENV``, ``soapenv``, none); ``soap-enc:arrayType`` counts are
+  ignored (the children are the truth); values without ``xsi:type`` are strings; a BOM
+  or leading white space is skipped; a Fault using a prefix it never declared is read
+  in libxml2's recovery mode, but only when undeclared prefixes are the sole problem.
+
+Rendering always uses the prefixes ``soap-env``, ``soap-enc``, ``xsd``, ``xsi`` and
+``cwmp``: some CPEs match the literal ``cwmp:`` prefix rather than the namespace.
+Child elements of a method are unqualified, as in the CWMP schema.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import types
+import typing
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Final
+
+from lxml import etree
+
+from acs.cwmp import messages as m
+from acs.cwmp import xsd
+
+SOAP_ENV_NS: Final = "http://schemas.xmlsoap.org/soap/envelope/"
+SOAP_ENC_NS: Final = "http://schemas.xmlsoap.org/soap/encoding/"
+XSD_NS: Final = "http://www.w3.org/2001/XMLSchema"
+XSI_NS: Final = "http://www.w3.org/2001/XMLSchema-instance"
+
+# CWMP 1.2, 1.3 and 1.4 share the cwmp-1-2 namespace (TR-069 Amd 5, 3.5): 1.4 is told
+# apart by the SupportedCWMPVersions header, not by the namespace.
+CWMP_NAMESPACES: Final = {
+    "1.0": "urn:dslforum-org:cwmp-1-0",
+    "1.1": "urn:dslforum-org:cwmp-1-1",
+    "1.2": "urn:dslforum-org:cwmp-1-2",
+    "1.3": "urn:dslforum-org:cwmp-1-2",
+    "1.4": "urn:dslforum-org:cwmp-1-2",
+}
+SUPPORTED_VERSIONS: Final = ("1.0", "1.1", "1.2", "1.3", "1.4")
+_CWMP_NS_PREFIX: Final = "urn:dslforum-org:cwmp-"
+# Namespaces some CPEs use that no published schema has; read as the nearest version.
+_NAMESPACE_VERSIONS: Final = {
+    "urn:dslforum-org:cwmp-1-0": "1.0",
+    "urn:dslforum-org:cwmp-1-1": "1.1",
+    "urn:dslforum-org:cwmp-1-2": "1.2",
+    "urn:dslforum-org:cwmp-1-3": "1.3",
+    "urn:dslforum-org:cwmp-1-4": "1.4",
+}
+
+
+class SoapError(ValueError):
+    """The body is not a CWMP envelope we can read."""
+
+
+class HostileXml(SoapError):
+    """The body tries something no CPE needs: a DTD, entities, absurd depth or size."""
+
+
+@dataclass(frozen=True, slots=True)
+class UnknownMethod:
+    """A method element this ACS does not know; answered with fault 8000."""
+
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class InvalidMessage:
+    """A known method whose arguments do not decode; a request gets fault 8003."""
+
+    name: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class ParseLimits:
+    """Bounds a document must stay within; CWMP envelopes are shallow (depth ~7)."""
+
+    max_bytes: int = 4 * 1024 * 1024
+    max_depth: int = 48
+    max_elements: int = 250_000
+
+
+DEFAULT_LIMITS: Final = ParseLimits()
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """One received SOAP envelope: its message and the CWMP header fields (A.4.1)."""
+
+    # A class of acs.cwmp.messages, m.Fault, UnknownMethod or InvalidMessage; None if empty.
+    message: Any
+    cwmp_id: str | None = None
+    namespace: str | None = None  # the CWMP namespace the peer used, when it showed one
+    hold_requests: bool | None = None
+    no_more_requests: bool = False
+    session_timeout: int | None = None
+    supported_cwmp_versions: tuple[str, ...] = ()
+    use_cwmp_version: str | None = None
+
+    @property
+    def cwmp_version(self) -> str | None:
+        """Version told by the namespace (1.0, 1.1, 1.2; 1.3 and 1.4 read as 1.2)."""
+        return _NAMESPACE_VERSIONS.get(self.namespace or "")
+
+
+EMPTY: Final = Envelope(message=None)
+
+
+def negotiate_version(namespace: str | None, supported: tuple[str, ...]) -> str:
+    """The CWMP version to speak with a CPE (TR-069 Amd 5, 3.5 "Version negotiation").
+
+    A 1.4 CPE lists its versions in ``SupportedCWMPVersions``; we pick the highest one we
+    share. Older CPEs are known by their namespace.
+    """
+    common = [v for v in supported if v in SUPPORTED_VERSIONS]
+    if common:
+        return max(common, key=lambda v: tuple(int(p) for p in v.split(".")))
+    return _NAMESPACE_VERSIONS.get(namespace or "", "1.0")
+
+
+# --- parsing ---------------------------------------------------------------------------
+
+_local = threading.local()
+
+
+def _parser(recover: bool) -> etree.XMLParser:
+    # lxml parsers must not be shared between threads; one pair per thread.
+    attr = "recovering" if recover else "strict"
+    parser: etree.XMLParser | None = getattr(_local, attr, None)
+    if parser is None:
+        parser = etree.XMLParser(
+            resolve_entities=False,
+            no_network=True,
+            load_dtd=False,
+            dtd_validation=False,
+            huge_tree=False,
+            remove_comments=True,
+            remove_pis=True,
+            collect_ids=False,
+            recover=recover,
+        )
+        setattr(_local, attr, parser)
+    return parser
+
+
+_UTF8_BOM: Final = b"\xef\xbb\xbf"
+_WHITESPACE: Final = b" \t\r\n"
+
+
+def _depth_probe(depth: int) -> etree.XPath:
+    return etree.XPath("boolean(/" + "*/" * depth + "*)")
+
+
+_depth_probes: dict[int, etree.XPath] = {}
+_count_elements: Final = etree.XPath("count(//*)")
+
+
+def parse_envelope(body: bytes, limits: ParseLimits = DEFAULT_LIMITS) -> Envelope:
+    """Parse one HTTP POST body from either side of a CWMP session.
+
+    An empty or all-white-space body is the empty POST (``EMPTY``). A method we do not
+    know reads as ``UnknownMethod``, one whose arguments do not decode as
+    ``InvalidMessage``: both are answers the session must give, not errors. Raises
+    ``HostileXml`` for refused documents and ``SoapError`` for anything else that is not
+    a CWMP envelope.
+    """
+    if len(body) > limits.max_bytes:
+        raise HostileXml(f"body of {len(body)} bytes exceeds the limit of {limits.max_bytes}")
+    if body.startswith(_UTF8_BOM):
+        body = body[len(_UTF8_BOM) :]
+    body = body.lstrip(_WHITESPACE)
+    if not body:
+        return EMPTY
+    # Fast refusal before libxml2 sees it; the docinfo check below catches other encodings.
+    if b"<!DOCTYPE" in body or b"<!ENTITY" in body:
+        raise HostileXml("DTDs and entity declarations are not accepted")
+    root = _parse_xml(body)
+    if root.getroottree().docinfo.internalDTD is not None:
+        raise HostileXml("DTDs and entity declarations are not accepted")
+    probe = _depth_probes.get(limits.max_depth)
+    if probe is None:
+        probe = _depth_probes[limits.max_depth] = _depth_probe(limits.max_depth)
+    if probe(root):
+        raise HostileXml(f"document nests deeper than {limits.max_depth} elements")
+    if typing.cast(float, _count_elements(root)) > limits.max_elements:
+        raise HostileXml(f"document has more than {limits.max_elements} elements")
+    return _read_envelope(root)
+
+
+def _parse_xml(body: bytes) -> etree._Element:
+    try:
+        return etree.fromstring(body, _parser(recover=False))
+    except etree.XMLSyntaxError as exc:
+        errors: list[Any] = list(typing.cast(Any, exc.error_log))
+        # Some CPEs write faults as <soap:Fault> without ever declaring "soap:". That is
+        # the one malformation we repair; anything else stays an error.
+        undeclared_only = bool(errors) and all(
+            e.type_name == "NS_ERR_UNDEFINED_NAMESPACE" for e in errors
+        )
+        if not undeclared_only:
+            raise SoapError(f"malformed XML: {exc}") from None
+    try:
+        root = etree.fromstring(body, _parser(recover=True))
+    except etree.XMLSyntaxError as exc:  # pragma: no cover - recovery of an NS-only error
+        raise SoapError(f"malformed XML: {exc}") from None
+    if root is None:
+        raise SoapError("malformed XML: no root element")
+    return root
+
+
+def _name(el: etree._Element) -> str:
+    """Local name of an element, also for ``prefix:Name`` tags left by recovery."""
+    tag = el.tag
+    assert isinstance(tag, str)
+    if tag[0] == "{":
+        return tag[tag.index("}") + 1 :]
+    return tag.rpartition(":")[2]
+
+
+def _namespace(el: etree._Element) -> str | None:
+    tag = el.tag
+    assert isinstance(tag, str)
+    return tag[1 : tag.index("}")] if tag[0] == "{" else None
+
+
+def _elements(el: etree._Element) -> list[etree._Element]:
+    return [c for c in el if isinstance(c.tag, str)]
+
+
+def _text(el: etree._Element) -> str:
+    return el.text or ""
+
+
+def _read_envelope(root: etree._Element) -> Envelope:
+    if _name(root) != "Envelope":
+        raise SoapError(f"root element is <{_name(root)}>, not a SOAP Envelope")
+    header = body = None
+    for child in _elements(root):
+        name = _name(child)
+        if name == "Header":
+            header = child
+        elif name == "Body":
+            body = child
+    if body is None:
+        raise SoapError("SOAP Envelope has no Body")
+    fields: dict[str, Any] = {}
+    id_namespace = None
+    if header is not None:
+        for el in _elements(header):
+            name = _name(el).lower()
+            text = _text(el).strip()
+            if name == "id":
+                fields["cwmp_id"] = text
+                id_namespace = _namespace(el)
+            elif name == "holdrequests":
+                fields["hold_requests"] = bool(xsd.parse_boolean(text))
+            elif name == "nomorerequests":
+                fields["no_more_requests"] = bool(xsd.parse_boolean(text))
+            elif name == "sessiontimeout" and text.isdigit():
+                fields["session_timeout"] = int(text)
+            elif name == "supportedcwmpversions":
+                fields["supported_cwmp_versions"] = tuple(
+                    v.strip() for v in text.split(",") if v.strip()
+                )
+            elif name == "usecwmpversion":
+                fields["use_cwmp_version"] = text
+    children = _elements(body)
+    method_el = children[0] if children else None
+    namespace = _find_cwmp_namespace(root, body, method_el, id_namespace)
+    if method_el is None:
+        return Envelope(message=None, namespace=namespace, **fields)
+    name = _name(method_el)
+    if name == "Fault":
+        message: Any = _read_fault(method_el)
+    else:
+        cls = m.MESSAGES.get(name)
+        if cls is None:
+            message = UnknownMethod(name)
+        else:
+            try:
+                message = _decode(cls, method_el)
+            except _DecodeError as exc:
+                message = InvalidMessage(name, str(exc))
+    return Envelope(message=message, namespace=namespace, **fields)
+
+
+def _find_cwmp_namespace(
+    root: etree._Element,
+    body: etree._Element,
+    method: etree._Element | None,
+    id_namespace: str | None,
+) -> str | None:
+    candidates = [_namespace(method) if method is not None else None, id_namespace]
+    for el in (method, body, root):
+        if el is not None:
+            candidates.extend(el.nsmap.values())
+    for ns in candidates:
+        if ns and ns.startswith(_CWMP_NS_PREFIX):
+            return ns
+    return None
+
+
+def _read_fault(el: etree._Element) -> m.Fault:
+    soap_code = soap_string = ""
+    detail = None
+    for child in _elements(el):
+        name = _name(child)
+        if name == "faultcode":
+            soap_code = _text(child).strip().rpartition(":")[2]
+        elif name == "faultstring":
+            soap_string = _text(child).strip()
+        elif name == "detail":
+            for inner in _elements(child):
+                if _name(inner) == "Fault":
+                    detail = inner
+    code, string, spv_faults = 0, soap_string, []
+    if detail is not None:
+        for child in _elements(detail):
+            name = _name(child)
+            if name == "FaultCode":
+                code = _int_or_zero(_text(child))
+            elif name == "FaultString":
+                string = _text(child).strip()
+            elif name == "SetParameterValuesFault":
+                parts = {_name(c): _text(c).strip() for c in _elements(child)}
+                spv_faults.append(
+                    m.SetParameterValuesFault(
+                        parameter_name=parts.get("ParameterName", ""),
+                        fault_code=_int_or_zero(parts.get("FaultCode", "")),
+                        fault_string=parts.get("FaultString", ""),
+                    )
+                )
+    return m.Fault(
+        fault_code=code,
+        fault_string=string,
+        set_parameter_values_fault=tuple(spv_faults),
+        soap_faultcode=soap_code or "Server",
+        soap_faultstring=soap_string or "CWMP fault",
+    )
+
+
+def _int_or_zero(text: str) -> int:
+    text = text.strip()
+    try:
+        return int(text)
+    except ValueError:
+        return 0
+
+
+# --- the schema-driven codec -------------------------------------------------------------
+
+# Kinds of field, derived once per class from its annotations.
+_STR, _INT, _BOOL, _TIME, _STRUCT, _STR_ARRAY, _STRUCT_ARRAY, _VALUE = range(8)
+
+
+@dataclass(frozen=True, slots=True)
+class _Field:
+    attr: str
+    xml: str
+    kind: int
+    struct: type | None  # for _STRUCT and _STRUCT_ARRAY
+    required: bool
+
+
+class _DecodeError(Exception):
+    pass
+
+
+_SPECS: dict[type, tuple[_Field, ...]] = {}
+
+
+def _spec(cls: type) -> tuple[_Field, ...]:
+    spec = _SPECS.get(cls)
+    if spec is None:
+        spec = _SPECS[cls] = _build_spec(cls)
+    return spec
+
+
+def _build_spec(cls: type) -> tuple[_Field, ...]:
+    hints = typing.get_type_hints(cls)
+    out = []
+    for f in dataclasses.fields(cls):
+        hint = hints[f.name]
+        struct = None
+        if cls is m.ParameterValueStruct and f.name == "value":
+            kind = _VALUE
+        elif cls is m.ParameterValueStruct and f.name == "type":
+            continue  # carried as the xsi:type attribute of Value
+        elif hint is str:
+            kind = _STR
+        elif hint is bool:
+            kind = _BOOL
+        elif hint is int:
+            kind = _INT
+        elif _is_optional_datetime(hint):
+            kind = _TIME
+        elif typing.get_origin(hint) is tuple:
+            item = typing.get_args(hint)[0]
+            kind, struct = (_STR_ARRAY, None) if item is str else (_STRUCT_ARRAY, item)
+        elif dataclasses.is_dataclass(hint):
+            kind, struct = _STRUCT, typing.cast(type, hint)
+        else:  # pragma: no cover - a programming error in messages.py
+            raise TypeError(f"{cls.__name__}.{f.name}: unsupported type {hint!r}")
+        required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        out.append(_Field(f.name, m.xml_name(f.name), kind, struct, required))
+    return tuple(out)
+
+
+def _is_optional_datetime(hint: Any) -> bool:
+    return isinstance(hint, types.UnionType) and set(typing.get_args(hint)) == {
+        datetime,
+        type(None),
+    }
+
+
+def _decode(cls: type, el: etree._Element) -> Any:
+    spec = _spec(cls)
+    by_name = {f.xml: f for f in spec}
+    kwargs: dict[str, Any] = {}
+    value_type = None
+    for child in _elements(el):
+        f = by_name.get(_name(child))
+        if f is None:
+            continue  # vendors add elements of their own; they are not ours to reject
+        if f.kind == _VALUE:
+            value_type = xsd.normalize_type(_xsi_type(child))
+            kwargs["value"] = xsd.decode(child.text, value_type)
+            kwargs["type"] = value_type
+        else:
+            kwargs[f.attr] = _decode_field(f, child)
+    for f in spec:
+        if f.required and f.attr not in kwargs:
+            raise _DecodeError(f"missing {f.xml} in {cls.__name__}")
+    if cls is m.ParameterValueStruct and value_type is None:
+        kwargs["value"], kwargs["type"] = "", xsd.STRING
+    return cls(**kwargs)
+
+
+def _decode_field(f: _Field, el: etree._Element) -> Any:
+    kind = f.kind
+    if kind == _STR:
+        return _text(el) if f.attr == "value" else _text(el).strip()
+    if kind == _INT:
+        text = _text(el).strip()
+        if not text:
+            return 0
+        try:
+            return int(text)
+        except ValueError:
+            raise _DecodeError(f"{f.xml} is not an integer: {text[:40]!r}") from None
+    if kind == _BOOL:
+        text = _text(el).strip()
+        if not text:
+            return False
+        parsed = xsd.parse_boolean(text)
+        if parsed is None:
+            raise _DecodeError(f"{f.xml} is not a boolean: {text[:40]!r}")
+        return parsed
+    if kind == _TIME:
+        parsed_time = xsd.parse_datetime(_text(el))
+        # 0001-01-01T00:00:00Z is the spec's "unknown time" (A.2.1)
+        return None if parsed_time is None or parsed_time.year == 1 else parsed_time
+    if kind == _STRUCT:
+        assert f.struct is not None
+        return _decode(f.struct, el)
+    if kind == _STR_ARRAY:
+        return tuple(_text(c).strip() for c in _elements(el))
+    assert f.struct is not None
+    return tuple(_decode(f.struct, c) for c in _elements(el))
+
+
+def _xsi_type(el: etree._Element) -> str | None:
+    value = el.get(f"{{{XSI_NS}}}type")
+    if value is not None:
+        return value
+    for key, val in el.attrib.items():  # an xsi prefix bound elsewhere, or undeclared
+        if str(key).rpartition("}")[2].rpartition(":")[2] == "type":
+            return str(val)
+    return None
+
+
+# --- rendering ------------------------------------------------------------------------
+
+_ENVELOPE_OPEN: Final = (
+    '<?xml version="1.0" encoding="UTF-8"?>\n'
+    '<soap-env:Envelope xmlns:soap-env="'
+    + SOAP_ENV_NS
+    + '" xmlns:soap-enc="'
+    + SOAP_ENC_NS
+    + '" xmlns:xsd="'
+    + XSD_NS
+    + '" xmlns:xsi="'
+    + XSI_NS
+    + '" xmlns:cwmp="{ns}">'
+)
+_UNKNOWN_TIME: Final = "0001-01-01T00:00:00Z"
+
+
+def render_envelope(
+    message: Any,
+    *,
+    namespace: str,
+    cwmp_id: str | None = None,
+    hold_requests: bool | None = None,
+    use_cwmp_version: str | None = None,
+    supported_cwmp_versions: tuple[str, ...] = (),
+    no_more_requests: bool = False,
+    session_timeout: int | None = None,
+) -> bytes:
+    """Render one message (or ``m.Fault``) in a SOAP envelope in the given namespace."""
+    out = [_ENVELOPE_OPEN.replace("{ns}", _escape(namespace)), "<soap-env:Header>"]
+    if cwmp_id is not None:
+        out.append(f'<cwmp:ID soap-env:mustUnderstand="1">{_escape(cwmp_id)}</cwmp:ID>')
+    if hold_requests is not None:
+        out.append(
+            '<cwmp:HoldRequests soap-env:mustUnderstand="1">'
+            f"{1 if hold_requests else 0}</cwmp:HoldRequests>"
+        )
+    if use_cwmp_version:
+        out.append(
+            '<cwmp:UseCWMPVersion soap-env:mustUnderstand="1">'
+            f"{_escape(use_cwmp_version)}</cwmp:UseCWMPVersion>"
+        )
+    if supported_cwmp_versions:
+        out.append(
+            '<cwmp:SupportedCWMPVersions soap-env:mustUnderstand="0">'
+            f"{_escape(','.join(supported_cwmp_versions))}</cwmp:SupportedCWMPVersions>"
+        )
+    if no_more_requests:
+        out.append("<cwmp:NoMoreRequests>1</cwmp:NoMoreRequests>")
+    if session_timeout is not None:
+        out.append(
+            '<cwmp:SessionTimeout soap-env:mustUnderstand="0">'
+            f"{int(session_timeout)}</cwmp:SessionTimeout>"
+        )
+    out.append("</soap-env:Header><soap-env:Body>")
+    if isinstance(message, m.Fault):
+        _render_fault(message, out)
+    else:
+        name = type(message).__name__
+        if name not in m.MESSAGES:
+            raise TypeError(f"{name} is not a CWMP message")
+        out.append(f"<cwmp:{name}>")
+        _render_fields(message, out)
+        out.append(f"</cwmp:{name}>")
+    out.append("</soap-env:Body></soap-env:Envelope>")
+    return "".join(out).encode()
+
+
+def _render_fault(fault: m.Fault, out: list[str]) -> None:
+    out.append(
+        f"<soap-env:Fault><faultcode>{_escape(fault.soap_faultcode)}</faultcode>"
+        f"<faultstring>{_escape(fault.soap_faultstring)}</faultstring>"
+        f"<detail><cwmp:Fault><FaultCode>{int(fault.fault_code)}</FaultCode>"
+        f"<FaultString>{_escape(fault.fault_string)}</FaultString>"
+    )
+    for spv in fault.set_parameter_values_fault:
+        out.append(
+            f"<SetParameterValuesFault><ParameterName>{_escape(spv.parameter_name)}"
+            f"</ParameterName><FaultCode>{int(spv.fault_code)}</FaultCode>"
+            f"<FaultString>{_escape(spv.fault_string)}</FaultString></SetParameterValuesFault>"
+        )
+    out.append("</cwmp:Fault></detail></soap-env:Fault>")
+
+
+def _render_fields(obj: Any, out: list[str]) -> None:
+    for f in _spec(type(obj)):
+        value = getattr(obj, f.attr)
+        kind = f.kind
+        if kind == _VALUE:
+            out.append(
+                f'<Value xsi:type="{_escape(obj.type)}">{_escape(xsd.encode(value))}</Value>'
+            )
+        elif kind == _STR:
+            out.append(f"<{f.xml}>{_escape(value)}</{f.xml}>")
+        elif kind == _INT:
+            out.append(f"<{f.xml}>{int(value)}</{f.xml}>")
+        elif kind == _BOOL:
+            out.append(f"<{f.xml}>{1 if value else 0}</{f.xml}>")
+        elif kind == _TIME:
+            text = _UNKNOWN_TIME if value is None else xsd.format_datetime(value)
+            out.append(f"<{f.xml}>{text}</{f.xml}>")
+        elif kind == _STRUCT:
+            out.append(f"<{f.xml}>")
+            _render_fields(value, out)
+            out.append(f"</{f.xml}>")
+        elif kind == _STR_ARRAY:
+            out.append(f'<{f.xml} soap-enc:arrayType="xsd:string[{len(value)}]">')
+            out.extend(f"<string>{_escape(item)}</string>" for item in value)
+            out.append(f"</{f.xml}>")
+        else:
+            assert f.struct is not None
+            struct = f.struct.__name__
+            out.append(f'<{f.xml} soap-enc:arrayType="cwmp:{struct}[{len(value)}]">')
+            for item in value:
+                out.append(f"<{struct}>")
+                _render_fields(item, out)
+                out.append(f"</{struct}>")
+            out.append(f"</{f.xml}>")
+
+
+_ESCAPES: Final = str.maketrans(
+    {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "\r": "&#13;"}
+)
+
+
+def _escape(text: str) -> str:
+    """Escape text for XML; refuse characters XML 1.0 cannot carry at all."""
+    if not text.isprintable():
+        for ch in text:
+            code = ord(ch)
+            if (
+                (code < 0x20 and ch not in "\t\n\r")
+                or 0xD800 <= code <= 0xDFFF
+                or code
+                in (
+                    0xFFFE,
+                    0xFFFF,
+                )
+            ):
+                raise ValueError(f"character U+{code:04X} cannot be sent in XML")
+    return text.translate(_ESCAPES)

@@ -1,0 +1,47 @@
+"""Periodic housekeeping inside each worker: expire abandoned sessions, prune nonces.
+
+Every job is idempotent, so several workers and nodes may run it at once; on PostgreSQL
+they simply find less to do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+
+from acs.services.runtime import Runtime
+
+log = logging.getLogger("acs.scheduler")
+
+
+class Scheduler:
+    def __init__(self, runtime: Runtime, interval: float = 5.0):
+        self.runtime = runtime
+        self.interval = interval
+        self._task: asyncio.Task[None] | None = None
+        self.jobs: list[tuple[str, Callable[[], Awaitable[object]]]] = [
+            ("expire sessions", runtime.cwmp.expire_sessions),
+        ]
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="acs-scheduler")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def run_once(self) -> None:
+        for name, job in self.jobs:
+            try:
+                await job()
+            except Exception:  # a failing job must not stop the others or the loop
+                log.exception("scheduled job %r failed", name)
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval)
+            await self.run_once()

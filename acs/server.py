@@ -1,0 +1,175 @@
+"""``acs serve``: both listeners in each of N worker processes sharing the bound sockets.
+
+The parent binds the CWMP and management sockets, migrates an SQLite database, then
+runs one worker itself (N=1) or spawns N workers that inherit the sockets; the kernel
+spreads connections between them. Workers share nothing but the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import multiprocessing
+import os
+import signal
+import socket
+import ssl
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import uvicorn
+
+from acs.config import Settings
+from acs.db import migrate
+from acs.db.engine import Database
+from acs.scheduler import Scheduler
+from acs.services.runtime import Runtime, load_secrets
+from acs.web.api_app import create_api_app
+from acs.web.cwmp_app import create_cwmp_app
+
+log = logging.getLogger("acs")
+
+
+class _Server(uvicorn.Server):
+    """A uvicorn server that leaves signal handling to us (we run two per loop)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if family == socket.AF_INET6:
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+    sock.bind((host, port))
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+def configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(),
+        format="%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+async def run_worker(settings: Settings, cwmp_sock: socket.socket, api_sock: socket.socket) -> None:
+    """One worker: both apps on one event loop, until SIGINT/SIGTERM."""
+    runtime = await Runtime.start(settings, migrate_sqlite=False)
+    scheduler = Scheduler(runtime)
+    common: dict[str, Any] = {
+        "log_config": None,
+        "access_log": False,
+        "lifespan": "off",
+        "timeout_keep_alive": 30,
+        "server_header": False,
+        "proxy_headers": False,
+    }
+    cwmp_kwargs = dict(common)
+    if settings.cwmp_tls_certfile and settings.cwmp_tls_keyfile:
+        cwmp_kwargs.update(
+            ssl_certfile=str(settings.cwmp_tls_certfile),
+            ssl_keyfile=str(settings.cwmp_tls_keyfile),
+            ssl_version=ssl.PROTOCOL_TLS_SERVER,
+        )
+    servers = [
+        _Server(uvicorn.Config(create_cwmp_app(runtime), **cwmp_kwargs)),
+        _Server(uvicorn.Config(create_api_app(runtime), **common)),
+    ]
+    loop = asyncio.get_running_loop()
+
+    def stop() -> None:
+        for server in servers:
+            server.should_exit = True
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop)
+    scheduler.start()
+    try:
+        await asyncio.gather(
+            servers[0].serve(sockets=[cwmp_sock]), servers[1].serve(sockets=[api_sock])
+        )
+    finally:
+        await scheduler.stop()
+        await runtime.close()
+
+
+def _worker_entry(settings: Settings, cwmp_sock: socket.socket, api_sock: socket.socket) -> None:
+    configure_logging(settings.log_level)
+    asyncio.run(run_worker(settings, cwmp_sock, api_sock))
+
+
+async def prepare(settings: Settings) -> str:
+    """Migrate SQLite, make sure secrets exist; returns the shared CPE password."""
+    db = Database(settings.resolved_database_url)
+    try:
+        if db.is_sqlite:
+            await migrate.upgrade(db)
+        return (await load_secrets(db, settings)).cwmp_password
+    finally:
+        await db.dispose()
+
+
+def serve(settings: Settings) -> int:
+    configure_logging(settings.log_level)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    if settings.cwmp_auth == "basic" and not (
+        settings.cwmp_tls or settings.cwmp_allow_basic_over_http
+    ):
+        log.error(
+            "ACS_CWMP_AUTH=basic needs TLS (ACS_CWMP_TLS_CERTFILE/KEYFILE) or "
+            "ACS_CWMP_ALLOW_BASIC_OVER_HTTP=true"
+        )
+        return 2
+    password = asyncio.run(prepare(settings))
+    cwmp_sock = bind(settings.bind, settings.cwmp_port)
+    api_sock = bind(settings.bind, settings.api_port)
+    scheme = "https" if settings.cwmp_tls else "http"
+    log.info("database: %s", _redact(settings.resolved_database_url))
+    log.info(
+        "CWMP listener: %s://%s:%d/ (auth %s; CPE credentials %s / %s)",
+        scheme,
+        settings.bind,
+        cwmp_sock.getsockname()[1],
+        settings.cwmp_auth,
+        settings.cwmp_username,
+        "<from ACS_CWMP_PASSWORD>" if settings.cwmp_password else password,
+    )
+    log.info("management API: http://%s:%d/api/v1/docs", settings.bind, api_sock.getsockname()[1])
+    if settings.workers == 1:
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(run_worker(settings, cwmp_sock, api_sock))
+        return 0
+    ctx = multiprocessing.get_context("spawn")
+    workers = [
+        ctx.Process(target=_worker_entry, args=(settings, cwmp_sock, api_sock), daemon=False)
+        for _ in range(settings.workers)
+    ]
+    for worker in workers:
+        worker.start()
+
+    def forward(sig: int, _frame: object) -> None:
+        for worker in workers:
+            if worker.pid and worker.is_alive():
+                os.kill(worker.pid, sig)
+
+    signal.signal(signal.SIGINT, forward)
+    signal.signal(signal.SIGTERM, forward)
+    code = 0
+    for worker in workers:
+        worker.join()
+        code = code or (worker.exitcode or 0)
+    return code
+
+
+def _redact(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)

@@ -1,0 +1,132 @@
+"""Authentication of CPEs on the CWMP listener: Digest (default), Basic, or none.
+
+Credentials are the shared pair from settings, unless the device has its own (stored as
+HA1 per algorithm), which then override it. Nonces are bound to the device id, so a nonce
+issued to one device cannot be used by another.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Literal
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from acs.config import Settings
+from acs.cwmp import digest
+from acs.db import queries
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceCredentials:
+    username: str
+    ha1: dict[str, str]  # by algorithm: {"MD5": ..., "SHA-256": ...}
+
+
+def device_credentials(
+    username: str | None, ha1_md5: str | None, ha1_sha256: str | None
+) -> DeviceCredentials | None:
+    if not username or not ha1_md5:
+        return None
+    ha1 = {"MD5": ha1_md5}
+    if ha1_sha256:
+        ha1["SHA-256"] = ha1_sha256
+    return DeviceCredentials(username, ha1)
+
+
+def hash_credentials(username: str, password: str, realm: str) -> dict[str, str]:
+    """The HA1 values to store for a device's own credentials."""
+    return {alg: digest.ha1(alg, username, realm, password) for alg in digest.ALGORITHMS}
+
+
+@dataclass(frozen=True, slots=True)
+class AuthOutcome:
+    ok: bool
+    reason: str = ""
+    challenge: list[str] = field(default_factory=list)  # WWW-Authenticate values
+    nonce: str | None = None
+    nonce_count: int | None = None
+    scheme: Literal["digest", "basic", "none"] = "none"
+
+
+class CpeAuthenticator:
+    def __init__(self, settings: Settings, secret: bytes, shared_password: str):
+        self.mode = settings.cwmp_auth
+        self.realm = settings.cwmp_realm
+        self.strict = settings.cwmp_digest_strict
+        self.allow_basic_over_http = settings.cwmp_allow_basic_over_http
+        self.algorithms = settings.digest_algorithms
+        self.lifetime = settings.cwmp_nonce_lifetime
+        self.authority = digest.NonceAuthority(secret, self.realm, lifetime=self.lifetime)
+        self.shared = DeviceCredentials(
+            settings.cwmp_username,
+            hash_credentials(settings.cwmp_username, shared_password, self.realm),
+        )
+
+    def check(
+        self,
+        authorization: str | None,
+        *,
+        method: str,
+        path: str,
+        tls: bool,
+        credentials: DeviceCredentials | None,
+        binding: str,
+        now: float,
+    ) -> AuthOutcome:
+        """Verify an Authorization header against the device's (or shared) credentials."""
+        if self.mode == "none":
+            return AuthOutcome(ok=True)
+        expected = credentials or self.shared
+        parsed = digest.parse_authorization(authorization)
+        basic_allowed = tls or self.allow_basic_over_http
+        if isinstance(parsed, digest.BasicCredentials):
+            if not basic_allowed:
+                return self._refuse("Basic credentials over plain HTTP are refused", now, binding)
+            if parsed.username == expected.username and digest.basic_matches(
+                parsed, self.realm, expected.ha1["MD5"]
+            ):
+                return AuthOutcome(ok=True, scheme="basic")
+            return self._refuse("wrong username or password", now, binding)
+        if isinstance(parsed, digest.DigestCredentials) and self.mode == "digest":
+            if parsed.username != expected.username:
+                return self._refuse("unknown username", now, binding)
+            verdict = self.authority.verify(
+                parsed,
+                method=method,
+                ha1_by_algorithm=expected.ha1,
+                now=now,
+                binding=binding,
+                allow_no_qop=not self.strict,
+                request_path=path,
+            )
+            if verdict is digest.Verdict.OK:
+                return AuthOutcome(
+                    ok=True, scheme="digest", nonce=parsed.nonce, nonce_count=parsed.nonce_count
+                )
+            if verdict is digest.Verdict.STALE:
+                return self._refuse("nonce expired", now, binding, stale=True)
+            return self._refuse(f"digest {verdict.value}", now, binding)
+        return self._refuse("no credentials" if parsed is None else "wrong scheme", now, binding)
+
+    def challenge(self, now: float, binding: str, *, stale: bool = False) -> list[str]:
+        if self.mode == "basic":
+            return [f'Basic realm="{self.realm}"']
+        return self.authority.challenge(
+            now, binding=binding, stale=stale, algorithms=self.algorithms
+        )
+
+    def _refuse(self, reason: str, now: float, binding: str, *, stale: bool = False) -> AuthOutcome:
+        return AuthOutcome(
+            ok=False, reason=reason, challenge=self.challenge(now, binding, stale=stale)
+        )
+
+    async def nonce_count_fresh(self, conn: AsyncConnection, outcome: AuthOutcome) -> bool:
+        """In strict mode, refuse a nonce count already seen (a replayed request)."""
+        if not self.strict or outcome.scheme != "digest" or outcome.nonce is None:
+            return True
+        if outcome.nonce_count is None:
+            return False
+        expires = datetime.now(UTC) + timedelta(seconds=self.lifetime + 60)
+        return await queries.advance_nonce_count(conn, outcome.nonce, outcome.nonce_count, expires)

@@ -1,0 +1,474 @@
+"""The CWMP exchange: one HTTP POST from a CPE in, one HTTP response out.
+
+This is where the sans-I/O session machine (``acs.cwmp.session``) meets the database.
+Each request runs in one transaction: find the session, advance the machine, let the
+hooks (tasks, provisioning) act, store the new state. Nothing lives in process memory
+between requests, so any worker of any node can serve any request of a session.
+
+How a request finds its session (CPEs differ, TR-069 3.4.1 only says "SHOULD"):
+cookie, else the TCP connection (peer address and port), else the peer address alone.
+An Inform always starts a new session. If the device still has an open session, the new
+Inform replaces it when it plainly comes from the same CPE (it carries that session's
+cookie, or comes from the same address: a connection request raced the session, or the
+CPE gave up on it); otherwise the CPE is told to come back later (503, Retry-After).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from acs.config import Settings
+from acs.cwmp import faults, soap
+from acs.cwmp import messages as m
+from acs.cwmp import session as cs
+from acs.db import queries
+from acs.db.engine import Database
+from acs.services import inform as inform_values
+from acs.services.cpe_auth import AuthOutcome, CpeAuthenticator, device_credentials
+
+log = logging.getLogger("acs.cwmp")
+
+COOKIE_NAME = "acs_session"
+MAX_CPE_SESSION_TIMEOUT = 300  # honour a CPE's SessionTimeout header up to this
+
+
+@dataclass(frozen=True, slots=True)
+class HttpRequest:
+    """What the web layer hands us: no framework types below this line."""
+
+    method: str
+    path: str
+    headers: dict[str, str]  # lower-case names
+    body: bytes
+    peer_host: str
+    peer_port: int
+    tls: bool = False
+
+
+@dataclass(slots=True)
+class HttpReply:
+    status: int
+    body: bytes = b""
+    headers: list[tuple[str, str]] = field(default_factory=list)
+
+    @classmethod
+    def text(cls, status: int, message: str, **headers: str) -> HttpReply:
+        reply = cls(status, message.encode() + b"\n", [("content-type", "text/plain")])
+        reply.headers.extend((k.replace("_", "-"), v) for k, v in headers.items())
+        return reply
+
+
+@dataclass(slots=True)
+class SessionContext:
+    """One request's view of its session, handed to the hooks."""
+
+    session_id: str
+    device_id: str
+    machine: cs.CwmpSession
+    now: datetime
+    peer_host: str
+    inform: m.Inform | None = None
+    # Set by a hook to end the session after the current exchange (e.g. after Reboot).
+    end_after_answer: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class SessionHooks:
+    """What the ACS does inside a session beyond the protocol itself.
+
+    The defaults answer every CPE request correctly and send no ACS requests; the task
+    queue and provisioning services override them. Every hook runs inside the request's
+    transaction (``conn``): what it writes commits or rolls back with the session state.
+    """
+
+    async def on_inform(self, conn: AsyncConnection, ctx: SessionContext) -> None:
+        """The device row is up to date; act on the Inform's events."""
+
+    async def on_cpe_request(self, conn: AsyncConnection, ctx: SessionContext, request: Any) -> Any:
+        """Return the response (or an ``m.Fault``) to a CPE request other than Inform."""
+        if isinstance(request, m.GetRPCMethods):
+            return m.GetRPCMethodsResponse(method_list=m.ACS_METHODS)
+        if isinstance(request, m.TransferComplete):
+            return m.TransferCompleteResponse()
+        if isinstance(request, m.AutonomousTransferComplete):
+            return m.AutonomousTransferCompleteResponse()
+        if isinstance(request, m.RequestDownload):
+            return m.RequestDownloadResponse()
+        if isinstance(request, m.Kicked):
+            return m.KickedResponse(next_url=request.next)
+        return m.Fault(faults.ACS_METHOD_NOT_SUPPORTED)
+
+    async def next_request(
+        self, conn: AsyncConnection, ctx: SessionContext
+    ) -> tuple[Any, str | None] | None:
+        """The next ACS request to send, with a reference for its answer; ``None`` ends."""
+        return None
+
+    async def on_answer(self, conn: AsyncConnection, ctx: SessionContext, event: cs.Event) -> None:
+        """A ``ResponseReceived``, ``FaultReceived`` or ``RequestUnanswered``."""
+
+    async def on_session_closed(
+        self, conn: AsyncConnection, device_id: str, state: dict[str, Any], reason: str
+    ) -> None:
+        """A session ended other than by a 204 (replaced, expired, protocol error)."""
+
+
+class _SlotTaken(Exception):
+    """Another session of the device won the race for its session slot."""
+
+
+def session_cookies(header: str | None) -> list[str]:
+    """Our session ids in a Cookie header, however the CPE mangled it.
+
+    Seen in the field: ``acs_session=x``; attributes echoed back
+    (``acs_session=x; Path=/; HttpOnly``); several cookies joined by commas.
+    """
+    if not header:
+        return []
+    out = []
+    for part in re.split(r"[;,]", header):
+        name, sep, value = part.strip().partition("=")
+        value = value.strip().strip('"')
+        if sep and name.strip() == COOKIE_NAME and value:
+            out.append(value)
+    return out
+
+
+class CwmpService:
+    def __init__(
+        self,
+        db: Database,
+        settings: Settings,
+        authenticator: CpeAuthenticator,
+        hooks: SessionHooks | None = None,
+        clock: Callable[[], float] = time.time,
+    ):
+        self.db = db
+        self.settings = settings
+        self.auth = authenticator
+        self.hooks = hooks or SessionHooks()
+        self.clock = clock
+        self.limits = soap.ParseLimits(max_bytes=settings.cwmp_max_body_bytes)
+
+    async def handle(self, request: HttpRequest) -> HttpReply:
+        try:
+            envelope = soap.parse_envelope(request.body, self.limits)
+        except soap.HostileXml as exc:
+            log.warning("refused body from %s: %s", request.peer_host, exc)
+            return HttpReply.text(400, f"refused: {exc}")
+        except soap.SoapError as exc:
+            log.info("unreadable body from %s: %s", request.peer_host, exc)
+            return HttpReply.text(400, f"not a CWMP envelope: {exc}")
+        if cs.classify(envelope) is cs.Move.CPE_INFORM:
+            return await self._inform(request, envelope)
+        return await self._in_session(request, envelope)
+
+    # --- Inform: a new session ----------------------------------------------------------
+
+    async def _inform(self, request: HttpRequest, envelope: soap.Envelope) -> HttpReply:
+        now_ts = self.clock()
+        now = datetime.fromtimestamp(now_ts, UTC)
+        if not isinstance(envelope.message, m.Inform):  # unreadable Inform: 8003, no session
+            machine = cs.CwmpSession()
+            machine.receive(envelope)
+            body = machine.send_fault(
+                faults.ACS_INVALID_ARGUMENTS, f"Inform: {envelope.message.reason}"
+            )
+            return self._xml(body)
+        inform: m.Inform = envelope.message
+        device_id = inform.device_id.device_id
+        if not inform.device_id.oui or not inform.device_id.serial_number:
+            machine = cs.CwmpSession()
+            machine.receive(envelope)
+            body = machine.send_fault(
+                faults.ACS_INVALID_ARGUMENTS, "Inform: DeviceId needs OUI and SerialNumber"
+            )
+            return self._xml(body)
+
+        async with self.db.read() as conn:
+            known = await queries.device_auth(conn, device_id)
+        outcome = self.auth.check(
+            request.headers.get("authorization"),
+            method=request.method,
+            path=request.path,
+            tls=request.tls,
+            credentials=device_credentials(
+                known.cwmp_username, known.cwmp_ha1_md5, known.cwmp_ha1_sha256
+            ),
+            binding=device_id,
+            now=now_ts,
+        )
+        if not outcome.ok:
+            return self._unauthorized(outcome, request, device_id)
+
+        cookies = session_cookies(request.headers.get("cookie"))
+        replace: str | None = None
+        if known.session_id is not None and known.session_expires is not None:
+            if known.session_expires <= now:
+                replace = known.session_id  # abandoned: take it over
+            elif known.session_id in cookies or known.session_peer_host == request.peer_host:
+                replace = known.session_id  # the same CPE starting over
+            else:
+                wait = math.ceil((known.session_expires - now).total_seconds())
+                log.info(
+                    "%s: Inform from %s while its session from %s is open",
+                    device_id,
+                    request.peer_host,
+                    known.session_peer_host,
+                )
+                return HttpReply.text(
+                    503, "device already in a session", retry_after=str(max(1, wait))
+                )
+
+        session_id = queries.new_session_id()
+        machine = cs.CwmpSession(id_prefix=session_id[:8] + ".")
+        [event] = machine.receive(envelope)
+        assert isinstance(event, cs.InformReceived)
+        timeout = self._timeout(envelope)
+        ctx = SessionContext(
+            session_id=session_id,
+            device_id=device_id,
+            machine=machine,
+            now=now,
+            peer_host=request.peer_host,
+            inform=inform,
+        )
+        try:
+            async with self.db.write() as conn:
+                if not await self.auth.nonce_count_fresh(conn, outcome):
+                    raise _Replay
+                if replace is not None:
+                    await self._close(conn, replace, device_id, "replaced by a new Inform")
+                await queries.upsert_device_on_inform(
+                    conn,
+                    inform_values.device_values(
+                        inform,
+                        peer_host=request.peer_host,
+                        now=now,
+                        cwmp_version=event.cwmp_version,
+                    ),
+                    inform_values.parameter_patch(inform.parameter_list, now),
+                    bootstrap="0 BOOTSTRAP" in inform.event_codes,
+                )
+                await queries.insert_inform(
+                    conn,
+                    device_id=device_id,
+                    received=now,
+                    events=[[e.event_code, e.command_key] for e in inform.event],
+                    retry_count=inform.retry_count,
+                    peer_host=request.peer_host,
+                )
+                await self.hooks.on_inform(conn, ctx)
+                body = machine.send_inform_response()
+                claimed = await queries.insert_session(
+                    conn,
+                    session_id=session_id,
+                    device_id=device_id,
+                    state={"machine": machine.to_json(), "timeout": timeout},
+                    peer_host=request.peer_host,
+                    peer_port=request.peer_port,
+                    now=now,
+                    expires=now + timedelta(seconds=timeout),
+                )
+                if not claimed:
+                    raise _SlotTaken
+        except _SlotTaken:
+            return HttpReply.text(503, "device already in a session", retry_after="5")
+        except _Replay:
+            return self._unauthorized(
+                AuthOutcome(False, "nonce count replayed", self.auth.challenge(now_ts, device_id)),
+                request,
+                device_id,
+            )
+        log.debug("%s: session %s opened, events %s", device_id, session_id, inform.event_codes)
+        return self._xml(body, session_id, request.tls)
+
+    def _timeout(self, envelope: soap.Envelope) -> int:
+        timeout = self.settings.cwmp_session_timeout
+        if envelope.session_timeout:
+            timeout = max(timeout, min(envelope.session_timeout, MAX_CPE_SESSION_TIMEOUT))
+        return timeout
+
+    # --- every other POST of a session -------------------------------------------------
+
+    async def _in_session(self, request: HttpRequest, envelope: soap.Envelope) -> HttpReply:
+        now_ts = self.clock()
+        now = datetime.fromtimestamp(now_ts, UTC)
+        cookies = session_cookies(request.headers.get("cookie"))
+        async with self.db.write() as conn:
+            rows = await queries.find_sessions(
+                conn,
+                now=now,
+                session_ids=cookies,
+                peer_host=request.peer_host,
+                peer_port=request.peer_port,
+            )
+            row = _best_session(rows, request, cookies, envelope)
+            if row is None:
+                return HttpReply.text(400, "no open CWMP session: a session starts with an Inform")
+            authorization = request.headers.get("authorization")
+            if authorization is not None:
+                known = await queries.device_auth(conn, row.device_id)
+                outcome = self.auth.check(
+                    authorization,
+                    method=request.method,
+                    path=request.path,
+                    tls=request.tls,
+                    credentials=device_credentials(
+                        known.cwmp_username, known.cwmp_ha1_md5, known.cwmp_ha1_sha256
+                    ),
+                    binding=row.device_id,
+                    now=now_ts,
+                )
+                if not outcome.ok or not await self.auth.nonce_count_fresh(conn, outcome):
+                    return self._unauthorized(outcome, request, row.device_id)
+            state = dict(row.state)
+            machine = cs.CwmpSession.from_json(state["machine"])
+            ctx = SessionContext(
+                session_id=row.id,
+                device_id=row.device_id,
+                machine=machine,
+                now=now,
+                peer_host=request.peer_host,
+            )
+            try:
+                events = machine.receive(envelope)
+            except cs.ProtocolError as exc:
+                log.info("%s: protocol error, session closed: %s", row.device_id, exc)
+                await self._close(conn, row.id, row.device_id, f"protocol error: {exc}", state)
+                return HttpReply.text(400, f"CWMP protocol error: {exc}; session closed")
+            body = await self._advance(conn, ctx, events)
+            if machine.finished:
+                await queries.delete_session(conn, row.id)
+                log.debug("%s: session %s ended", row.device_id, row.id)
+                return HttpReply(204)
+            state["machine"] = machine.to_json()
+            await queries.save_session(
+                conn,
+                row.id,
+                state=state,
+                peer_host=request.peer_host,
+                peer_port=request.peer_port,
+                now=now,
+                expires=now + timedelta(seconds=int(state.get("timeout", 30))),
+            )
+        assert body is not None
+        return self._xml(body, row.id, request.tls)
+
+    async def _advance(
+        self, conn: AsyncConnection, ctx: SessionContext, events: list[cs.Event]
+    ) -> bytes | None:
+        machine = ctx.machine
+        for event in events:
+            if isinstance(event, cs.CpeRequestReceived):
+                return await self._answer_cpe(conn, ctx, event)
+            if isinstance(event, cs.ResponseReceived | cs.FaultReceived | cs.RequestUnanswered):
+                await self.hooks.on_answer(conn, ctx, event)
+        # The ACS's turn: send the next request, or end the session.
+        assert machine.state is cs.State.ACS_REQUESTS
+        if not ctx.end_after_answer:
+            nxt = await self.hooks.next_request(conn, ctx)
+            if nxt is not None:
+                request, ref = nxt
+                return machine.send_request(request, ref=ref)
+        machine.end()
+        return None
+
+    async def _answer_cpe(
+        self, conn: AsyncConnection, ctx: SessionContext, event: cs.CpeRequestReceived
+    ) -> bytes:
+        machine = ctx.machine
+        request = event.request
+        if event.held:
+            return machine.send_fault(faults.ACS_REQUEST_DENIED, "HoldRequests is set")
+        if isinstance(request, soap.InvalidMessage):
+            return machine.send_fault(
+                faults.ACS_INVALID_ARGUMENTS, f"{request.name}: {request.reason}"
+            )
+        if isinstance(request, soap.UnknownMethod):
+            return machine.send_fault(faults.ACS_METHOD_NOT_SUPPORTED, f"{request.name} is unknown")
+        answer = await self.hooks.on_cpe_request(conn, ctx, request)
+        if isinstance(answer, m.Fault):
+            return machine.send_fault(answer.fault_code, answer.fault_string)
+        return machine.send_response(answer)
+
+    async def _close(
+        self,
+        conn: AsyncConnection,
+        session_id: str,
+        device_id: str,
+        reason: str,
+        state: dict[str, Any] | None = None,
+    ) -> None:
+        if state is None:
+            row = await queries.get_session(conn, session_id)
+            state = dict(row.state) if row is not None else None
+        await queries.delete_session(conn, session_id)
+        if state is not None:
+            await self.hooks.on_session_closed(conn, device_id, state, reason)
+
+    async def expire_sessions(self) -> int:
+        """Close sessions that saw no request within their timeout (the sweeper calls this)."""
+        now = datetime.fromtimestamp(self.clock(), UTC)
+        closed = 0
+        async with self.db.write() as conn:
+            for row in await queries.expired_sessions(conn, now):
+                if await queries.delete_session(conn, row.id):
+                    await self.hooks.on_session_closed(
+                        conn, row.device_id, dict(row.state), "session timed out"
+                    )
+                    closed += 1
+            await queries.prune_nonces(conn, now)
+        return closed
+
+    # --- replies -----------------------------------------------------------------------
+
+    def _xml(self, body: bytes, session_id: str | None = None, tls: bool = False) -> HttpReply:
+        headers = [("content-type", 'text/xml; charset="utf-8"')]
+        if session_id is not None:
+            cookie = f"{COOKIE_NAME}={session_id}; Path=/; HttpOnly"
+            headers.append(("set-cookie", cookie + ("; Secure" if tls else "")))
+        return HttpReply(200, body, headers)
+
+    def _unauthorized(
+        self, outcome: AuthOutcome, request: HttpRequest, device_id: str
+    ) -> HttpReply:
+        log.info(
+            "%s: authentication from %s refused: %s", device_id, request.peer_host, outcome.reason
+        )
+        return HttpReply(401, b"", [("www-authenticate", value) for value in outcome.challenge])
+
+
+class _Replay(Exception):
+    pass
+
+
+def _best_session(
+    rows: Sequence[queries.AnyRow],
+    request: HttpRequest,
+    cookies: list[str],
+    envelope: soap.Envelope,
+) -> queries.AnyRow | None:
+    """Pick the session a request belongs to: cookie, connection, then address."""
+    for row in rows:
+        if row.id in cookies:
+            return row
+    for row in rows:
+        if row.peer_host == request.peer_host and row.peer_port == request.peer_port:
+            return row
+    by_address = [row for row in rows if row.peer_host == request.peer_host]
+    if len(by_address) > 1 and envelope.cwmp_id:
+        # Several cookie-less CPEs behind one address: our request ids carry the session.
+        matching = [r for r in by_address if envelope.cwmp_id.startswith(r.id[:8] + ".")]
+        if matching:
+            return matching[0]
+    return by_address[0] if by_address else None

@@ -1,0 +1,89 @@
+"""What an Inform tells us about a device, as column values and a parameter patch."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Any
+
+from acs.cwmp import messages as m
+from acs.cwmp import xsd
+
+BOOT_EVENTS = frozenset({"0 BOOTSTRAP", "1 BOOT", "M Reboot"})
+_MAC_RE = re.compile(r"^[0-9A-Fa-f]{2}([:-]?)[0-9A-Fa-f]{2}(\1[0-9A-Fa-f]{2}){4}$")
+
+
+def normalize_mac(text: str) -> str | None:
+    """``00-15-65-11-3A-F8`` / ``001565113af8`` -> ``00:15:65:11:3a:f8``; else ``None``."""
+    text = text.strip()
+    if not _MAC_RE.match(text):
+        return None
+    digits = re.sub(r"[^0-9a-fA-F]", "", text).lower()
+    if digits == "000000000000":
+        return None
+    return ":".join(digits[i : i + 2] for i in range(0, 12, 2))
+
+
+def _root_relative(name: str) -> str:
+    """``InternetGatewayDevice.DeviceInfo.X`` and ``Device.DeviceInfo.X`` -> ``DeviceInfo.X``."""
+    return name.partition(".")[2]
+
+
+# Columns filled from well-known parameters, by their path below the root object.
+_COLUMN_PARAMETERS = {
+    "DeviceInfo.SoftwareVersion": "software_version",
+    "DeviceInfo.HardwareVersion": "hardware_version",
+    "ManagementServer.ConnectionRequestURL": "connection_request_url",
+    "ManagementServer.UDPConnectionRequestAddress": "udp_connection_request_address",
+    "ManagementServer.PeriodicInformInterval": "periodic_inform_interval",
+}
+
+
+def device_values(
+    inform: m.Inform, *, peer_host: str | None, now: datetime, cwmp_version: str
+) -> dict[str, Any]:
+    """Column values of the device row an Inform updates."""
+    ident = inform.device_id
+    codes = inform.event_codes
+    values: dict[str, Any] = {
+        "id": ident.device_id,
+        "manufacturer": ident.manufacturer,
+        "oui": ident.oui,
+        "product_class": ident.product_class,
+        "serial_number": ident.serial_number,
+        "ip": peer_host,
+        "cwmp_version": cwmp_version,
+        "last_inform": now,
+        "last_boot": now if BOOT_EVENTS.intersection(codes) else None,
+        "last_bootstrap": now if "0 BOOTSTRAP" in codes else None,
+        "last_events": list(codes),
+        "mac": None,
+    }
+    for name in _COLUMN_PARAMETERS.values():
+        values[name] = None
+    for param in inform.parameter_list:
+        column = _COLUMN_PARAMETERS.get(_root_relative(param.name))
+        if column == "periodic_inform_interval":
+            values[column] = _int(param.value)
+        elif column is not None:
+            values[column] = xsd.encode(param.value)[:2048] or None
+        elif values["mac"] is None and param.name.endswith("MACAddress"):
+            values["mac"] = normalize_mac(xsd.encode(param.value))
+    return values
+
+
+def _int(value: xsd.Value) -> int | None:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    try:
+        return int(str(value).strip())
+    except ValueError:
+        return None
+
+
+def parameter_patch(
+    params: tuple[m.ParameterValueStruct, ...], now: datetime
+) -> dict[str, dict[str, Any]]:
+    """``{path: {"value", "type", "updated"}}`` for merging into the parameter tree."""
+    stamp = xsd.format_datetime(now)
+    return {p.name: {"value": p.value, "type": p.type, "updated": stamp} for p in params}

@@ -1,0 +1,88 @@
+"""Everything a worker process needs, built once: settings, database, services."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from dataclasses import dataclass
+
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy.engine import Connection
+
+from acs.config import Settings
+from acs.db import migrate, queries
+from acs.db.engine import Database
+from acs.services.cpe_auth import CpeAuthenticator
+from acs.services.cwmp import CwmpService, SessionHooks
+
+log = logging.getLogger("acs")
+
+
+@dataclass(frozen=True, slots=True)
+class ServerSecrets:
+    secret_key: bytes
+    cwmp_password: str
+
+
+async def load_secrets(db: Database, settings: Settings) -> ServerSecrets:
+    """Secrets from settings, else generated once and kept in the DB for every node."""
+    async with db.write() as conn:
+        key = settings.secret_key or await queries.meta_get_or_create(
+            conn, "secret_key", secrets.token_hex(32)
+        )
+        password = settings.cwmp_password or await queries.meta_get_or_create(
+            conn, "cwmp_password", secrets.token_urlsafe(12)
+        )
+    return ServerSecrets(key.encode(), password)
+
+
+class SchemaOutdated(RuntimeError):
+    pass
+
+
+async def check_schema(db: Database) -> None:
+    """Refuse to start on a database whose schema is not the one this code expects."""
+
+    def _current(connection: Connection) -> tuple[str | None, str | None]:
+        current = MigrationContext.configure(connection).get_current_revision()
+        head = ScriptDirectory.from_config(migrate.alembic_config(db.url)).get_current_head()
+        return current, head
+
+    async with db.engine.connect() as conn:
+        current, head = await conn.run_sync(_current)
+    if current != head:
+        raise SchemaOutdated(
+            f"database schema is at {current or 'nothing'}, this acs needs {head}: "
+            "run `acs db upgrade`"
+        )
+
+
+class Runtime:
+    """Settings, database and services of one worker process."""
+
+    def __init__(self, settings: Settings, db: Database, server_secrets: ServerSecrets):
+        self.settings = settings
+        self.db = db
+        self.secrets = server_secrets
+        self.authenticator = CpeAuthenticator(
+            settings, server_secrets.secret_key, server_secrets.cwmp_password
+        )
+        self.hooks: SessionHooks = SessionHooks()
+        self.cwmp = CwmpService(db, settings, self.authenticator, self.hooks)
+
+    @classmethod
+    async def start(cls, settings: Settings, *, migrate_sqlite: bool = True) -> Runtime:
+        db = Database(settings.resolved_database_url)
+        try:
+            if db.is_sqlite and migrate_sqlite:
+                await migrate.upgrade(db)
+            await check_schema(db)
+            server_secrets = await load_secrets(db, settings)
+        except BaseException:
+            await db.dispose()
+            raise
+        return cls(settings, db, server_secrets)
+
+    async def close(self) -> None:
+        await self.db.dispose()
