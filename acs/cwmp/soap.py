@@ -629,3 +629,28 @@ def _escape(text: str) -> str:
             ):
                 raise ValueError(f"character U+{code:04X} cannot be sent in XML")
     return text.translate(_ESCAPES)
+
+
+# --- a plain-data view, for logs, debugging tools and golden tests ----------------------
+
+
+def to_plain(value: Any) -> Any:
+    """Messages as JSON-ready data: dataclasses become dicts (``"@type"`` names the class),
+    tuples lists, datetimes ``xsd:dateTime`` text."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        out: dict[str, Any] = {"@type": type(value).__name__}
+        for f in dataclasses.fields(value):
+            out[f.name] = to_plain(getattr(value, f.name))
+        return out
+    if isinstance(value, tuple | list):
+        return [to_plain(v) for v in value]
+    if isinstance(value, datetime):
+        return xsd.format_datetime(value)
+    return value
+
+
+def envelope_to_plain(envelope: Envelope) -> dict[str, Any]:
+    """An ``Envelope`` as JSON-ready data (see ``to_plain``)."""
+    data = to_plain(envelope)
+    data.pop("@type")
+    return dict(data)

@@ -1,0 +1,1 @@
+"""A CPE fleet simulator shipped with the ACS: ``acs simulate``."""
