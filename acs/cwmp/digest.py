@@ -214,24 +214,49 @@ class NonceAuthority:
             return Verdict.BAD_RESPONSE
         if request_path is not None and not uri_matches(creds.uri, request_path):
             return Verdict.BAD_RESPONSE
-        key = stored
-        if creds.algorithm.upper().endswith("-SESS"):
-            key = _h(base, f"{stored}:{creds.nonce}:{creds.cnonce or ''}")
-        ha2 = _h(base, f"{method}:{creds.uri}")
         qop = (creds.qop or "").lower()
         if qop == "auth":
             if not creds.nc or creds.cnonce is None:
                 return Verdict.BAD_RESPONSE
-            expected = _h(base, f"{key}:{creds.nonce}:{creds.nc}:{creds.cnonce}:auth:{ha2}")
-        elif not qop and allow_no_qop:
-            expected = _h(base, f"{key}:{creds.nonce}:{ha2}")  # RFC 2069, old CPEs
-        else:
+        elif qop or not allow_no_qop:
             return Verdict.UNSUPPORTED
+        expected = compute_response(
+            creds.algorithm,
+            stored,
+            nonce=creds.nonce,
+            nc=creds.nc,
+            cnonce=creds.cnonce,
+            qop=qop or None,
+            method=method,
+            uri=creds.uri,
+        )
         if not hmac.compare_digest(expected, creds.response):
             return Verdict.BAD_RESPONSE
         if age > self.lifetime or age < -60:  # allow a minute of clock skew between nodes
             return Verdict.STALE
         return Verdict.OK
+
+
+def compute_response(
+    algorithm: str,
+    ha1_value: str,
+    *,
+    nonce: str,
+    nc: str | None,
+    cnonce: str | None,
+    qop: str | None,
+    method: str,
+    uri: str,
+) -> str:
+    """The ``response`` a client computes (RFC 7616 3.4.1; RFC 2069 without qop)."""
+    base = _base_algorithm(algorithm)
+    key = ha1_value
+    if algorithm.upper().endswith("-SESS"):
+        key = _h(base, f"{ha1_value}:{nonce}:{cnonce or ''}")
+    ha2 = _h(base, f"{method}:{uri}")
+    if qop:
+        return _h(base, f"{key}:{nonce}:{nc}:{cnonce}:{qop}:{ha2}")
+    return _h(base, f"{key}:{nonce}:{ha2}")
 
 
 def uri_matches(digest_uri: str, request_path: str) -> bool:

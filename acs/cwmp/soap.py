@@ -197,10 +197,18 @@ def parse_envelope(body: bytes, limits: ParseLimits = DEFAULT_LIMITS) -> Envelop
 
 
 def _parse_xml(body: bytes) -> etree._Element:
+    strict = _parser(recover=False)
     try:
-        return etree.fromstring(body, _parser(recover=False))
+        return etree.fromstring(body, strict)
     except etree.XMLSyntaxError as exc:
-        errors: list[Any] = list(typing.cast(Any, exc.error_log))
+        # The parser's own log holds this parse's errors only (the exception's log is
+        # the thread's, accumulated over earlier documents).
+        errors: list[Any] = list(typing.cast(Any, strict.error_log))
+        text = str(exc)
+        if "Excessive depth" in text:
+            raise HostileXml("document nests deeper than the parser allows") from None
+        if "network entity" in text or "failed to load" in text:
+            raise HostileXml("DTDs and entity declarations are not accepted") from None
         # Some CPEs write faults as <soap:Fault> without ever declaring "soap:". That is
         # the one malformation we repair; anything else stays an error.
         undeclared_only = bool(errors) and all(

@@ -20,48 +20,52 @@ def gateway(serial: str, *, cr_url: str = "", software_version: str = "1.0.0") -
     model = CpeModel("Acme Networks", "00D09E", "IGD", serial, root="InternetGatewayDevice")
     s, u, b, i = xsd.STRING, xsd.UNSIGNED_INT, xsd.BOOLEAN, xsd.INT
     wan = "WANDevice.1.WANConnectionDevice.1.WANIPConnection.1."
-    return _fill(model, [
-        ("DeviceSummary", "InternetGatewayDevice:1.4[](Baseline:2, EthernetLAN:1)", s, R),
-        ("DeviceInfo.Manufacturer", "Acme Networks", s, R),
-        ("DeviceInfo.ManufacturerOUI", "00D09E", s, R),
-        ("DeviceInfo.ProductClass", "IGD", s, R),
-        ("DeviceInfo.SerialNumber", serial, s, R),
-        ("DeviceInfo.HardwareVersion", "HW-2", s, R),
-        ("DeviceInfo.SoftwareVersion", software_version, s, R),
-        ("DeviceInfo.SpecVersion", "1.0", s, R),
-        ("DeviceInfo.ProvisioningCode", "", s, W),
-        ("DeviceInfo.UpTime", 42, u, R),
-        ("ManagementServer.URL", "", s, W),
-        ("ManagementServer.Username", "", s, W),
-        ("ManagementServer.Password", "", s, W),
-        ("ManagementServer.PeriodicInformEnable", True, b, W),
-        ("ManagementServer.PeriodicInformInterval", 3600, u, W),
-        ("ManagementServer.ParameterKey", "", s, R),
-        ("ManagementServer.ConnectionRequestURL", cr_url, s, R),
-        ("ManagementServer.ConnectionRequestUsername", "", s, W),
-        ("ManagementServer.ConnectionRequestPassword", "", s, W),
-        ("ManagementServer.UDPConnectionRequestAddress", "", s, R),
-        ("ManagementServer.STUNEnable", False, b, W),
-        (wan + "Enable", True, b, W),
-        (wan + "ConnectionStatus", "Connected", s, R),
-        (wan + "ExternalIPAddress", "198.51.100.7", s, R),
-        (wan + "MACAddress", "00:d0:9e:12:34:56", s, R),
-        (wan + "MaxMTUSize", 1500, u, W),
-        ("LANDevice.1.LANHostConfigManagement.DHCPServerEnable", True, b, W),
-        ("LANDevice.1.LANHostConfigManagement.MinAddress", "192.168.1.100", s, W),
-        ("LANDevice.1.LANHostConfigManagement.MaxAddress", "192.168.1.200", s, W),
-        ("LANDevice.1.WLANConfiguration.1.Enable", True, b, W),
-        ("LANDevice.1.WLANConfiguration.1.SSID", f"acme-{serial[-4:]}", s, W),
-        ("LANDevice.1.WLANConfiguration.1.Channel", 6, u, W),
-        ("LANDevice.1.WLANConfiguration.1.KeyPassphrase", "", s, W),
-        ("Time.NTPServer1", "pool.ntp.org", s, W),
-        ("Time.LocalTimeZoneName", "UTC", s, W),
-        ("X_00D09E_Debug.LogLevel", 3, i, W),
-    ])
+    return _fill(
+        model,
+        [
+            ("DeviceSummary", "InternetGatewayDevice:1.4[](Baseline:2, EthernetLAN:1)", s, R),
+            ("DeviceInfo.Manufacturer", "Acme Networks", s, R),
+            ("DeviceInfo.ManufacturerOUI", "00D09E", s, R),
+            ("DeviceInfo.ProductClass", "IGD", s, R),
+            ("DeviceInfo.SerialNumber", serial, s, R),
+            ("DeviceInfo.HardwareVersion", "HW-2", s, R),
+            ("DeviceInfo.SoftwareVersion", software_version, s, R),
+            ("DeviceInfo.SpecVersion", "1.0", s, R),
+            ("DeviceInfo.ProvisioningCode", "", s, W),
+            ("DeviceInfo.UpTime", 42, u, R),
+            ("ManagementServer.URL", "", s, W),
+            ("ManagementServer.Username", "", s, W),
+            ("ManagementServer.Password", "", s, W),
+            ("ManagementServer.PeriodicInformEnable", True, b, W),
+            ("ManagementServer.PeriodicInformInterval", 3600, u, W),
+            ("ManagementServer.ParameterKey", "", s, R),
+            ("ManagementServer.ConnectionRequestURL", cr_url, s, R),
+            ("ManagementServer.ConnectionRequestUsername", "", s, W),
+            ("ManagementServer.ConnectionRequestPassword", "", s, W),
+            ("ManagementServer.UDPConnectionRequestAddress", "", s, R),
+            ("ManagementServer.STUNEnable", False, b, W),
+            (wan + "Enable", True, b, W),
+            (wan + "ConnectionStatus", "Connected", s, R),
+            (wan + "ExternalIPAddress", "198.51.100.7", s, R),
+            (wan + "MACAddress", "00:d0:9e:12:34:56", s, R),
+            (wan + "MaxMTUSize", 1500, u, W),
+            ("LANDevice.1.LANHostConfigManagement.DHCPServerEnable", True, b, W),
+            ("LANDevice.1.LANHostConfigManagement.MinAddress", "192.168.1.100", s, W),
+            ("LANDevice.1.LANHostConfigManagement.MaxAddress", "192.168.1.200", s, W),
+            ("LANDevice.1.WLANConfiguration.1.Enable", True, b, W),
+            ("LANDevice.1.WLANConfiguration.1.SSID", f"acme-{serial[-4:]}", s, W),
+            ("LANDevice.1.WLANConfiguration.1.Channel", 6, u, W),
+            ("LANDevice.1.WLANConfiguration.1.KeyPassphrase", "", s, W),
+            ("Time.NTPServer1", "pool.ntp.org", s, W),
+            ("Time.LocalTimeZoneName", "UTC", s, W),
+            ("X_00D09E_Debug.LogLevel", 3, i, W),
+        ],
+    )
 
 
-def phone(mac: str, *, cr_url: str = "", software_version: str = "2.4.1",
-          model_name: str = "X6") -> CpeModel:
+def phone(
+    mac: str, *, cr_url: str = "", software_version: str = "2.4.1", model_name: str = "X6"
+) -> CpeModel:
     """A ``Device`` (TR-181) VoIP phone with a TR-104 VoiceService and two SIP lines."""
     serial = mac.replace(":", "").lower()
     model = CpeModel("Fanvil", "0C383E", model_name, serial, root="Device")

@@ -112,7 +112,9 @@ class CpeModel:
         p = self.parameters.get(name)
         return None if p is None else p.value
 
-    def set(self, name: str, value: xsd.Value, type_: str | None = None, writable: bool = True) -> None:
+    def set(
+        self, name: str, value: xsd.Value, type_: str | None = None, writable: bool = True
+    ) -> None:
         old = self.parameters.get(name)
         self.parameters[name] = Parameter(
             value, type_ or (old.type if old else xsd.infer_type(value)), writable
@@ -160,7 +162,9 @@ class CpeModel:
                 continue
             if not p.writable:
                 problems.append(
-                    m.SetParameterValuesFault(pv.name, 9008, "Attempt to set a non-writable parameter")
+                    m.SetParameterValuesFault(
+                        pv.name, 9008, "Attempt to set a non-writable parameter"
+                    )
                 )
                 continue
             if pv.type != p.type and not (pv.type == xsd.STRING and p.type != xsd.BOOLEAN):
@@ -239,7 +243,7 @@ class CpeModel:
                 default: xsd.Value = (
                     False if p.type == xsd.BOOLEAN else 0 if p.type in xsd.INTEGER_RANGES else ""
                 )
-                self.parameters[f"{table}{new}.{name[len(template):]}"] = Parameter(
+                self.parameters[f"{table}{new}.{name[len(template) :]}"] = Parameter(
                     default, p.type, p.writable
                 )
         return m.AddObjectResponse(instance_number=new, status=0)
@@ -286,15 +290,31 @@ class CpeModel:
         if not req.url.lower().startswith(("http://", "https://", "ftp://", "tftp://")):
             return _fault(9013, req.url)
         self.transfers.append(
-            Transfer(req.command_key, True, req.file_type, req.url, req.username, req.password,
-                     req.file_size, req.target_file_name)
+            Transfer(
+                req.command_key,
+                True,
+                req.file_type,
+                req.url,
+                req.username,
+                req.password,
+                req.file_size,
+                req.target_file_name,
+            )
         )
         return m.DownloadResponse(status=1)
 
     def _rpc_ScheduleDownload(self, req: m.ScheduleDownload) -> Any:
         self.transfers.append(
-            Transfer(req.command_key, True, req.file_type, req.url, req.username, req.password,
-                     req.file_size, req.target_file_name)
+            Transfer(
+                req.command_key,
+                True,
+                req.file_type,
+                req.url,
+                req.username,
+                req.password,
+                req.file_size,
+                req.target_file_name,
+            )
         )
         return m.ScheduleDownloadResponse()
 
@@ -323,8 +343,14 @@ class CpeModel:
     def _rpc_GetAllQueuedTransfers(self, _req: m.GetAllQueuedTransfers) -> Any:
         return m.GetAllQueuedTransfersResponse(
             tuple(
-                m.AllQueuedTransferStruct(t.command_key, t.state, t.is_download, t.file_type,
-                                          t.file_size, t.target_file_name)
+                m.AllQueuedTransferStruct(
+                    t.command_key,
+                    t.state,
+                    t.is_download,
+                    t.file_type,
+                    t.file_size,
+                    t.target_file_name,
+                )
                 for t in self.transfers
             )
         )
@@ -352,14 +378,19 @@ class CpeModel:
         self.pending_events.insert(0, m.EventStruct("1 BOOT"))
 
     def finish_transfer(
-        self, transfer: Transfer, fault_code: int = 0, fault_string: str = "",
-        start: datetime | None = None, end: datetime | None = None,
+        self,
+        transfer: Transfer,
+        fault_code: int = 0,
+        fault_string: str = "",
+        start: datetime | None = None,
+        end: datetime | None = None,
     ) -> None:
         """Record a transfer's outcome; the next session reports it (7 TRANSFER COMPLETE)."""
         self.transfers.remove(transfer)
         self.completed.append(
-            m.TransferComplete(transfer.command_key, m.FaultStruct(fault_code, fault_string),
-                               start, end)
+            m.TransferComplete(
+                transfer.command_key, m.FaultStruct(fault_code, fault_string), start, end
+            )
         )
         self.pending_events.append(m.EventStruct("7 TRANSFER COMPLETE"))
         method = "M Download" if transfer.is_download else "M Upload"
