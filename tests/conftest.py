@@ -12,7 +12,7 @@ import asyncio
 import os
 import secrets
 import shutil
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -164,3 +164,22 @@ async def runtime(settings: Settings) -> AsyncIterator[Runtime]:
 @pytest.fixture
 async def db(runtime: Runtime) -> Database:
     return runtime.db
+
+
+@pytest.fixture
+async def make_runtime(
+    database_url: str, tmp_path: Path
+) -> AsyncIterator[Callable[..., Awaitable[Runtime]]]:
+    """Start a runtime with settings overrides (on the test's backend)."""
+    started: list[Runtime] = []
+
+    async def make(**overrides: Any) -> Runtime:
+        rt = await Runtime.start(
+            make_settings(database_url, tmp_path, **overrides), migrate_sqlite=False
+        )
+        started.append(rt)
+        return rt
+
+    yield make
+    for rt in started:
+        await rt.close()

@@ -63,7 +63,8 @@ def test_parse_authorization_variants():
     assert creds.nonce_count == 1
     # qop quoted (common), no algorithm (defaults to MD5)
     quoted = digest.parse_authorization(
-        'Digest username="u",realm="r",nonce="n",uri="/",response="x",qop="auth",nc=0000000a,cnonce="c"'
+        'Digest username="u",realm="r",nonce="n",uri="/",response="x",'
+        'qop="auth",nc=0000000a,cnonce="c"'
     )
     assert (quoted.qop, quoted.algorithm, quoted.nonce_count) == ("auth", "MD5", 10)
     basic = digest.parse_authorization("Basic " + base64.b64encode(b"user:pa:ss").decode())

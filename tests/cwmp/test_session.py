@@ -159,7 +159,9 @@ def test_answer_without_id_is_matched_by_type():
     s.receive(cpe.parse(b""))
     s.send_request(m.Reboot(), ref="t1")
     [event] = s.receive(cpe.parse(cpe._render(m.RebootResponse(), None)))
-    assert event == cs.ResponseReceived(cs.PendingRequest("p.1", "Reboot", "t1"), m.RebootResponse())
+    assert event == cs.ResponseReceived(
+        cs.PendingRequest("p.1", "Reboot", "t1"), m.RebootResponse()
+    )
 
 
 def test_cpe_request_instead_of_answer():
@@ -171,7 +173,9 @@ def test_cpe_request_instead_of_answer():
     s.send_request(m.Reboot(), ref="t1")
     events = s.receive(cpe.parse(cpe.request(m.GetRPCMethods())))
     assert events == [
-        cs.RequestUnanswered(cs.PendingRequest("p.1", "Reboot", "t1"), "the CPE sent a request instead"),
+        cs.RequestUnanswered(
+            cs.PendingRequest("p.1", "Reboot", "t1"), "the CPE sent a request instead"
+        ),
         cs.CpeRequestReceived(m.GetRPCMethods()),
     ]
     body = s.send_response(m.GetRPCMethodsResponse(m.ACS_METHODS))
