@@ -25,7 +25,7 @@ from acs.config import Settings
 from acs.db import migrate
 from acs.db.engine import Database
 from acs.scheduler import Scheduler
-from acs.services.runtime import Runtime, load_secrets
+from acs.services.runtime import Runtime, SchemaOutdated, check_schema, load_secrets
 from acs.web.api_app import create_api_app
 from acs.web.cwmp_app import create_cwmp_app
 
@@ -112,6 +112,7 @@ async def prepare(settings: Settings) -> str:
     try:
         if db.is_sqlite:
             await migrate.upgrade(db)
+        await check_schema(db)
         return (await load_secrets(db, settings)).cwmp_password
     finally:
         await db.dispose()
@@ -128,7 +129,11 @@ def serve(settings: Settings) -> int:
             "ACS_CWMP_ALLOW_BASIC_OVER_HTTP=true"
         )
         return 2
-    password = asyncio.run(prepare(settings))
+    try:
+        password = asyncio.run(prepare(settings))
+    except SchemaOutdated as exc:
+        log.error("%s", exc)
+        return 2
     cwmp_sock = bind(settings.bind, settings.cwmp_port)
     api_sock = bind(settings.bind, settings.api_port)
     scheme = "https" if settings.cwmp_tls else "http"

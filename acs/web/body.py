@@ -26,8 +26,14 @@ async def read_body(request: Request, max_bytes: int) -> bytes:
     async for chunk in request.stream():
         size += len(chunk)
         if size > max_bytes:
-            raise BodyTooLarge(f"body exceeds {max_bytes} bytes")
+            # Read (and drop) a bounded amount more, so that a client still sending gets
+            # our 413 instead of a connection reset (a "lingering close", as nginx does).
+            if size > 2 * max_bytes:
+                break
+            continue
         chunks.append(chunk)
+    if size > max_bytes:
+        raise BodyTooLarge(f"body exceeds {max_bytes} bytes")
     body = b"".join(chunks)
     encoding = request.headers.get("content-encoding", "").strip().lower()
     if encoding in ("", "identity"):

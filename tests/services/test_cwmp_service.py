@@ -120,9 +120,7 @@ async def test_per_device_credentials_override_the_shared_pair(runtime):
     other = ServiceCpe(runtime, FakeCpe(datamodels.gateway("SN0002")))
     assert isinstance(parse(await other.inform()).message, m.InformResponse)
     await devices.set_cwmp_credentials(runtime.db, DEVICE, "", None, "acs")
-    assert isinstance(
-        parse(await ServiceCpe(runtime).inform()).message, m.InformResponse
-    )
+    assert isinstance(parse(await ServiceCpe(runtime).inform()).message, m.InformResponse)
 
 
 async def test_credentials_for_unknown_device(runtime):

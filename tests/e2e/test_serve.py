@@ -1,0 +1,268 @@
+"""``acs serve`` on real sockets, driven by a scripted CPE over HTTP."""
+
+from __future__ import annotations
+
+import gzip
+import http.client
+import sqlite3
+import subprocess
+import sys
+import zlib
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+
+from acs.cwmp import messages as m
+from acs.cwmp import soap
+from acs.simulator import datamodels
+from tests.conftest import _truncate_pg
+from tests.cpe_auth_client import digest_header
+from tests.fake_cpe import FakeCpe
+
+
+class RawCpe:
+    """A CPE on http.client: exact control of headers, chunking and connections."""
+
+    def __init__(self, base_url: str, *, password: str = "cpe-secret", cookies: bool = True):
+        parts = urlsplit(base_url)
+        self.host, self.port = parts.hostname or "127.0.0.1", parts.port or 80
+        self.password = password
+        self.cookies = cookies
+        self.cookie: str | None = None
+        self.challenge: str | None = None
+        self.nc = 0
+        self.conn: http.client.HTTPConnection | None = None
+        self.fake = FakeCpe()
+
+    def new_connection(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+        self.conn = http.client.HTTPConnection(self.host, self.port, timeout=10)
+
+    def send(
+        self,
+        body: bytes,
+        *,
+        headers: list[tuple[str, str]] | None = None,
+        chunked: bool = False,
+        encoding: str | None = None,
+    ) -> tuple[int, dict[str, str], bytes]:
+        if self.conn is None:
+            self.new_connection()
+        assert self.conn is not None
+        if encoding == "gzip":
+            body = gzip.compress(body)
+        elif encoding == "deflate":
+            body = zlib.compress(body)
+        hdrs = list(headers if headers is not None else [("Content-Type", "text/xml")])
+        if encoding:
+            hdrs.append(("Content-Encoding", encoding))
+        if self.cookies and self.cookie:
+            hdrs.append(("Cookie", self.cookie))
+        if self.challenge:
+            self.nc += 1
+            hdrs.append(
+                (
+                    "Authorization",
+                    digest_header(self.challenge, "acs", self.password, uri="/acs", nc=self.nc),
+                )
+            )
+        self.conn.putrequest("POST", "/acs", skip_accept_encoding=True)
+        for name, value in hdrs:
+            self.conn.putheader(name, value)
+        if chunked:
+            self.conn.putheader("Transfer-Encoding", "chunked")
+            self.conn.endheaders()
+            for i in range(0, len(body), 100):
+                piece = body[i : i + 100]
+                self.conn.send(f"{len(piece):x}\r\n".encode() + piece + b"\r\n")
+            self.conn.send(b"0\r\n\r\n")
+        else:
+            self.conn.putheader("Content-Length", str(len(body)))
+            self.conn.endheaders(body)
+        response = self.conn.getresponse()
+        data = response.read()
+        got = {k.lower(): v for k, v in response.getheaders()}
+        if "set-cookie" in got:
+            self.cookie = got["set-cookie"].split(";")[0]
+        if response.status == 401:
+            self.challenge = got["www-authenticate"]
+            self.nc = 0
+        return response.status, got, data
+
+
+def test_sqlite_default_full_session(start_server, tmp_path):
+    server = start_server()
+    assert (tmp_path / "data-a" / "acs.db").exists()  # created and migrated on first start
+    cpe = FakeCpe()
+    with httpx.Client(base_url=server.cwmp_url, auth=httpx.DigestAuth("acs", "cpe-secret")) as c:
+        r = c.post(
+            "/acs",
+            content=cpe.inform("0 BOOTSTRAP", "1 BOOT"),
+            headers={"content-type": "text/xml"},
+        )
+        assert r.status_code == 200
+        assert isinstance(soap.parse_envelope(r.content).message, m.InformResponse)
+        assert "acs_session" in c.cookies
+        r = c.post("/acs", content=b"")
+        assert (r.status_code, r.content) == (204, b"")
+    db = sqlite3.connect(tmp_path / "data-a" / "acs.db")
+    assert db.execute("SELECT id, ip FROM devices").fetchall() == [
+        ("00D09E-IGD-SN0001", "127.0.0.1")
+    ]
+    assert db.execute("SELECT count(*) FROM cwmp_sessions").fetchone() == (0,)
+
+
+def test_wrong_password_over_http(start_server, tmp_path):
+    server = start_server()
+    r = httpx.post(
+        server.cwmp_url + "/", content=FakeCpe().inform(), auth=httpx.DigestAuth("acs", "nope")
+    )
+    assert r.status_code == 401
+    db = sqlite3.connect(tmp_path / "data-a" / "acs.db")
+    assert db.execute("SELECT count(*) FROM devices").fetchone() == (0,)
+
+
+@pytest.mark.parametrize(
+    "empty",
+    [
+        {"headers": [("Content-Type", "text/xml")], "body": b""},
+        {"headers": [("Content-Type", "")], "body": b""},
+        {"headers": [], "body": b""},
+        {"headers": [("Content-Type", "text/xml; charset=utf-8")], "body": b" \r\n\t \r\n"},
+    ],
+)
+def test_chunked_inform_and_empty_post_variants(start_server, empty):
+    server = start_server()
+    cpe = RawCpe(server.cwmp_url)
+    status, _, _ = cpe.send(cpe.fake.inform(), chunked=True)
+    assert status == 401
+    status, headers, body = cpe.send(cpe.fake.inform(), chunked=True)
+    assert status == 200, body
+    assert headers["content-type"] == 'text/xml; charset="utf-8"'
+    assert isinstance(soap.parse_envelope(body).message, m.InformResponse)
+    status, _, body = cpe.send(empty["body"], headers=empty["headers"])
+    assert (status, body) == (204, b"")
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "deflate"])
+def test_compressed_bodies(start_server, encoding):
+    server = start_server()
+    cpe = RawCpe(server.cwmp_url)
+    cpe.send(cpe.fake.inform(), encoding=encoding)
+    status, _, body = cpe.send(cpe.fake.inform(), encoding=encoding)
+    assert status == 200
+    assert isinstance(soap.parse_envelope(body).message, m.InformResponse)
+    assert cpe.send(b"")[0] == 204
+
+
+def test_cpe_without_cookies_on_a_new_connection_per_request(start_server):
+    server = start_server()
+    cpe = RawCpe(server.cwmp_url, cookies=False)
+    cpe.send(cpe.fake.inform())
+    status, _, _ = cpe.send(cpe.fake.inform())
+    assert status == 200
+    cpe.new_connection()  # HTTP/1.0-style CPE: fresh TCP connection, no cookie
+    status, _, _ = cpe.send(b"")
+    assert status == 204
+
+
+def test_oversize_and_bomb_bodies_are_refused(start_server):
+    server = start_server(cwmp_max_body_bytes="65536")
+    big = b"<x>" + b"a" * 70000 + b"</x>"
+    r = httpx.post(server.cwmp_url + "/acs", content=big)
+    assert r.status_code == 413
+    cpe = RawCpe(server.cwmp_url)
+    status, _, _ = cpe.send(big, chunked=True)  # no Content-Length to look at
+    assert status == 413
+    cpe.new_connection()
+    bomb = gzip.compress(b" " * 50_000_000)
+    status, _, body = cpe.send(
+        bomb, headers=[("Content-Type", "text/xml"), ("Content-Encoding", "gzip")]
+    )
+    assert status == 413
+    assert b"decompressed body exceeds" in body
+    r = httpx.post(server.cwmp_url + "/acs", content=b"x", headers={"content-encoding": "br"})
+    assert (r.status_code, r.text) == (400, "unsupported Content-Encoding 'br'\n")
+    # the server is still fine
+    assert httpx.get(server.api_url + "/healthz").json()["status"] == "ok"
+
+
+def test_hostile_xml_over_http(start_server):
+    server = start_server()
+    bomb = (
+        b'<?xml version="1.0"?><!DOCTYPE l [<!ENTITY a "aaaaaaaaaa">'
+        b'<!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;">]><x>&b;</x>'
+    )
+    r = httpx.post(server.cwmp_url + "/acs", content=bomb)
+    assert r.status_code == 400
+    assert r.text.startswith("refused: DTDs and entity declarations are not accepted")
+
+
+@pytest.fixture
+def pg_url(pg_database_url):
+    import asyncio
+
+    asyncio.run(_truncate_pg(pg_database_url))
+    return pg_database_url
+
+
+def test_session_hops_between_two_servers_on_postgresql(start_server, pg_url):
+    a = start_server("a", database_url=pg_url)
+    b = start_server("b", database_url=pg_url)
+    cpe = FakeCpe(datamodels.phone("00:15:65:11:3a:f8"))
+    auth = httpx.DigestAuth("acs", "cpe-secret")
+    with httpx.Client(auth=auth) as c:
+        r = c.post(a.cwmp_url + "/acs", content=cpe.inform("1 BOOT"))
+        assert r.status_code == 200
+        # the next request of the session goes to the other node
+        r = c.post(b.cwmp_url + "/acs", content=cpe.request(m.GetRPCMethods()))
+        assert soap.parse_envelope(r.content).message == m.GetRPCMethodsResponse(m.ACS_METHODS)
+        r = c.post(a.cwmp_url + "/acs", content=b"")
+        assert r.status_code == 204
+    # a nonce issued by one node is accepted by the other (stateless nonces)
+    with httpx.Client(auth=auth) as c:
+        r = c.post(b.cwmp_url + "/acs", content=cpe.inform())
+        assert r.status_code == 200
+        assert c.post(b.cwmp_url + "/acs", content=b"").status_code == 204
+
+
+def test_serve_refuses_an_unmigrated_postgresql_database(tmp_path, pg_database_url):
+    import asyncio
+
+    from sqlalchemy.engine import make_url
+
+    from tests.conftest import _create_pg_database, _drop_pg_database
+
+    name = "acs_test_unmigrated_" + str(abs(hash(str(tmp_path))) % 10**8)
+    asyncio.run(_create_pg_database(name))
+    url = make_url(pg_database_url).set(database=name).render_as_string(hide_password=False)
+    try:
+        env = {
+            "ACS_DATABASE_URL": url,
+            "ACS_CWMP_PORT": "0",
+            "ACS_API_PORT": "0",
+            "ACS_BIND": "127.0.0.1",
+            "ACS_DATA_DIR": str(tmp_path),
+        }
+        import os
+
+        run = subprocess.run(
+            [sys.executable, "-m", "acs.cli", "serve"],
+            env={**os.environ, **env},
+            capture_output=True,
+            timeout=60,
+        )
+        assert run.returncode != 0
+        assert b"run `acs db upgrade`" in run.stderr
+        up = subprocess.run(
+            [sys.executable, "-m", "acs.cli", "db", "upgrade"],
+            env={**os.environ, **env},
+            capture_output=True,
+            timeout=60,
+        )
+        assert up.returncode == 0, up.stderr
+        assert up.stdout == b"database at head\n"
+    finally:
+        asyncio.run(_drop_pg_database(name))
