@@ -19,6 +19,7 @@ Child elements of a method are unqualified, as in the CWMP schema.
 from __future__ import annotations
 
 import dataclasses
+import re
 import threading
 import types
 import typing
@@ -383,6 +384,9 @@ class _DecodeError(Exception):
     pass
 
 
+_INTEGER_RE: Final = re.compile(r"[+-]?[0-9]+")
+
+
 _SPECS: dict[type, tuple[_Field, ...]] = {}
 
 
@@ -461,10 +465,9 @@ def _decode_field(f: _Field, el: etree._Element) -> Any:
         text = _text(el).strip()
         if not text:
             return 0
-        try:
-            return int(text)
-        except ValueError:
-            raise _DecodeError(f"{f.xml} is not an integer: {text[:40]!r}") from None
+        if not _INTEGER_RE.fullmatch(text):
+            raise _DecodeError(f"{f.xml} is not an integer: {text[:40]!r}")
+        return int(text)
     if kind == _BOOL:
         text = _text(el).strip()
         if not text:
@@ -475,8 +478,9 @@ def _decode_field(f: _Field, el: etree._Element) -> Any:
         return parsed
     if kind == _TIME:
         parsed_time = xsd.parse_datetime(_text(el))
-        # 0001-01-01T00:00:00Z is the spec's "unknown time" (A.2.1)
-        return None if parsed_time is None or parsed_time.year == 1 else parsed_time
+        # 0001-01-01T00:00:00Z is the spec's "unknown time" (A.2.1), and TR-106 3.2.1 reads
+        # any year below 1000 as time since boot: either way, no absolute time is known.
+        return None if parsed_time is None or parsed_time.year < 1000 else parsed_time
     if kind == _STRUCT:
         assert f.struct is not None
         return _decode(f.struct, el)

@@ -73,7 +73,7 @@ def decode(text: str | None, xsd_type: str) -> Value:
     text = "" if text is None else text
     if xsd_type in INTEGER_RANGES:
         stripped = text.strip()
-        if _INTEGER_RE.fullmatch(stripped):
+        if _INTEGER_RE.fullmatch(stripped):  # ASCII digits only (int() takes "1_000", "٣")
             return int(stripped)
         return text
     if xsd_type == BOOLEAN:
@@ -172,4 +172,6 @@ def format_datetime(value: datetime) -> str:
     """Render a datetime as ``xsd:dateTime`` in UTC with a ``Z`` suffix."""
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    v = value.astimezone(UTC)
+    # not strftime: glibc does not zero-pad years below 1000 ("%Y" of year 2 is "2")
+    return f"{v.year:04d}-{v.month:02d}-{v.day:02d}T{v.hour:02d}:{v.minute:02d}:{v.second:02d}Z"

@@ -105,3 +105,12 @@ def test_encode_and_infer():
     assert xsd.infer_type(7) == "xsd:int"
     assert xsd.infer_type(2**40) == "xsd:long"
     assert xsd.infer_type("x") == "xsd:string"
+
+
+def test_format_pads_years_below_1000():
+    assert xsd.format_datetime(datetime(2, 2, 5, 13, 47, 9, tzinfo=UTC)) == "0002-02-05T13:47:09Z"
+
+
+def test_integers_are_ascii_digits_only():
+    assert xsd.decode("1_000", "xsd:int") == "1_000"
+    assert xsd.decode("\u0663", "xsd:int") == "\u0663"
