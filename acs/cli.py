@@ -71,29 +71,85 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
 
 
 def cmd_device_credentials(args: argparse.Namespace) -> int:
-    from acs.db.engine import Database
     from acs.services import devices
-    from acs.services.runtime import check_schema
 
     settings = _settings(args)
     password = None if args.clear else _read_password(args)
-
-    async def run() -> None:
-        db = Database(settings.resolved_database_url)
-        try:
-            await check_schema(db)
-            await devices.set_cwmp_credentials(
-                db, args.device_id, args.username, password, settings.cwmp_realm
-            )
-        finally:
-            await db.dispose()
-
     try:
-        asyncio.run(run())
+        _with_db(
+            settings,
+            lambda db: devices.set_cwmp_credentials(
+                db, args.device_id, args.username, password, settings.cwmp_realm
+            ),
+        )
     except devices.DeviceNotFound:
         print(f"no device {args.device_id!r}", file=sys.stderr)
         return 1
     print("credentials cleared" if args.clear else "credentials set")
+    return 0
+
+
+def _with_db(settings: Settings, work: Any) -> Any:
+    """Run ``work(db)`` against a schema-checked database."""
+    from acs.db.engine import Database
+    from acs.services.runtime import check_schema
+
+    async def run() -> Any:
+        db = Database(settings.resolved_database_url)
+        try:
+            await check_schema(db)
+            return await work(db)
+        finally:
+            await db.dispose()
+
+    return asyncio.run(run())
+
+
+def cmd_operator_add(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
+    from acs.services import operators
+
+    password = _read_password(args) if args.password_stdin else None
+    try:
+        _with_db(
+            _settings(args),
+            lambda db: operators.create_operator(
+                db, args.name, args.role, password, datetime.now(UTC)
+            ),
+        )
+    except operators.OperatorError as exc:
+        print(str(exc), file=sys.stderr)
+        return 1
+    print(f"operator {args.name} ({args.role}) created")
+    return 0
+
+
+def cmd_operator_list(args: argparse.Namespace) -> int:
+    from acs.services import operators
+
+    for op in _with_db(_settings(args), operators.list_operators):
+        flag = " (disabled)" if op["disabled"] else ""
+        print(f"{op['name']}\t{op['role']}{flag}")
+    return 0
+
+
+def cmd_token_create(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
+    from acs.services import operators
+
+    try:
+        token, _ = _with_db(
+            _settings(args),
+            lambda db: operators.create_token(
+                db, args.operator, args.name, datetime.now(UTC), args.ttl
+            ),
+        )
+    except operators.OperatorNotFound:
+        print(f"no operator {args.operator!r}", file=sys.stderr)
+        return 1
+    print(token)
     return 0
 
 
@@ -128,6 +184,31 @@ def build_parser() -> argparse.ArgumentParser:
     creds.add_argument("--password-stdin", action="store_true")
     creds.add_argument("--clear", action="store_true", help="go back to the shared pair")
     creds.set_defaults(func=cmd_device_credentials)
+
+    operator = sub.add_parser("operator", help="operators of the management API").add_subparsers(
+        dest="operator", required=True
+    )
+    add = operator.add_parser("add", help="create an operator")
+    _add_common(add)
+    add.add_argument("name")
+    add.add_argument("--role", required=True, choices=["admin", "operator", "viewer"])
+    add.add_argument(
+        "--password-stdin",
+        action="store_true",
+        help="read the password from standard input (else: token access only)",
+    )
+    add.set_defaults(func=cmd_operator_add)
+    listing = operator.add_parser("list", help="list operators")
+    _add_common(listing)
+    listing.set_defaults(func=cmd_operator_list)
+
+    token = sub.add_parser("token", help="API tokens").add_subparsers(dest="token", required=True)
+    create = token.add_parser("create", help="create a token for an operator; printed once")
+    _add_common(create)
+    create.add_argument("operator", help="the operator the token acts as")
+    create.add_argument("--name", default="cli", help="a label for the token")
+    create.add_argument("--ttl", type=int, default=None, help="seconds until it expires")
+    create.set_defaults(func=cmd_token_create)
     return parser
 
 

@@ -63,6 +63,37 @@ class Settings(BaseSettings):
     cwmp_tls_keyfile: Path | None = None
     cwmp_path: str = Field("/", description="informational: CPEs may POST to any path")
 
+    # --- tasks and provisioning on first contact -----------------------------------------
+    periodic_inform_interval: int = Field(
+        3600, ge=0, description="set on every new device (0: leave the device's own setting)"
+    )
+    task_max_attempts: int = Field(5, ge=1, description="tries of a task before it faults")
+    task_retry_base_seconds: float = Field(
+        60.0, ge=0, description="first retry delay after a transient fault; doubles each time"
+    )
+    task_default_ttl: int = Field(
+        7 * 86400, ge=60, description="seconds a task may wait for its device before it expires"
+    )
+    transfer_timeout: int = Field(
+        3600, ge=10, description="seconds a Download/Upload may wait for its TransferComplete"
+    )
+    boot_timeout: int = Field(
+        900, ge=10, description="seconds a Reboot/FactoryReset may wait for the boot Inform"
+    )
+    silent_grace: int = Field(
+        120, ge=0, description="seconds past two missed periodic Informs before 'silent'"
+    )
+
+    # --- connection requests -------------------------------------------------------------
+    connection_request_timeout: float = Field(5.0, gt=0)
+    udp_connection_request_repeats: int = Field(3, ge=1, le=10)
+
+    # --- management API --------------------------------------------------------------------
+    admin_password: str | None = Field(
+        None, description="if set, an 'admin' operator with this password is created at start"
+    )
+    metrics_public: bool = Field(False, description="serve /metrics without authentication")
+
     @field_validator("cwmp_digest_algorithms")
     @classmethod
     def _algorithms(cls, value: str) -> str:

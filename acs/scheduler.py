@@ -10,10 +10,16 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 
+from acs.services import maintenance
 from acs.services.runtime import Runtime
 
 log = logging.getLogger("acs.scheduler")
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
 
 
 class Scheduler:
@@ -23,6 +29,8 @@ class Scheduler:
         self._task: asyncio.Task[None] | None = None
         self.jobs: list[tuple[str, Callable[[], Awaitable[object]]]] = [
             ("expire sessions", runtime.cwmp.expire_sessions),
+            ("expire tasks", lambda: maintenance.expire_tasks(runtime.db, _now())),
+            ("flag silent devices", lambda: maintenance.flag_silent_devices(runtime.db, _now())),
         ]
 
     def start(self) -> None:

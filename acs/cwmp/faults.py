@@ -77,6 +77,26 @@ _TABLE: Final[tuple[FaultCode, ...]] = (
 
 FAULTS: Final[dict[int, FaultCode]] = {f.code: f for f in _TABLE}
 
+# ACS-side failures recorded in the fault log (never sent on the wire). They sit in the
+# vendor range of ACS faults (A.5.1 reserves 8800-8899) so they cannot clash with CPE codes.
+ACS_NO_ANSWER: Final = 8890
+ACS_SESSION_LOST: Final = 8891
+ACS_TRANSFER_TIMEOUT: Final = 8892
+ACS_BOOT_TIMEOUT: Final = 8893
+ACS_INVALID_TASK: Final = 8894
+ACS_UNMATCHED_TRANSFER: Final = 8895
+ACS_CONNECTION_REQUEST_FAILED: Final = 8896
+
+_ACS_SIDE: Final = {
+    ACS_NO_ANSWER: "No answer from the CPE",
+    ACS_SESSION_LOST: "Session ended before the CPE answered",
+    ACS_TRANSFER_TIMEOUT: "No TransferComplete within the transfer timeout",
+    ACS_BOOT_TIMEOUT: "No boot Inform within the boot timeout",
+    ACS_INVALID_TASK: "Task arguments no longer valid",
+    ACS_UNMATCHED_TRANSFER: "TransferComplete for an unknown CommandKey",
+    ACS_CONNECTION_REQUEST_FAILED: "Connection request failed",
+}
+
 # Faults worth retrying later rather than failing a task for good: the CPE was busy or
 # hit a passing internal problem (A.5.2 marks 9002/9004 as conditions, not verdicts).
 TRANSIENT_CPE_FAULTS: Final = frozenset({CPE_INTERNAL_ERROR, CPE_RESOURCES_EXCEEDED})
@@ -86,6 +106,8 @@ def describe(code: int) -> str:
     """The spec's meaning of a fault code; vendor ranges are named as such."""
     if code in FAULTS:
         return FAULTS[code].meaning
+    if code in _ACS_SIDE:
+        return _ACS_SIDE[code]
     if 8800 <= code <= 8899:
         return "Vendor-specific ACS fault"
     if 9800 <= code <= 9899:

@@ -87,6 +87,16 @@ class Device(Base):
     cwmp_username: Mapped[str | None] = mapped_column(String(256))
     cwmp_ha1_md5: Mapped[str | None] = mapped_column(String(32))
     cwmp_ha1_sha256: Mapped[str | None] = mapped_column(String(64))
+    # Connection request credentials the ACS set on the device. The password must be
+    # usable (the CPE's Digest realm is unknown in advance), so it is kept encrypted
+    # with the server secret (AES-GCM), never in clear.
+    cr_username: Mapped[str | None] = mapped_column(String(256))
+    cr_password_enc: Mapped[str | None] = mapped_column(Text)
+    cr_result: Mapped[dict[str, Any] | None] = mapped_column(JSONDoc)
+    rpc_methods: Mapped[list[str] | None] = mapped_column(JSONDoc)
+    # Monitoring: when the next periodic Inform is overdue; set on every Inform.
+    inform_deadline: Mapped[datetime | None] = mapped_column(index=True)
+    silent_since: Mapped[datetime | None]
 
 
 class CwmpSession(Base):
@@ -119,6 +129,94 @@ class InformRecord(Base):
     events: Mapped[list[list[str]]] = mapped_column(JSONDoc)  # [[EventCode, CommandKey]]
     retry_count: Mapped[int] = mapped_column(Integer, default=0)
     peer_host: Mapped[str | None] = mapped_column(String(64))
+
+
+class Task(Base):
+    """An ACS request queued for a device: run in its next session, in creation order."""
+
+    __tablename__ = "tasks"
+    __table_args__ = (
+        Index("ix_tasks_device_id_status", "device_id", "status"),
+        Index("ix_tasks_device_id_command_key", "device_id", "command_key"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    device_id: Mapped[str] = mapped_column(ForeignKey("devices.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(64))
+    arguments: Mapped[dict[str, Any]]
+    status: Mapped[str] = mapped_column(String(32), index=True)
+    priority: Mapped[int] = mapped_column(Integer, default=0)
+    command_key: Mapped[str | None] = mapped_column(String(64))
+    created: Mapped[datetime]
+    created_by: Mapped[str | None] = mapped_column(String(128))
+    started: Mapped[datetime | None]
+    finished: Mapped[datetime | None]
+    next_attempt: Mapped[datetime | None]
+    expires: Mapped[datetime | None]
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSONDoc)
+    fault: Mapped[dict[str, Any] | None] = mapped_column(JSONDoc)
+    session_id: Mapped[str | None] = mapped_column(String(64))
+
+
+class FaultRecord(Base):
+    """A CPE fault or an ACS-side failure, per device and task."""
+
+    __tablename__ = "faults"
+    __table_args__ = (Index("ix_faults_device_id_time", "device_id", "time"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    device_id: Mapped[str] = mapped_column(ForeignKey("devices.id", ondelete="CASCADE"))
+    task_id: Mapped[int | None] = mapped_column(
+        BigId, ForeignKey("tasks.id", ondelete="SET NULL"), index=True
+    )
+    time: Mapped[datetime] = mapped_column(index=True)
+    source: Mapped[str] = mapped_column(String(8))  # "cpe" or "acs"
+    code: Mapped[int] = mapped_column(Integer)
+    string: Mapped[str] = mapped_column(Text)
+    detail: Mapped[dict[str, Any] | None] = mapped_column(JSONDoc)
+
+
+class Operator(Base):
+    __tablename__ = "operators"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    role: Mapped[str] = mapped_column(String(16))  # admin, operator, viewer
+    password_hash: Mapped[str | None] = mapped_column(Text)
+    disabled: Mapped[bool] = mapped_column(default=False)
+    created: Mapped[datetime]
+
+
+class ApiToken(Base):
+    """A bearer token; only its SHA-256 is stored (tokens are 256-bit random)."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    operator_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("operators.id", ondelete="CASCADE"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(128))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created: Mapped[datetime]
+    last_used: Mapped[datetime | None]
+    expires: Mapped[datetime | None]
+
+
+class AuditEntry(Base):
+    """Who changed what, when: every state-changing API request."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    time: Mapped[datetime] = mapped_column(index=True)
+    operator: Mapped[str | None] = mapped_column(String(128), index=True)
+    method: Mapped[str] = mapped_column(String(8))
+    path: Mapped[str] = mapped_column(Text)
+    status: Mapped[int] = mapped_column(Integer)
+    client: Mapped[str | None] = mapped_column(String(64))
+    detail: Mapped[dict[str, Any] | None] = mapped_column(JSONDoc)
 
 
 class DigestNonce(Base):

@@ -5,6 +5,7 @@ Both backends get the same semantics; where SQL differs (JSON merge), the dialec
 
 from __future__ import annotations
 
+import json
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -20,19 +21,36 @@ from sqlalchemy import (
     literal_column,
     or_,
     select,
+    text,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from acs.db.models import CwmpSession, Device, DigestNonce, InformRecord, Meta
+from acs.db.models import (
+    ApiToken,
+    AuditEntry,
+    CwmpSession,
+    Device,
+    DigestNonce,
+    FaultRecord,
+    InformRecord,
+    Meta,
+    Operator,
+    Task,
+)
 
 devices = cast(Table, Device.__table__)
 sessions = cast(Table, CwmpSession.__table__)
 informs = cast(Table, InformRecord.__table__)
 meta = cast(Table, Meta.__table__)
 nonces = cast(Table, DigestNonce.__table__)
+tasks = cast(Table, Task.__table__)
+fault_records = cast(Table, FaultRecord.__table__)
+operators = cast(Table, Operator.__table__)
+api_tokens = cast(Table, ApiToken.__table__)
+audit_log = cast(Table, AuditEntry.__table__)
 
 AnyRow = Row[*tuple[Any, ...]]
 
@@ -65,6 +83,8 @@ class DeviceAuth:
     cwmp_username: str | None
     cwmp_ha1_md5: str | None
     cwmp_ha1_sha256: str | None
+    cr_username: str | None
+    periodic_inform_interval: int | None
     session_id: str | None
     session_peer_host: str | None
     session_peer_port: int | None
@@ -77,6 +97,8 @@ async def device_auth(conn: AsyncConnection, device_id: str) -> DeviceAuth:
             devices.c.cwmp_username,
             devices.c.cwmp_ha1_md5,
             devices.c.cwmp_ha1_sha256,
+            devices.c.cr_username,
+            devices.c.periodic_inform_interval,
             sessions.c.id,
             sessions.c.peer_host,
             sessions.c.peer_port,
@@ -87,7 +109,7 @@ async def device_auth(conn: AsyncConnection, device_id: str) -> DeviceAuth:
     )
     row = (await conn.execute(stmt)).first()
     if row is None:
-        return DeviceAuth(False, None, None, None, None, None, None, None)
+        return DeviceAuth(False, *([None] * 9))
     return DeviceAuth(True, *row)
 
 
@@ -108,17 +130,7 @@ async def upsert_device_on_inform(
         **values, parameters=parameters, first_seen=values["last_inform"]
     )
     excluded = stmt.excluded
-    if bootstrap:
-        merged: Any = excluded.parameters
-    elif conn.dialect.name == "postgresql":
-        merged = literal_column(
-            "devices.parameters || COALESCE((SELECT jsonb_object_agg(e.key, "
-            "COALESCE(devices.parameters -> e.key, '{}'::jsonb) || e.value) "
-            "FROM jsonb_each(excluded.parameters) AS e), '{}'::jsonb)"
-        )
-    else:
-        # RFC 7396 merge: objects merge recursively, so each parameter keeps its other keys.
-        merged = func.json_patch(devices.c.parameters, excluded.parameters)
+    merged: Any = excluded.parameters if bootstrap else _merge_expression(conn, excluded)
     update_values: dict[str, Any] = {
         name: excluded[name] for name in values if name not in ("id", "last_boot")
     }
@@ -138,6 +150,56 @@ async def upsert_device_on_inform(
         # An Inform that does not carry a value must not erase the one we know.
         update_values[optional] = func.coalesce(excluded[optional], devices.c[optional])
     await conn.execute(stmt.on_conflict_do_update(index_elements=["id"], set_=update_values))
+
+
+_PG_MERGE = (
+    "devices.parameters || COALESCE((SELECT jsonb_object_agg(e.key, "
+    "COALESCE(devices.parameters -> e.key, '{{}}'::jsonb) || e.value) "
+    "FROM jsonb_each({patch}) AS e), '{{}}'::jsonb)"
+)
+
+
+def _merge_expression(conn: AsyncConnection, excluded: Any) -> Any:
+    """SQL for "the stored tree with the proposed row's parameters merged in, key by key".
+
+    Each parameter keeps the keys the patch does not carry (``writable`` survives an
+    Inform's value update). SQLite: RFC 7396 ``json_patch``. PostgreSQL: a per-key ``||``.
+    """
+    if conn.dialect.name == "postgresql":
+        return literal_column(_PG_MERGE.format(patch="excluded.parameters"))
+    return func.json_patch(devices.c.parameters, excluded.parameters)
+
+
+_PG_MERGE_PATCH = _PG_MERGE.format(patch="CAST(:patch AS jsonb)")
+_MERGE_SQL = {
+    "postgresql": f"UPDATE devices SET parameters = {_PG_MERGE_PATCH} WHERE id = :id",  # noqa: S608
+    "sqlite": "UPDATE devices SET parameters = json_patch(parameters, :patch) WHERE id = :id",
+}
+_DELETE_SUBTREE_SQL = {
+    "postgresql": "UPDATE devices SET parameters = COALESCE((SELECT jsonb_object_agg(e.key, "
+    "e.value) FROM jsonb_each(devices.parameters) AS e WHERE NOT starts_with(e.key, :prefix)), "
+    "'{}'::jsonb) WHERE id = :id",
+    "sqlite": "UPDATE devices SET parameters = COALESCE((SELECT json_group_object(e.key, "
+    "json(e.value)) FROM json_each(devices.parameters) AS e WHERE substr(e.key, 1, "
+    "length(:prefix)) <> :prefix), '{}') WHERE id = :id",
+}
+
+
+async def merge_parameters(
+    conn: AsyncConnection, device_id: str, patch: dict[str, dict[str, Any]]
+) -> None:
+    """Merge ``{path: {key: value}}`` into a device's parameter tree (one statement)."""
+    if patch:
+        await conn.execute(
+            text(_MERGE_SQL[conn.dialect.name]), {"patch": json.dumps(patch), "id": device_id}
+        )
+
+
+async def delete_parameter_subtree(conn: AsyncConnection, device_id: str, prefix: str) -> None:
+    """Forget every parameter under ``prefix`` (a deleted object instance)."""
+    await conn.execute(
+        text(_DELETE_SUBTREE_SQL[conn.dialect.name]), {"prefix": prefix, "id": device_id}
+    )
 
 
 async def insert_inform(

@@ -77,8 +77,10 @@ class SessionContext:
     now: datetime
     peer_host: str
     inform: m.Inform | None = None
+    known: queries.DeviceAuth | None = None  # the device row as it was before this Inform
     # Set by a hook to end the session after the current exchange (e.g. after Reboot).
     end_after_answer: bool = False
+    # Hook state that must survive to the session's later requests (JSON, stored with it).
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -117,7 +119,12 @@ class SessionHooks:
         """A ``ResponseReceived``, ``FaultReceived`` or ``RequestUnanswered``."""
 
     async def on_session_closed(
-        self, conn: AsyncConnection, device_id: str, state: dict[str, Any], reason: str
+        self,
+        conn: AsyncConnection,
+        device_id: str,
+        state: dict[str, Any],
+        reason: str,
+        now: datetime,
     ) -> None:
         """A session ended other than by a 204 (replaced, expired, protocol error)."""
 
@@ -151,12 +158,15 @@ class CwmpService:
         authenticator: CpeAuthenticator,
         hooks: SessionHooks | None = None,
         clock: Callable[[], float] = time.time,
+        after_commit: Callable[[], None] | None = None,
     ):
         self.db = db
         self.settings = settings
         self.auth = authenticator
         self.hooks = hooks or SessionHooks()
         self.clock = clock
+        # told after every committed request, so that waiters in this process look again
+        self.after_commit = after_commit or (lambda: None)
         self.limits = soap.ParseLimits(max_bytes=settings.cwmp_max_body_bytes)
 
     async def handle(self, request: HttpRequest) -> HttpReply:
@@ -241,13 +251,14 @@ class CwmpService:
             now=now,
             peer_host=request.peer_host,
             inform=inform,
+            known=known,
         )
         try:
             async with self.db.write() as conn:
                 if not await self.auth.nonce_count_fresh(conn, outcome):
                     raise _Replay
                 if replace is not None:
-                    await self._close(conn, replace, device_id, "replaced by a new Inform")
+                    await self._close(conn, replace, device_id, "replaced by a new Inform", now)
                 await queries.upsert_device_on_inform(
                     conn,
                     inform_values.device_values(
@@ -255,6 +266,8 @@ class CwmpService:
                         peer_host=request.peer_host,
                         now=now,
                         cwmp_version=event.cwmp_version,
+                        known_interval=known.periodic_inform_interval,
+                        silent_grace=self.settings.silent_grace,
                     ),
                     inform_values.parameter_patch(inform.parameter_list, now),
                     bootstrap="0 BOOTSTRAP" in inform.event_codes,
@@ -273,7 +286,7 @@ class CwmpService:
                     conn,
                     session_id=session_id,
                     device_id=device_id,
-                    state={"machine": machine.to_json(), "timeout": timeout},
+                    state={"machine": machine.to_json(), "timeout": timeout, "extra": ctx.extra},
                     peer_host=request.peer_host,
                     peer_port=request.peer_port,
                     now=now,
@@ -289,6 +302,7 @@ class CwmpService:
                 request,
                 device_id,
             )
+        self.after_commit()
         log.debug("%s: session %s opened, events %s", device_id, session_id, inform.event_codes)
         return self._xml(body, session_id, request.tls)
 
@@ -339,28 +353,33 @@ class CwmpService:
                 machine=machine,
                 now=now,
                 peer_host=request.peer_host,
+                extra=dict(state.get("extra") or {}),
             )
             try:
                 events = machine.receive(envelope)
             except cs.ProtocolError as exc:
                 log.info("%s: protocol error, session closed: %s", row.device_id, exc)
-                await self._close(conn, row.id, row.device_id, f"protocol error: {exc}", state)
+                await self._close(conn, row.id, row.device_id, f"protocol error: {exc}", now, state)
                 return HttpReply.text(400, f"CWMP protocol error: {exc}; session closed")
             body = await self._advance(conn, ctx, events)
             if machine.finished:
                 await queries.delete_session(conn, row.id)
                 log.debug("%s: session %s ended", row.device_id, row.id)
-                return HttpReply(204)
-            state["machine"] = machine.to_json()
-            await queries.save_session(
-                conn,
-                row.id,
-                state=state,
-                peer_host=request.peer_host,
-                peer_port=request.peer_port,
-                now=now,
-                expires=now + timedelta(seconds=int(state.get("timeout", 30))),
-            )
+            else:
+                state["machine"] = machine.to_json()
+                state["extra"] = ctx.extra
+                await queries.save_session(
+                    conn,
+                    row.id,
+                    state=state,
+                    peer_host=request.peer_host,
+                    peer_port=request.peer_port,
+                    now=now,
+                    expires=now + timedelta(seconds=int(state.get("timeout", 30))),
+                )
+        self.after_commit()
+        if machine.finished:
+            return HttpReply(204)
         assert body is not None
         return self._xml(body, row.id, request.tls)
 
@@ -407,6 +426,7 @@ class CwmpService:
         session_id: str,
         device_id: str,
         reason: str,
+        now: datetime,
         state: dict[str, Any] | None = None,
     ) -> None:
         if state is None:
@@ -414,7 +434,7 @@ class CwmpService:
             state = dict(row.state) if row is not None else None
         await queries.delete_session(conn, session_id)
         if state is not None:
-            await self.hooks.on_session_closed(conn, device_id, state, reason)
+            await self.hooks.on_session_closed(conn, device_id, state, reason, now)
 
     async def expire_sessions(self) -> int:
         """Close sessions that saw no request within their timeout (the sweeper calls this)."""
@@ -424,7 +444,7 @@ class CwmpService:
             for row in await queries.expired_sessions(conn, now):
                 if await queries.delete_session(conn, row.id):
                     await self.hooks.on_session_closed(
-                        conn, row.device_id, dict(row.state), "session timed out"
+                        conn, row.device_id, dict(row.state), "session timed out", now
                     )
                     closed += 1
             await queries.prune_nonces(conn, now)

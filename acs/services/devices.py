@@ -1,16 +1,263 @@
-"""Device use cases outside the CWMP hot path."""
+"""Device use cases outside the CWMP hot path: search, view, tags, deletion, credentials."""
 
 from __future__ import annotations
 
-from sqlalchemy import update
+import json
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
 
+from sqlalchemy import Select, delete, func, or_, select, text, update
+
+from acs.db import queries
 from acs.db.engine import Database
-from acs.db.queries import devices as devices_table
 from acs.services.cpe_auth import hash_credentials
+
+d = queries.devices
+
+SORTABLE = (
+    "id",
+    "last_inform",
+    "first_seen",
+    "serial_number",
+    "product_class",
+    "software_version",
+    "oui",
+    "ip",
+    "mac",
+)
+STATUSES = ("online", "silent", "unknown")
+_PATH_RE = re.compile(r"^[A-Za-z0-9_.{}-]+$")
+_TAG_RE = re.compile(r"^[A-Za-z0-9_.:@-]{1,64}$")
 
 
 class DeviceNotFound(LookupError):
     pass
+
+
+class BadFilter(ValueError):
+    pass
+
+
+@dataclass
+class DeviceFilter:
+    ids: list[str] = field(default_factory=list)
+    serial_number: str | None = None
+    oui: str | None = None
+    product_class: str | None = None
+    software_version: str | None = None
+    mac: str | None = None
+    ip: str | None = None
+    tag: str | None = None
+    status: str | None = None
+    last_inform_after: datetime | None = None
+    last_inform_before: datetime | None = None
+    parameters: list[tuple[str, str]] = field(default_factory=list)
+
+
+def status_of(inform_deadline: datetime | None, now: datetime) -> str:
+    """``online`` until two periodic Informs are missed; ``unknown`` without an interval."""
+    if inform_deadline is None:
+        return "unknown"
+    return "online" if inform_deadline > now else "silent"
+
+
+_SUMMARY = (
+    d.c.id,
+    d.c.manufacturer,
+    d.c.oui,
+    d.c.product_class,
+    d.c.serial_number,
+    d.c.mac,
+    d.c.software_version,
+    d.c.hardware_version,
+    d.c.ip,
+    d.c.connection_request_url,
+    d.c.udp_connection_request_address,
+    d.c.periodic_inform_interval,
+    d.c.cwmp_version,
+    d.c.first_seen,
+    d.c.last_inform,
+    d.c.last_boot,
+    d.c.last_bootstrap,
+    d.c.last_events,
+    d.c.tags,
+    d.c.inform_deadline,
+    d.c.silent_since,
+    d.c.cr_result,
+    d.c.rpc_methods,
+    d.c.cr_username,
+    d.c.cwmp_username,
+)
+
+
+def device_view(row: Any, now: datetime) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "manufacturer": row.manufacturer,
+        "oui": row.oui,
+        "product_class": row.product_class,
+        "serial_number": row.serial_number,
+        "mac": row.mac,
+        "software_version": row.software_version,
+        "hardware_version": row.hardware_version,
+        "ip": row.ip,
+        "connection_request_url": row.connection_request_url,
+        "udp_connection_request_address": row.udp_connection_request_address,
+        "periodic_inform_interval": row.periodic_inform_interval,
+        "cwmp_version": row.cwmp_version,
+        "first_seen": row.first_seen,
+        "last_inform": row.last_inform,
+        "last_boot": row.last_boot,
+        "last_bootstrap": row.last_bootstrap,
+        "last_events": row.last_events or [],
+        "tags": row.tags or [],
+        "status": status_of(row.inform_deadline, now),
+        "silent_since": row.silent_since,
+        "connection_request": row.cr_result,
+        "connection_request_credentials_set": bool(row.cr_username),
+        "own_cwmp_credentials": bool(row.cwmp_username),
+        "rpc_methods": row.rpc_methods,
+    }
+
+
+def _typed_candidates(value: str) -> list[Any]:
+    """A filter value may match a stored string, number or boolean."""
+    out: list[Any] = [value]
+    if re.fullmatch(r"-?[0-9]+", value):
+        out.append(int(value))
+    if value.lower() in ("true", "false"):
+        out.append(value.lower() == "true")
+    return out
+
+
+def _conditions(conn_dialect: str, f: DeviceFilter, now: datetime) -> list[Any]:
+    c: list[Any] = []
+    if f.ids:
+        c.append(d.c.id.in_(f.ids))
+    for column in ("serial_number", "oui", "product_class", "software_version", "ip"):
+        value = getattr(f, column)
+        if value is not None:
+            c.append(d.c[column] == value)
+    if f.mac is not None:
+        from acs.services.inform import normalize_mac
+
+        c.append(d.c.mac == (normalize_mac(f.mac) or f.mac))
+    if f.last_inform_after is not None:
+        c.append(d.c.last_inform >= f.last_inform_after)
+    if f.last_inform_before is not None:
+        c.append(d.c.last_inform < f.last_inform_before)
+    if f.status is not None:
+        if f.status not in STATUSES:
+            raise BadFilter(f"status must be one of {list(STATUSES)}")
+        if f.status == "online":
+            c.append(d.c.inform_deadline > now)
+        elif f.status == "silent":
+            c.append(d.c.inform_deadline <= now)
+        else:
+            c.append(d.c.inform_deadline.is_(None))
+    if f.tag is not None:
+        if conn_dialect == "postgresql":
+            c.append(
+                text("devices.tags @> CAST(:tag_doc AS jsonb)").bindparams(
+                    tag_doc=json.dumps([f.tag])
+                )
+            )
+        else:
+            c.append(
+                text(
+                    "EXISTS (SELECT 1 FROM json_each(devices.tags) WHERE json_each.value = :tag)"
+                ).bindparams(tag=f.tag)
+            )
+    for i, (path, value) in enumerate(f.parameters):
+        if not _PATH_RE.fullmatch(path):
+            raise BadFilter(f"bad parameter path {path!r}")
+        candidates = _typed_candidates(value)
+        if conn_dialect == "postgresql":
+            # containment (@>) can use a GIN index on parameters
+            docs = [json.dumps({path: {"value": v}}) for v in candidates]
+            clauses = [
+                text(f"devices.parameters @> CAST(:p{i}_{j} AS jsonb)").bindparams(
+                    **{f"p{i}_{j}": doc}
+                )
+                for j, doc in enumerate(docs)
+            ]
+        else:
+            jpath = f'$."{path}".value'
+            clauses = [
+                text(f"json_extract(devices.parameters, :jp{i}) = :pv{i}_{j}").bindparams(
+                    **{f"jp{i}": jpath, f"pv{i}_{j}": int(v) if isinstance(v, bool) else v}
+                )
+                for j, v in enumerate(candidates)
+            ]
+        c.append(or_(*clauses))
+    return c
+
+
+async def search(
+    db: Database,
+    f: DeviceFilter,
+    *,
+    now: datetime,
+    sort: str = "id",
+    limit: int = 100,
+    offset: int = 0,
+) -> tuple[list[dict[str, Any]], int]:
+    descending = sort.startswith("-")
+    column = sort.lstrip("-+")
+    if column not in SORTABLE:
+        raise BadFilter(f"sort must be one of {list(SORTABLE)}, optionally prefixed with '-'")
+    order = d.c[column].desc() if descending else d.c[column].asc()
+    conditions = _conditions(db.dialect, f, now)
+    stmt: Select[Any] = select(*_SUMMARY).where(*conditions).order_by(order, d.c.id)
+    async with db.read() as conn:
+        total = await conn.scalar(select(func.count()).select_from(d).where(*conditions))
+        rows = await conn.execute(stmt.limit(limit).offset(offset))
+        return [device_view(r, now) for r in rows], int(total or 0)
+
+
+async def get_device(
+    db: Database, device_id: str, *, now: datetime, path: str | None = None
+) -> dict[str, Any]:
+    """A device with its parameter tree, or only the subtree under ``path``."""
+    async with db.read() as conn:
+        row = (
+            await conn.execute(select(*_SUMMARY, d.c.parameters).where(d.c.id == device_id))
+        ).first()
+    if row is None:
+        raise DeviceNotFound(device_id)
+    view = device_view(row, now)
+    params: dict[str, Any] = row.parameters or {}
+    if path:
+        params = {
+            k: v
+            for k, v in params.items()
+            if k == path or k.startswith(path if path.endswith(".") else path + ".")
+        }
+    view["parameters"] = dict(sorted(params.items()))
+    return view
+
+
+async def delete_device(db: Database, device_id: str) -> None:
+    """Forget a device: its sessions, tasks, inform history and faults go with it."""
+    async with db.write() as conn:
+        result = await conn.execute(delete(d).where(d.c.id == device_id))
+        if not result.rowcount:
+            raise DeviceNotFound(device_id)
+
+
+async def set_tag(db: Database, device_id: str, tag: str, present: bool) -> list[str]:
+    if not _TAG_RE.fullmatch(tag):
+        raise BadFilter("tags are 1-64 of A-Z a-z 0-9 _ . : @ -")
+    async with db.write() as conn:
+        tags = await conn.scalar(select(d.c.tags).where(d.c.id == device_id))
+        if tags is None:
+            raise DeviceNotFound(device_id)
+        new = sorted(set(tags) | {tag}) if present else [t for t in tags if t != tag]
+        if new != tags:
+            await conn.execute(update(d).where(d.c.id == device_id).values(tags=new))
+        return list(new)
 
 
 async def set_cwmp_credentials(
@@ -31,8 +278,6 @@ async def set_cwmp_credentials(
             "cwmp_ha1_sha256": ha1["SHA-256"],
         }
     async with db.write() as conn:
-        result = await conn.execute(
-            update(devices_table).where(devices_table.c.id == device_id).values(**values)
-        )
+        result = await conn.execute(update(d).where(d.c.id == device_id).values(**values))
         if not result.rowcount:
             raise DeviceNotFound(device_id)

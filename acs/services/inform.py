@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from acs.cwmp import messages as m
@@ -40,9 +40,19 @@ _COLUMN_PARAMETERS = {
 
 
 def device_values(
-    inform: m.Inform, *, peer_host: str | None, now: datetime, cwmp_version: str
+    inform: m.Inform,
+    *,
+    peer_host: str | None,
+    now: datetime,
+    cwmp_version: str,
+    known_interval: int | None = None,
+    silent_grace: int = 120,
 ) -> dict[str, Any]:
-    """Column values of the device row an Inform updates."""
+    """Column values of the device row an Inform updates.
+
+    ``inform_deadline`` is when the device counts as silent: two periodic Informs missed,
+    plus a grace period (clocks drift, sessions retry).
+    """
     ident = inform.device_id
     codes = inform.event_codes
     values: dict[str, Any] = {
@@ -69,6 +79,11 @@ def device_values(
             values[column] = xsd.encode(param.value)[:2048] or None
         elif values["mac"] is None and param.name.endswith("MACAddress"):
             values["mac"] = normalize_mac(xsd.encode(param.value))
+    interval = values["periodic_inform_interval"] or known_interval
+    values["inform_deadline"] = (
+        now + timedelta(seconds=2 * interval + silent_grace) if interval else None
+    )
+    values["silent_since"] = None
     return values
 
 

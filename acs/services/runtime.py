@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import secrets
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
@@ -13,8 +14,14 @@ from sqlalchemy.engine import Connection
 from acs.config import Settings
 from acs.db import migrate, queries
 from acs.db.engine import Database
+from acs.services.connreq import ConnectionRequester
 from acs.services.cpe_auth import CpeAuthenticator
-from acs.services.cwmp import CwmpService, SessionHooks
+from acs.services.cwmp import CwmpService
+from acs.services.metrics import Counters
+from acs.services.notify import Notifier
+from acs.services.operators import ensure_admin
+from acs.services.secretbox import SecretBox
+from acs.services.task_runner import TaskRunner
 
 log = logging.getLogger("acs")
 
@@ -68,8 +75,14 @@ class Runtime:
         self.authenticator = CpeAuthenticator(
             settings, server_secrets.secret_key, server_secrets.cwmp_password
         )
-        self.hooks: SessionHooks = SessionHooks()
-        self.cwmp = CwmpService(db, settings, self.authenticator, self.hooks)
+        self.box = SecretBox(server_secrets.secret_key, "connection-request")
+        self.notifier = Notifier()
+        self.hooks = TaskRunner(settings, self.box)
+        self.cwmp = CwmpService(
+            db, settings, self.authenticator, self.hooks, after_commit=self.notifier.pulse
+        )
+        self.connection_requests = ConnectionRequester(db, self.box, settings)
+        self.counters = Counters()
 
     @classmethod
     async def start(cls, settings: Settings, *, migrate_sqlite: bool = True) -> Runtime:
@@ -79,6 +92,8 @@ class Runtime:
                 await migrate.upgrade(db)
             await check_schema(db)
             server_secrets = await load_secrets(db, settings)
+            if settings.admin_password:
+                await ensure_admin(db, settings.admin_password, datetime.now(UTC))
         except BaseException:
             await db.dispose()
             raise

@@ -22,6 +22,11 @@ def create_cwmp_app(runtime: Runtime) -> FastAPI:
     inflight = 0
 
     async def cwmp(request: Request) -> Response:
+        response = await _serve(request)
+        runtime.counters.cwmp_response(response.status_code)
+        return response
+
+    async def _serve(request: Request) -> Response:
         nonlocal inflight
         if inflight >= settings.cwmp_max_inflight:
             # Overload (a boot storm): tell the CPE when to retry instead of queueing it.

@@ -196,7 +196,7 @@ async def test_lenient_mode_tolerates_nonce_reuse_with_nc_1(runtime):
 async def test_cpe_without_cookies_tracked_by_connection_then_address(runtime, db):
     cpe = ServiceCpe(runtime, cookies=False)
     parse(await cpe.inform())
-    assert (await cpe.raw(b"")).status == 204  # same connection (host, port)
+    assert (await cpe.empty()).status == 204  # same connection (host, port)
     parse(await cpe.inform())
     cpe.port += 1  # a new TCP connection for the empty POST (HTTP/1.0 style CPE)
     assert (await cpe.raw(b"")).status == 204
@@ -240,7 +240,7 @@ async def test_inform_mid_session_replaces_it_cleanly(runtime, db):
     assert isinstance(env.message, m.InformResponse)
     [(second,)] = await rows(db, "SELECT id FROM cwmp_sessions")
     assert second != first
-    assert (await cpe.raw(b"")).status == 204
+    assert (await cpe.empty()).status == 204
     assert await count(db, "informs") == 2
 
 
@@ -453,7 +453,7 @@ async def test_acs_requests_and_answers_reach_the_hooks(runtime):
     hooks = runtime.cwmp.hooks = AskOnce()
     cpe = ServiceCpe(runtime)
     parse(await cpe.inform())
-    request = await cpe.empty()
+    request = await cpe.post(b"")
     assert isinstance(parse(request).message, m.GetRPCMethods)
     assert (await cpe.post(cpe.fake.answer(request.body))).status == 204
     [(dev, event)] = hooks.answers

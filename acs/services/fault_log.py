@@ -1,0 +1,83 @@
+"""The fault log: CPE faults and ACS-side failures, per device and task."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from acs.cwmp import faults
+from acs.db import queries
+from acs.db.engine import Database
+
+f = queries.fault_records
+
+
+async def record(
+    conn: AsyncConnection,
+    *,
+    device_id: str,
+    task_id: int | None,
+    now: datetime,
+    source: str,
+    code: int,
+    string: str = "",
+    detail: dict[str, Any] | None = None,
+) -> None:
+    await conn.execute(
+        f.insert().values(
+            device_id=device_id,
+            task_id=task_id,
+            time=now,
+            source=source,
+            code=code,
+            string=string or faults.describe(code),
+            detail=detail,
+        )
+    )
+
+
+def fault_view(row: Any) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "device_id": row.device_id,
+        "task_id": row.task_id,
+        "time": row.time,
+        "source": row.source,
+        "code": row.code,
+        "string": row.string,
+        "meaning": faults.describe(row.code),
+        "detail": row.detail,
+    }
+
+
+async def list_faults(
+    db: Database,
+    *,
+    device_id: str | None = None,
+    task_id: int | None = None,
+    code: int | None = None,
+    source: str | None = None,
+    since: datetime | None = None,
+    limit: int = 100,
+    offset: int = 0,
+) -> tuple[list[dict[str, Any]], int]:
+    conditions = []
+    if device_id is not None:
+        conditions.append(f.c.device_id == device_id)
+    if task_id is not None:
+        conditions.append(f.c.task_id == task_id)
+    if code is not None:
+        conditions.append(f.c.code == code)
+    if source is not None:
+        conditions.append(f.c.source == source)
+    if since is not None:
+        conditions.append(f.c.time >= since)
+    async with db.read() as conn:
+        total = await conn.scalar(select(func.count()).select_from(f).where(*conditions))
+        rows = await conn.execute(
+            select(f).where(*conditions).order_by(f.c.id.desc()).limit(limit).offset(offset)
+        )
+        return [fault_view(r) for r in rows], int(total or 0)

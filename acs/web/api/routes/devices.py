@@ -1,0 +1,218 @@
+"""/api/v1/devices: search, view, forget, tag, queue tasks, poke."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, HTTPException, Query, Request, Response, status
+
+from acs.services import connreq, devices, tasks
+from acs.services.task_specs import TaskSpec
+from acs.web.api.deps import OperatorRole, RuntimeDep, Viewer, audit, now
+from acs.web.api.schemas import (
+    ConnectionRequestPublic,
+    DeviceDetail,
+    DevicesPublic,
+    TagsPublic,
+    TasksPublic,
+    TasksSubmitted,
+)
+
+router = APIRouter(prefix="/devices", tags=["devices"])
+
+
+def _not_found(device_id: str) -> HTTPException:
+    return HTTPException(status.HTTP_404_NOT_FOUND, f"no device {device_id!r}")
+
+
+@router.get("", response_model=DevicesPublic)
+async def list_devices(
+    runtime: RuntimeDep,
+    _: Viewer,
+    id: Annotated[list[str], Query(description="device ids")] = [],  # noqa: B006
+    serial_number: str | None = None,
+    oui: str | None = None,
+    product_class: str | None = None,
+    software_version: str | None = None,
+    mac: str | None = None,
+    ip: str | None = None,
+    tag: str | None = None,
+    status_: Annotated[
+        str | None, Query(alias="status", description="online, silent or unknown")
+    ] = None,
+    last_inform_after: datetime | None = None,
+    last_inform_before: datetime | None = None,
+    parameter: Annotated[
+        list[str], Query(description="PATH=VALUE, e.g. Device.DeviceInfo.ModelName=X6; repeatable")
+    ] = [],  # noqa: B006
+    sort: Annotated[str, Query(description="column, '-' prefix for descending")] = "id",
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> dict[str, Any]:
+    """Devices matching every filter given."""
+    conditions = []
+    for item in parameter:
+        path, sep, value = item.partition("=")
+        if not sep or not path:
+            raise HTTPException(422, f"parameter filter {item!r}: expected PATH=VALUE")
+        conditions.append((path, value))
+    f = devices.DeviceFilter(
+        ids=id,
+        serial_number=serial_number,
+        oui=oui,
+        product_class=product_class,
+        software_version=software_version,
+        mac=mac,
+        ip=ip,
+        tag=tag,
+        status=status_,
+        last_inform_after=last_inform_after,
+        last_inform_before=last_inform_before,
+        parameters=conditions,
+    )
+    try:
+        data, count = await devices.search(
+            runtime.db, f, now=now(), sort=sort, limit=limit, offset=offset
+        )
+    except devices.BadFilter as exc:
+        raise HTTPException(422, str(exc)) from None
+    return {"data": data, "count": count}
+
+
+@router.get("/{device_id}", response_model=DeviceDetail)
+async def get_device(
+    device_id: str,
+    runtime: RuntimeDep,
+    _: Viewer,
+    path: Annotated[str | None, Query(description="only the subtree under this path")] = None,
+) -> dict[str, Any]:
+    try:
+        return await devices.get_device(runtime.db, device_id, now=now(), path=path)
+    except devices.DeviceNotFound:
+        raise _not_found(device_id) from None
+
+
+@router.delete("/{device_id}", status_code=204)
+async def delete_device(
+    device_id: str, request: Request, runtime: RuntimeDep, _: OperatorRole
+) -> Response:
+    """Forget a device: its tasks, faults and history go too. It re-registers on its next
+    Inform (as a new device, provisioned again)."""
+    audit(request, device=device_id)
+    try:
+        await devices.delete_device(runtime.db, device_id)
+    except devices.DeviceNotFound:
+        raise _not_found(device_id) from None
+    return Response(status_code=204)
+
+
+async def _tag(runtime: Any, device_id: str, tag: str, present: bool) -> dict[str, Any]:
+    try:
+        return {"tags": await devices.set_tag(runtime.db, device_id, tag, present)}
+    except devices.DeviceNotFound:
+        raise _not_found(device_id) from None
+    except devices.BadFilter as exc:
+        raise HTTPException(422, str(exc)) from None
+
+
+@router.put("/{device_id}/tags/{tag}", response_model=TagsPublic)
+async def add_tag(
+    device_id: str, tag: str, request: Request, runtime: RuntimeDep, _: OperatorRole
+) -> dict[str, Any]:
+    audit(request, device=device_id, tag=tag)
+    return await _tag(runtime, device_id, tag, True)
+
+
+@router.delete("/{device_id}/tags/{tag}", response_model=TagsPublic)
+async def remove_tag(
+    device_id: str, tag: str, request: Request, runtime: RuntimeDep, _: OperatorRole
+) -> dict[str, Any]:
+    audit(request, device=device_id, tag=tag)
+    return await _tag(runtime, device_id, tag, False)
+
+
+@router.get("/{device_id}/tasks", response_model=TasksPublic)
+async def device_tasks(
+    device_id: str,
+    runtime: RuntimeDep,
+    _: Viewer,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> dict[str, Any]:
+    data, count = await tasks.list_tasks(
+        runtime.db, device_id=device_id, limit=limit, offset=offset
+    )
+    return {"data": data, "count": count}
+
+
+@router.post(
+    "/{device_id}/tasks",
+    response_model=TasksSubmitted,
+    status_code=202,
+    responses={200: {"model": TasksSubmitted, "description": "every task finished in time"}},
+)
+async def submit_tasks(
+    device_id: str,
+    request: Request,
+    response: Response,
+    runtime: RuntimeDep,
+    principal: OperatorRole,
+    body: Annotated[
+        TaskSpec | list[TaskSpec], Body(description="one task, or a list run in order")
+    ],
+    connection_request: Annotated[
+        bool, Query(description="poke the device now instead of waiting for its next Inform")
+    ] = False,
+    wait: Annotated[
+        float, Query(ge=0, le=300, description="seconds to hold the reply until tasks finish")
+    ] = 0,
+) -> dict[str, Any]:
+    """Queue tasks. 200 with the finished tasks when they all finished within ``wait``;
+    otherwise 202 with the tasks as they are."""
+    specs = body if isinstance(body, list) else [body]
+    if not specs:
+        raise HTTPException(422, "no tasks given")
+    audit(
+        request,
+        device=device_id,
+        tasks=[s.name for s in specs],
+        connection_request=connection_request,
+    )
+    try:
+        queued = await tasks.queue(
+            runtime.db,
+            device_id,
+            specs,
+            created_by=principal.name,
+            now=now(),
+            default_ttl=runtime.settings.task_default_ttl,
+        )
+    except tasks.DeviceNotFound:
+        raise _not_found(device_id) from None
+    except tasks.TaskValidationError as exc:
+        raise HTTPException(422, str(exc)) from None
+    runtime.notifier.pulse()
+    poke = None
+    if connection_request:
+        poke = (await runtime.connection_requests.poke(device_id)).as_dict()
+    current = queued
+    if wait > 0 and (poke is None or poke["ok"]):
+        finished, current = await tasks.wait_finished(
+            runtime.db, [t["id"] for t in queued], wait, runtime.notifier
+        )
+        if finished:
+            response.status_code = 200
+    return {"data": current, "count": len(current), "connection_request": poke}
+
+
+@router.post("/{device_id}/connection-request", response_model=ConnectionRequestPublic)
+async def poke_device(
+    device_id: str, request: Request, runtime: RuntimeDep, _: OperatorRole
+) -> dict[str, Any]:
+    """Send a connection request now (its outcome is also kept on the device)."""
+    audit(request, device=device_id)
+    try:
+        return (await runtime.connection_requests.poke(device_id)).as_dict()
+    except connreq.DeviceNotFound:
+        raise _not_found(device_id) from None

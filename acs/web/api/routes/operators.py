@@ -1,0 +1,131 @@
+"""/api/v1/operators, /api/v1/tokens, /api/v1/audit, /api/v1/me."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Query, Request, Response
+
+from acs.services import operators
+from acs.services.operators import Principal
+from acs.web.api.deps import Admin, RuntimeDep, Viewer, audit, now
+from acs.web.api.schemas import (
+    AuditsPublic,
+    MePublic,
+    OperatorCreate,
+    OperatorPublic,
+    OperatorUpdate,
+    TokenCreate,
+    TokenCreated,
+    TokenPublic,
+)
+
+router = APIRouter(tags=["operators"])
+
+
+@router.get("/me", response_model=MePublic)
+async def me(principal: Viewer) -> Principal:
+    return principal
+
+
+@router.get("/operators", response_model=list[OperatorPublic])
+async def list_operators(runtime: RuntimeDep, _: Admin) -> list[dict[str, Any]]:
+    return await operators.list_operators(runtime.db)
+
+
+@router.post("/operators", response_model=OperatorPublic, status_code=201)
+async def create_operator(
+    body: OperatorCreate, request: Request, runtime: RuntimeDep, _: Admin
+) -> dict[str, Any]:
+    audit(request, operator=body.name, role=body.role)
+    try:
+        return await operators.create_operator(
+            runtime.db, body.name, body.role, body.password, now()
+        )
+    except operators.OperatorError as exc:
+        raise HTTPException(422, str(exc)) from None
+
+
+@router.patch("/operators/{name}", response_model=OperatorPublic)
+async def update_operator(
+    name: str, body: OperatorUpdate, request: Request, runtime: RuntimeDep, _: Admin
+) -> dict[str, Any]:
+    audit(
+        request,
+        operator=name,
+        role=body.role,
+        disabled=body.disabled,
+        password_changed=body.password is not None,
+    )
+    try:
+        return await operators.update_operator(
+            runtime.db, name, role=body.role, password=body.password, disabled=body.disabled
+        )
+    except operators.OperatorNotFound:
+        raise HTTPException(404, f"no operator {name!r}") from None
+    except operators.OperatorError as exc:
+        raise HTTPException(422, str(exc)) from None
+
+
+@router.delete("/operators/{name}", status_code=204)
+async def delete_operator(name: str, request: Request, runtime: RuntimeDep, _: Admin) -> Response:
+    audit(request, operator=name)
+    try:
+        await operators.delete_operator(runtime.db, name)
+    except operators.OperatorNotFound:
+        raise HTTPException(404, f"no operator {name!r}") from None
+    except operators.OperatorError as exc:
+        raise HTTPException(409, str(exc)) from None
+    return Response(status_code=204)
+
+
+@router.get("/tokens", response_model=list[TokenPublic])
+async def list_tokens(runtime: RuntimeDep, principal: Viewer) -> list[dict[str, Any]]:
+    """All tokens for admins; one's own for everybody else."""
+    mine = None if principal.can("admin") else principal.name
+    return await operators.list_tokens(runtime.db, mine)
+
+
+@router.post("/tokens", response_model=TokenCreated, status_code=201)
+async def create_token(
+    body: TokenCreate, request: Request, runtime: RuntimeDep, principal: Viewer
+) -> dict[str, Any]:
+    owner = body.operator or principal.name
+    if owner != principal.name and not principal.can("admin"):
+        raise HTTPException(403, "only admins create tokens for other operators")
+    audit(request, operator=owner, token=body.name)
+    try:
+        token, record = await operators.create_token(
+            runtime.db, owner, body.name, now(), body.ttl_seconds
+        )
+    except operators.OperatorNotFound:
+        raise HTTPException(404, f"no operator {owner!r}") from None
+    return {**record, "token": token}
+
+
+@router.delete("/tokens/{token_id}", status_code=204)
+async def revoke_token(
+    token_id: int, request: Request, runtime: RuntimeDep, principal: Viewer
+) -> Response:
+    audit(request, token=token_id)
+    try:
+        await operators.revoke_token(
+            runtime.db, token_id, None if principal.can("admin") else principal.name
+        )
+    except operators.OperatorNotFound:
+        raise HTTPException(404, f"no token {token_id} of yours") from None
+    return Response(status_code=204)
+
+
+@router.get("/audit", response_model=AuditsPublic)
+async def list_audit(
+    runtime: RuntimeDep,
+    _: Admin,
+    operator: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> dict[str, Any]:
+    data, count = await operators.list_audit(
+        runtime.db, operator=operator, limit=limit, offset=offset
+    )
+    return {"data": data, "count": count}

@@ -1,0 +1,172 @@
+"""API schemas, kept apart from the ORM models (XPublic, XsPublic(data, count), XCreate...)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+
+class Page(BaseModel):
+    count: int = Field(description="how many match in all (not only this page)")
+
+
+class ParameterPublic(BaseModel):
+    value: Any = None
+    type: str | None = None
+    writable: bool | None = None
+    updated: str | None = None
+    object: bool | None = None
+    notification: int | None = None
+    access_list: list[str] | None = None
+
+
+class ConnectionRequestPublic(BaseModel):
+    ok: bool
+    method: str
+    status_code: int | None = None
+    latency_ms: float | None = None
+    error: str | None = None
+    time: str = ""
+
+
+class DevicePublic(BaseModel):
+    id: str
+    manufacturer: str
+    oui: str
+    product_class: str
+    serial_number: str
+    mac: str | None
+    software_version: str | None
+    hardware_version: str | None
+    ip: str | None
+    connection_request_url: str | None
+    udp_connection_request_address: str | None
+    periodic_inform_interval: int | None
+    cwmp_version: str | None
+    first_seen: datetime
+    last_inform: datetime
+    last_boot: datetime | None
+    last_bootstrap: datetime | None
+    last_events: list[str]
+    tags: list[str]
+    status: str = Field(description="online, silent (missed two periodic Informs) or unknown")
+    silent_since: datetime | None
+    connection_request: ConnectionRequestPublic | None
+    connection_request_credentials_set: bool
+    own_cwmp_credentials: bool
+    rpc_methods: list[str] | None
+
+
+class DeviceDetail(DevicePublic):
+    parameters: dict[str, ParameterPublic]
+
+
+class DevicesPublic(Page):
+    data: list[DevicePublic]
+
+
+class TagsPublic(BaseModel):
+    tags: list[str]
+
+
+class TaskPublic(BaseModel):
+    id: int
+    device_id: str
+    name: str
+    arguments: dict[str, Any]
+    status: str
+    command_key: str | None
+    created: datetime
+    created_by: str | None
+    started: datetime | None
+    finished: datetime | None
+    next_attempt: datetime | None
+    expires: datetime | None
+    attempts: int
+    result: dict[str, Any] | None
+    fault: dict[str, Any] | None
+
+
+class TasksPublic(Page):
+    data: list[TaskPublic]
+
+
+class TasksSubmitted(TasksPublic):
+    connection_request: ConnectionRequestPublic | None = None
+
+
+class FaultPublic(BaseModel):
+    id: int
+    device_id: str
+    task_id: int | None
+    time: datetime
+    source: str = Field(description="cpe (a CWMP fault from the device) or acs")
+    code: int
+    string: str
+    meaning: str
+    detail: dict[str, Any] | None
+
+
+class FaultsPublic(Page):
+    data: list[FaultPublic]
+
+
+class OperatorPublic(BaseModel):
+    name: str
+    role: str
+    disabled: bool
+    created: datetime
+
+
+class OperatorCreate(BaseModel):
+    name: str = Field(min_length=1, max_length=128)
+    role: str = Field(description="admin, operator or viewer")
+    password: str | None = Field(None, min_length=8, max_length=1024)
+
+
+class OperatorUpdate(BaseModel):
+    role: str | None = None
+    password: str | None = Field(None, min_length=8, max_length=1024)
+    disabled: bool | None = None
+
+
+class TokenCreate(BaseModel):
+    name: str = Field("token", min_length=1, max_length=128)
+    operator: str | None = Field(None, description="whose token (admins only; default: yours)")
+    ttl_seconds: int | None = Field(None, ge=60)
+
+
+class TokenPublic(BaseModel):
+    id: int
+    operator: str
+    name: str
+    created: datetime
+    last_used: datetime | None
+    expires: datetime | None
+
+
+class TokenCreated(TokenPublic):
+    token: str = Field(description="shown this once; only its hash is kept")
+
+
+class MePublic(BaseModel):
+    name: str
+    role: str
+    via: str
+
+
+class AuditPublic(BaseModel):
+    id: int
+    time: datetime
+    operator: str | None
+    method: str
+    path: str
+    status: int
+    client: str | None
+    detail: dict[str, Any] | None
+
+
+class AuditsPublic(Page):
+    data: list[AuditPublic]
