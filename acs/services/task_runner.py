@@ -496,7 +496,11 @@ class TaskRunner(SessionHooks):
                 "cr_password_enc": provision["password"],
             }
             if provision.get("interval"):
-                values["periodic_inform_interval"] = provision["interval"]
+                interval = provision["interval"]
+                values["periodic_inform_interval"] = interval
+                values["inform_deadline"] = ctx.now + timedelta(
+                    seconds=2 * interval + self.settings.silent_grace
+                )
             await conn.execute(
                 update(devices).where(devices.c.id == ctx.device_id).values(**values)
             )

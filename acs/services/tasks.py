@@ -15,6 +15,7 @@ Task statuses::
 from __future__ import annotations
 
 import asyncio
+import re
 import secrets
 from collections.abc import Sequence
 from datetime import datetime, timedelta
@@ -39,6 +40,8 @@ STATUSES = (
 )
 FINISHED = frozenset({"done", "fault", "expired", "cancelled"})
 REDACTED = "********"
+# Parameters whose values are secrets (TR-098/TR-181/TR-104 names), masked in task views.
+_SECRET_NAME = re.compile(r"(password|passphrase|presharedkey|wepkey|secret)$", re.IGNORECASE)
 
 t = queries.tasks
 
@@ -65,7 +68,7 @@ def _redact(name: str, arguments: dict[str, Any]) -> dict[str, Any]:
         out["password"] = REDACTED
     if name == "SetParameterValues":
         out["parameter_values"] = [
-            {**pv, "value": REDACTED} if pv["name"].lower().endswith("password") else pv
+            {**pv, "value": REDACTED} if _SECRET_NAME.search(pv["name"]) else pv
             for pv in out.get("parameter_values", [])
         ]
     return out

@@ -98,3 +98,13 @@ async def rows(db: Database, sql: str, **params: Any) -> list[Any]:
 async def count(db: Database, table: str) -> int:
     [(n,)] = await rows(db, f"SELECT count(*) FROM {table}")
     return int(n)
+
+
+async def device_columns(db: Database, *names: str) -> Any:
+    """Typed columns of the one device (Core select: dates come back as datetimes)."""
+    from sqlalchemy import select
+
+    from acs.db import queries
+
+    async with db.read() as conn:
+        return (await conn.execute(select(*(queries.devices.c[n] for n in names)))).one()
