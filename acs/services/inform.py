@@ -79,6 +79,9 @@ def device_values(
             values[column] = xsd.encode(param.value)[:2048] or None
         elif values["mac"] is None and param.name.endswith("MACAddress"):
             values["mac"] = normalize_mac(xsd.encode(param.value))
+    if values["mac"] is None and ident.serial_number[:6].upper() == ident.oui.upper():
+        # VoIP phones often use their MAC as serial number; its first half is then the OUI.
+        values["mac"] = normalize_mac(ident.serial_number)
     interval = values["periodic_inform_interval"] or known_interval
     values["inform_deadline"] = (
         now + timedelta(seconds=2 * interval + silent_grace) if interval else None

@@ -113,4 +113,7 @@ def phone(
             (lp + "SIP.AuthPassword", "", s, W),
             (lp + "SIP.URI", "", s, W),
         ]
-    return _fill(model, rows)
+    _fill(model, rows)
+    # Phones report their MAC in every Inform (active notification), as Fanvil's do.
+    model.parameters["Device.Ethernet.Interface.1.MACAddress"].notification = 2
+    return model
