@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import socket
@@ -14,6 +15,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+
+from tests.conftest import _truncate_pg
 
 
 def free_port() -> int:
@@ -87,3 +90,10 @@ def start_server(tmp_path: Path) -> Iterator[Callable[..., Server]]:
             except subprocess.TimeoutExpired:
                 server.process.kill()
                 server.process.wait()
+
+
+@pytest.fixture
+def pg_url(pg_database_url: str) -> str:
+    """The test run's PostgreSQL database, emptied."""
+    asyncio.run(_truncate_pg(pg_database_url))
+    return pg_database_url

@@ -17,7 +17,6 @@ import pytest
 from acs.cwmp import messages as m
 from acs.cwmp import soap
 from acs.simulator import datamodels
-from tests.conftest import _truncate_pg
 from tests.cpe_auth_client import digest_header
 from tests.fake_cpe import FakeCpe
 
@@ -221,14 +220,6 @@ def test_hostile_xml_over_http(start_server):
     r = httpx.post(server.cwmp_url + "/acs", content=bomb)
     assert r.status_code == 400
     assert r.text.startswith("refused: DTDs and entity declarations are not accepted")
-
-
-@pytest.fixture
-def pg_url(pg_database_url):
-    import asyncio
-
-    asyncio.run(_truncate_pg(pg_database_url))
-    return pg_database_url
 
 
 def test_session_hops_between_two_servers_on_postgresql(start_server, pg_url):
