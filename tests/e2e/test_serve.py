@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import gzip
 import http.client
+import ipaddress
 import sqlite3
+import ssl
 import subprocess
 import sys
 import zlib
@@ -285,3 +287,92 @@ def test_serve_refuses_an_unmigrated_postgresql_database(tmp_path, pg_database_u
         assert up.stdout == b"database at head\n"
     finally:
         asyncio.run(_drop_pg_database(name))
+
+
+def test_two_workers_share_the_listeners(start_server, tmp_path):
+    server = start_server(workers="2")
+    cpe = FakeCpe()
+    auth = httpx.DigestAuth("acs", "cpe-secret")
+    pids = set()
+    for _ in range(6):  # new connections spread over both workers; sessions still complete
+        with httpx.Client(auth=auth) as c:
+            r = c.post(server.cwmp_url + "/acs", content=cpe.inform())
+            assert r.status_code == 200
+            assert finish_session(c, server.cwmp_url + "/acs", cpe).status_code == 204
+        metrics = httpx.get(server.api_url + "/healthz").json()
+        assert metrics["status"] == "ok"
+    for line in server.output().splitlines():
+        if "Started server process" in line:
+            pids.add(line.split("[")[-1].rstrip("]"))
+    assert len(pids) == 2, server.output()
+
+
+def _self_signed(tmp_path):
+    from datetime import UTC, datetime, timedelta
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(days=1))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path
+
+
+def test_basic_auth_over_tls(start_server, tmp_path):
+    cert, key = _self_signed(tmp_path)
+    server = start_server(cwmp_auth="basic", cwmp_tls_certfile=str(cert), cwmp_tls_keyfile=str(key))
+    url = server.cwmp_url.replace("http://", "https://") + "/acs"
+    cpe = FakeCpe()
+    trust = ssl.create_default_context(cafile=str(cert))
+    with httpx.Client(verify=trust, auth=("acs", "cpe-secret")) as c:
+        r = c.post(url, content=cpe.inform("0 BOOTSTRAP"))
+        assert r.status_code == 200
+        assert r.headers["set-cookie"].endswith("; Secure")
+        assert finish_session(c, url, cpe).status_code == 204
+    with httpx.Client(verify=trust, auth=("acs", "wrong")) as c:
+        r = c.post(url, content=cpe.inform())
+        assert (r.status_code, r.headers["www-authenticate"]) == (401, 'Basic realm="acs"')
+
+
+def test_basic_mode_without_tls_refuses_to_start(tmp_path):
+    import os
+
+    env = {
+        **os.environ,
+        "ACS_CWMP_AUTH": "basic",
+        "ACS_DATA_DIR": str(tmp_path),
+        "ACS_CWMP_PORT": "0",
+        "ACS_API_PORT": "0",
+        "ACS_BIND": "127.0.0.1",
+    }
+    run = subprocess.run(
+        [sys.executable, "-m", "acs.cli", "serve"], env=env, capture_output=True, timeout=60
+    )
+    assert run.returncode == 2
+    assert b"ACS_CWMP_AUTH=basic needs TLS" in run.stderr
