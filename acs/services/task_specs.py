@@ -9,7 +9,7 @@ task back into the CWMP request the session sends.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator, model_validator
 
@@ -210,18 +210,16 @@ class DeleteObjectTask(_ObjectTask):
         return m.DeleteObject(self.object_name, self.parameter_key)
 
 
-class DownloadTask(_Spec):
-    name: Literal["Download"]
+class _TransferTask(_Spec):
+    """Download, Upload and ScheduleDownload share the file server arguments."""
+
+    FILE_TYPES: ClassVar[tuple[str, ...]] = DOWNLOAD_FILE_TYPES
+
     command_key: CommandKey | None = Field(None, description="default: generated per task")
     file_type: str
     url: Annotated[str, Field(max_length=256)]
     username: Annotated[str, Field(max_length=256)] = ""
     password: Annotated[str, Field(max_length=256)] = ""
-    file_size: Annotated[int, Field(ge=0)] = 0
-    target_file_name: Annotated[str, Field(max_length=256)] = ""
-    delay_seconds: Annotated[int, Field(ge=0)] = 0
-    success_url: Annotated[str, Field(max_length=256)] = ""
-    failure_url: Annotated[str, Field(max_length=256)] = ""
 
     @field_validator("url")
     @classmethod
@@ -231,7 +229,16 @@ class DownloadTask(_Spec):
     @field_validator("file_type")
     @classmethod
     def _file_type(cls, value: str) -> str:
-        return _check_file_type(value, DOWNLOAD_FILE_TYPES)
+        return _check_file_type(value, cls.FILE_TYPES)
+
+
+class DownloadTask(_TransferTask):
+    name: Literal["Download"]
+    file_size: Annotated[int, Field(ge=0)] = 0
+    target_file_name: Annotated[str, Field(max_length=256)] = ""
+    delay_seconds: Annotated[int, Field(ge=0)] = 0
+    success_url: Annotated[str, Field(max_length=256)] = ""
+    failure_url: Annotated[str, Field(max_length=256)] = ""
 
     def to_message(self, command_key: str) -> m.Download:
         return m.Download(
@@ -248,24 +255,11 @@ class DownloadTask(_Spec):
         )
 
 
-class UploadTask(_Spec):
+class UploadTask(_TransferTask):
+    FILE_TYPES = UPLOAD_FILE_TYPES
+
     name: Literal["Upload"]
-    command_key: CommandKey | None = None
-    file_type: str
-    url: Annotated[str, Field(max_length=256)]
-    username: Annotated[str, Field(max_length=256)] = ""
-    password: Annotated[str, Field(max_length=256)] = ""
     delay_seconds: Annotated[int, Field(ge=0)] = 0
-
-    @field_validator("url")
-    @classmethod
-    def _url(cls, value: str) -> str:
-        return _check_url(value)
-
-    @field_validator("file_type")
-    @classmethod
-    def _file_type(cls, value: str) -> str:
-        return _check_file_type(value, UPLOAD_FILE_TYPES)
 
     def to_message(self, command_key: str) -> m.Upload:
         return m.Upload(
@@ -320,26 +314,11 @@ class TimeWindow(BaseModel):
         return self
 
 
-class ScheduleDownloadTask(_Spec):
+class ScheduleDownloadTask(_TransferTask):
     name: Literal["ScheduleDownload"]
-    command_key: CommandKey | None = None
-    file_type: str
-    url: Annotated[str, Field(max_length=256)]
-    username: Annotated[str, Field(max_length=256)] = ""
-    password: Annotated[str, Field(max_length=256)] = ""
     file_size: Annotated[int, Field(ge=0)] = 0
     target_file_name: Annotated[str, Field(max_length=256)] = ""
     time_window_list: Annotated[list[TimeWindow], Field(min_length=1, max_length=2)]
-
-    @field_validator("url")
-    @classmethod
-    def _url(cls, value: str) -> str:
-        return _check_url(value)
-
-    @field_validator("file_type")
-    @classmethod
-    def _file_type(cls, value: str) -> str:
-        return _check_file_type(value, DOWNLOAD_FILE_TYPES)
 
     def to_message(self, command_key: str) -> m.ScheduleDownload:
         return m.ScheduleDownload(

@@ -218,11 +218,17 @@ async def cancel(db: Database, task_id: int, now: datetime) -> dict[str, Any]:
             )
         ).first()
         if row is None:
-            exists = await conn.scalar(select(t.c.status).where(t.c.id == task_id))
-            if exists is None:
-                raise TaskNotFound(task_id)
-            raise TaskStateError(f"task {task_id} is already {exists}")
+            status = await _status(conn, task_id)
+            raise TaskStateError(f"task {task_id} is already {status}")
     return task_view(row)
+
+
+async def _status(conn: Any, task_id: int) -> str:
+    """The status of a task an update did not match; ``TaskNotFound`` if there is none."""
+    status = await conn.scalar(select(t.c.status).where(t.c.id == task_id))
+    if status is None:
+        raise TaskNotFound(task_id)
+    return str(status)
 
 
 async def retry(db: Database, task_id: int, now: datetime, default_ttl: int) -> dict[str, Any]:
@@ -245,11 +251,9 @@ async def retry(db: Database, task_id: int, now: datetime, default_ttl: int) -> 
             )
         ).first()
         if row is None:
-            exists = await conn.scalar(select(t.c.status).where(t.c.id == task_id))
-            if exists is None:
-                raise TaskNotFound(task_id)
+            status = await _status(conn, task_id)
             raise TaskStateError(
-                f"task {task_id} is {exists}; only fault, expired or cancelled tasks can be retried"
+                f"task {task_id} is {status}; only fault, expired or cancelled tasks can be retried"
             )
     return task_view(row)
 

@@ -27,6 +27,7 @@ FORCED_INFORM = (
     "ManagementServer.ParameterKey",
 )
 
+_TRANSFER_SCHEMES = ("http://", "https://", "ftp://", "tftp://")
 _INSTANCE_RE = re.compile(r"^(.*\.)(\d+)\.(.*)$")
 
 
@@ -286,8 +287,8 @@ class CpeModel:
                     self.parameters[n].access_list = s.access_list
         return m.SetParameterAttributesResponse()
 
-    def _rpc_Download(self, req: m.Download) -> Any:
-        if not req.url.lower().startswith(("http://", "https://", "ftp://", "tftp://")):
+    def _accept_download(self, req: m.Download | m.ScheduleDownload) -> m.Fault | None:
+        if not req.url.lower().startswith(_TRANSFER_SCHEMES):
             return _fault(9013, req.url)
         self.transfers.append(
             Transfer(
@@ -301,25 +302,16 @@ class CpeModel:
                 req.target_file_name,
             )
         )
-        return m.DownloadResponse(status=1)
+        return None
+
+    def _rpc_Download(self, req: m.Download) -> Any:
+        return self._accept_download(req) or m.DownloadResponse(status=1)
 
     def _rpc_ScheduleDownload(self, req: m.ScheduleDownload) -> Any:
-        self.transfers.append(
-            Transfer(
-                req.command_key,
-                True,
-                req.file_type,
-                req.url,
-                req.username,
-                req.password,
-                req.file_size,
-                req.target_file_name,
-            )
-        )
-        return m.ScheduleDownloadResponse()
+        return self._accept_download(req) or m.ScheduleDownloadResponse()
 
     def _rpc_Upload(self, req: m.Upload) -> Any:
-        if not req.url.lower().startswith(("http://", "https://", "ftp://", "tftp://")):
+        if not req.url.lower().startswith(_TRANSFER_SCHEMES):
             return _fault(9013, req.url)
         self.transfers.append(
             Transfer(req.command_key, False, req.file_type, req.url, req.username, req.password)
