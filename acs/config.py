@@ -88,6 +88,28 @@ class Settings(BaseSettings):
     connection_request_timeout: float = Field(5.0, gt=0)
     udp_connection_request_repeats: int = Field(3, ge=1, le=10)
 
+    # --- provisioning -------------------------------------------------------------------
+    mode: Literal["common", "ctc"] = Field(
+        "common",
+        description="ACS mode (common TR-069, or China Telecom ITMS extensions); "
+        "a device, phone or profile may override it",
+    )
+    public_url: str | None = Field(
+        None,
+        description="how CPEs reach the CWMP listener (http://acs.example:7547), for the "
+        "URLs the ACS hands out; default: the Host the CPE used",
+    )
+    file_url_ttl: int = Field(86400, ge=60, description="lifetime of signed Download URLs")
+    max_file_bytes: int = Field(1024**3, ge=1024, description="largest file the store accepts")
+    provisioning_auth: Literal["digest", "basic", "none"] = Field(
+        "digest",
+        description="how phones authenticate to fetch files and configurations "
+        "without a signed URL (the shared CWMP pair, or a device's own)",
+    )
+    phone_aes_mode: Literal["ecb", "cbc"] = Field(
+        "ecb", description="AES-256 mode of encrypted phone configuration files"
+    )
+
     # --- management API --------------------------------------------------------------------
     admin_password: str | None = Field(
         None, description="if set, an 'admin' operator with this password is created at start"

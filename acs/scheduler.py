@@ -12,7 +12,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
-from acs.services import maintenance
+from acs.services import maintenance, rollouts
 from acs.services.runtime import Runtime
 
 log = logging.getLogger("acs.scheduler")
@@ -31,7 +31,14 @@ class Scheduler:
             ("expire sessions", runtime.cwmp.expire_sessions),
             ("expire tasks", lambda: maintenance.expire_tasks(runtime.db, _now())),
             ("flag silent devices", lambda: maintenance.flag_silent_devices(runtime.db, _now())),
+            ("advance rollouts", self._advance_rollouts),
         ]
+
+    async def _advance_rollouts(self) -> None:
+        runtime = self.runtime
+        poke = await rollouts.advance(runtime.db, _now(), runtime.settings.task_default_ttl)
+        if poke:
+            runtime.spawn(runtime.connection_requests.poke_many(poke))
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="acs-scheduler")

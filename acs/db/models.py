@@ -13,12 +13,15 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    Float,
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
+    UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -97,6 +100,9 @@ class Device(Base):
     # Monitoring: when the next periodic Inform is overdue; set on every Inform.
     inform_deadline: Mapped[datetime | None] = mapped_column(index=True)
     silent_since: Mapped[datetime | None]
+    # ACS mode for this device ("common" or "ctc"); NULL follows its phone profile or the
+    # server default (ACS_MODE).
+    mode: Mapped[str | None] = mapped_column(String(8))
 
 
 class CwmpSession(Base):
@@ -217,6 +223,132 @@ class AuditEntry(Base):
     status: Mapped[int] = mapped_column(Integer)
     client: Mapped[str | None] = mapped_column(String(64))
     detail: Mapped[dict[str, Any] | None] = mapped_column(JSONDoc)
+
+
+class StoredFile(Base):
+    """A file CPEs download: metadata here, bytes in the data dir, named by their SHA-256."""
+
+    __tablename__ = "files"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    file_type: Mapped[str] = mapped_column(String(64))
+    oui: Mapped[str | None] = mapped_column(String(32))
+    product_class: Mapped[str | None] = mapped_column(String(128))
+    version: Mapped[str | None] = mapped_column(String(128))
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+    content_type: Mapped[str] = mapped_column(String(128))
+    created: Mapped[datetime]
+    created_by: Mapped[str | None] = mapped_column(String(128))
+
+
+class ConfigProfile(Base):
+    """Phone configuration settings: a model's general file, or a user-named profile."""
+
+    __tablename__ = "config_profiles"
+    __table_args__ = (UniqueConstraint("kind", "name"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(16))  # "general" (name = model) or "named"
+    name: Mapped[str] = mapped_column(String(128))
+    modules: Mapped[dict[str, Any]]  # {module: {key: value}}
+    config_key: Mapped[str | None] = mapped_column(String(64))  # AES key, general file
+    common_key: Mapped[str | None] = mapped_column(String(64))  # AES key, other files
+    mode: Mapped[str | None] = mapped_column(String(8))
+    updated: Mapped[datetime]
+
+
+class Phone(Base):
+    """A VoIP phone known by its MAC: its profile, variables, own settings, $input id."""
+
+    __tablename__ = "phones"
+
+    mac: Mapped[str] = mapped_column(String(12), primary_key=True)  # 12 lower-case hex
+    model: Mapped[str | None] = mapped_column(String(32))
+    profile: Mapped[str | None] = mapped_column(String(128))
+    input_id: Mapped[str | None] = mapped_column(String(128), unique=True)
+    variables: Mapped[dict[str, Any]]
+    modules: Mapped[dict[str, Any]]  # per-device settings, merged last
+    mode: Mapped[str | None] = mapped_column(String(8))
+    updated: Mapped[datetime]
+
+
+class FileAssignment(Base):
+    """Which stored file a model's or a phone's auto-update URL points at."""
+
+    __tablename__ = "file_assignments"
+    __table_args__ = (UniqueConstraint("scope", "target", "purpose"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    scope: Mapped[str] = mapped_column(String(8))  # "model" or "phone"
+    target: Mapped[str] = mapped_column(String(128))  # model name or MAC
+    purpose: Mapped[str] = mapped_column(String(16))  # image, pbook, etc, logo, ...
+    file_name: Mapped[str] = mapped_column(
+        ForeignKey("files.name", ondelete="CASCADE", onupdate="CASCADE")
+    )
+
+
+class RenderedConfig(Base):
+    """The last rendering of each configuration file: its digest decides the version."""
+
+    __tablename__ = "rendered_configs"
+
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    digest: Mapped[str] = mapped_column(String(64))
+    version: Mapped[str] = mapped_column(String(16))
+    content: Mapped[bytes] = mapped_column(LargeBinary)
+    updated: Mapped[datetime]
+
+
+class Rollout(Base):
+    """One task for every device matching a filter, in waves, stopped by failures."""
+
+    __tablename__ = "rollouts"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(128))
+    filter: Mapped[dict[str, Any]]
+    task: Mapped[dict[str, Any]]
+    wave_size: Mapped[int] = mapped_column(Integer)
+    failure_threshold: Mapped[float] = mapped_column(Float)
+    connection_request: Mapped[bool] = mapped_column(default=False)
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    current_wave: Mapped[int] = mapped_column(Integer, default=0)
+    waves: Mapped[int] = mapped_column(Integer, default=0)
+    targets: Mapped[int] = mapped_column(Integer, default=0)
+    reason: Mapped[str | None] = mapped_column(Text)
+    created: Mapped[datetime]
+    created_by: Mapped[str | None] = mapped_column(String(128))
+    finished: Mapped[datetime | None]
+
+
+class RolloutTarget(Base):
+    __tablename__ = "rollout_targets"
+    __table_args__ = (Index("ix_rollout_targets_rollout_id_wave", "rollout_id", "wave"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    rollout_id: Mapped[int] = mapped_column(BigId, ForeignKey("rollouts.id", ondelete="CASCADE"))
+    device_id: Mapped[str] = mapped_column(String(256))
+    wave: Mapped[int] = mapped_column(Integer)
+    task_id: Mapped[int | None] = mapped_column(BigId)
+
+
+class WorkOrder(Base):
+    """CTC: a subscriber's LOID waiting for a device to bind, and what to apply then."""
+
+    __tablename__ = "work_orders"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    loid: Mapped[str] = mapped_column(String(128), unique=True)
+    password: Mapped[str | None] = mapped_column(String(128))
+    tasks: Mapped[list[Any]] = mapped_column(JSONDoc)
+    profile: Mapped[str | None] = mapped_column(String(128))
+    status: Mapped[str] = mapped_column(String(16), index=True)  # pending, bound
+    device_id: Mapped[str | None] = mapped_column(String(256))
+    created: Mapped[datetime]
+    created_by: Mapped[str | None] = mapped_column(String(128))
+    bound: Mapped[datetime | None]
 
 
 class DigestNonce(Base):

@@ -31,14 +31,22 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from acs.db.models import (
     ApiToken,
     AuditEntry,
+    ConfigProfile,
     CwmpSession,
     Device,
     DigestNonce,
     FaultRecord,
+    FileAssignment,
     InformRecord,
     Meta,
     Operator,
+    Phone,
+    RenderedConfig,
+    Rollout,
+    RolloutTarget,
+    StoredFile,
     Task,
+    WorkOrder,
 )
 
 devices = cast(Table, Device.__table__)
@@ -51,11 +59,20 @@ fault_records = cast(Table, FaultRecord.__table__)
 operators = cast(Table, Operator.__table__)
 api_tokens = cast(Table, ApiToken.__table__)
 audit_log = cast(Table, AuditEntry.__table__)
+files = cast(Table, StoredFile.__table__)
+profiles = cast(Table, ConfigProfile.__table__)
+phones = cast(Table, Phone.__table__)
+assignments = cast(Table, FileAssignment.__table__)
+rendered = cast(Table, RenderedConfig.__table__)
+rollouts = cast(Table, Rollout.__table__)
+rollout_targets = cast(Table, RolloutTarget.__table__)
+work_orders = cast(Table, WorkOrder.__table__)
 
 AnyRow = Row[*tuple[Any, ...]]
 
 
-def _insert(conn: AsyncConnection, table: Any) -> Any:
+def insert_for(conn: AsyncConnection, table: Any) -> Any:
+    """An INSERT with ``on_conflict_do_*`` for the connection's backend."""
     if conn.dialect.name == "postgresql":
         return postgresql.insert(table)
     return sqlite.insert(table)
@@ -66,7 +83,7 @@ def _insert(conn: AsyncConnection, table: Any) -> Any:
 
 async def meta_get_or_create(conn: AsyncConnection, key: str, make: str) -> str:
     """The value of ``key``; ``make`` is stored first if there is none (first node wins)."""
-    await conn.execute(_insert(conn, meta).values(key=key, value=make).on_conflict_do_nothing())
+    await conn.execute(insert_for(conn, meta).values(key=key, value=make).on_conflict_do_nothing())
     value = await conn.scalar(select(meta.c.value).where(meta.c.key == key))
     assert value is not None
     return str(value)
@@ -80,15 +97,16 @@ class DeviceAuth:
     """What authenticating a device's Inform needs, and its open session if any."""
 
     exists: bool
-    cwmp_username: str | None
-    cwmp_ha1_md5: str | None
-    cwmp_ha1_sha256: str | None
-    cr_username: str | None
-    periodic_inform_interval: int | None
-    session_id: str | None
-    session_peer_host: str | None
-    session_peer_port: int | None
-    session_expires: datetime | None
+    cwmp_username: str | None = None
+    cwmp_ha1_md5: str | None = None
+    cwmp_ha1_sha256: str | None = None
+    cr_username: str | None = None
+    periodic_inform_interval: int | None = None
+    mode: str | None = None
+    session_id: str | None = None
+    session_peer_host: str | None = None
+    session_peer_port: int | None = None
+    session_expires: datetime | None = None
 
 
 async def device_auth(conn: AsyncConnection, device_id: str) -> DeviceAuth:
@@ -99,18 +117,19 @@ async def device_auth(conn: AsyncConnection, device_id: str) -> DeviceAuth:
             devices.c.cwmp_ha1_sha256,
             devices.c.cr_username,
             devices.c.periodic_inform_interval,
-            sessions.c.id,
-            sessions.c.peer_host,
-            sessions.c.peer_port,
-            sessions.c.expires,
+            devices.c.mode,
+            sessions.c.id.label("session_id"),
+            sessions.c.peer_host.label("session_peer_host"),
+            sessions.c.peer_port.label("session_peer_port"),
+            sessions.c.expires.label("session_expires"),
         )
         .select_from(devices.outerjoin(sessions, sessions.c.device_id == devices.c.id))
         .where(devices.c.id == device_id)
     )
     row = (await conn.execute(stmt)).first()
     if row is None:
-        return DeviceAuth(False, *([None] * 9))
-    return DeviceAuth(True, *row)
+        return DeviceAuth(False)
+    return DeviceAuth(True, **row._mapping)
 
 
 async def upsert_device_on_inform(
@@ -126,7 +145,7 @@ async def upsert_device_on_inform(
     carry, such as ``writable``); on ``0 BOOTSTRAP`` the tree is replaced instead, since
     a bootstrapped device's data model is not the one we knew (TR-069 3.7.1.5).
     """
-    stmt = _insert(conn, devices).values(
+    stmt = insert_for(conn, devices).values(
         **values, parameters=parameters, first_seen=values["last_inform"]
     )
     excluded = stmt.excluded
@@ -268,7 +287,7 @@ async def insert_session(
 ) -> bool:
     """Claim the device's one session slot; ``False`` if another session holds it."""
     stmt = (
-        _insert(conn, sessions)
+        insert_for(conn, sessions)
         .values(
             id=session_id,
             device_id=device_id,
@@ -363,7 +382,7 @@ async def advance_nonce_count(
     conn: AsyncConnection, nonce: str, nc: int, expires: datetime
 ) -> bool:
     """Record ``nc`` for ``nonce``; ``False`` if it is not higher than one seen before."""
-    stmt = _insert(conn, nonces).values(nonce=nonce, last_nc=nc, expires=expires)
+    stmt = insert_for(conn, nonces).values(nonce=nonce, last_nc=nc, expires=expires)
     stmt = stmt.on_conflict_do_update(
         index_elements=["nonce"],
         set_={"last_nc": stmt.excluded.last_nc},

@@ -226,6 +226,19 @@ class ConnectionRequester:
         self.box = box
         self.settings = settings
 
+    async def poke_many(self, device_ids: list[str], concurrency: int = 32) -> int:
+        """Poke many devices, a bounded number at a time; returns how many answered."""
+        limit = asyncio.Semaphore(concurrency)
+
+        async def one(device_id: str) -> bool:
+            async with limit:
+                try:
+                    return (await self.poke(device_id)).ok
+                except DeviceNotFound:
+                    return False
+
+        return sum(await asyncio.gather(*(one(d) for d in device_ids)))
+
     async def poke(self, device_id: str) -> PokeResult:
         """Send a connection request to a device and record the outcome on it."""
         d = queries.devices

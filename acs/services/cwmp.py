@@ -76,6 +76,7 @@ class SessionContext:
     machine: cs.CwmpSession
     now: datetime
     peer_host: str
+    base_url: str = ""  # how this CPE reaches us, for URLs we hand it (Download)
     inform: m.Inform | None = None
     known: queries.DeviceAuth | None = None  # the device row as it was before this Inform
     # Set by a hook to end the session after the current exchange (e.g. after Reboot).
@@ -250,6 +251,7 @@ class CwmpService:
             machine=machine,
             now=now,
             peer_host=request.peer_host,
+            base_url=self._base_url(request),
             inform=inform,
             known=known,
         )
@@ -306,6 +308,12 @@ class CwmpService:
         log.debug("%s: session %s opened, events %s", device_id, session_id, inform.event_codes)
         return self._xml(body, session_id, request.tls)
 
+    def _base_url(self, request: HttpRequest) -> str:
+        if self.settings.public_url:
+            return self.settings.public_url.rstrip("/")
+        host = request.headers.get("host") or "localhost"
+        return f"{'https' if request.tls else 'http'}://{host}"
+
     def _timeout(self, envelope: soap.Envelope) -> int:
         timeout = self.settings.cwmp_session_timeout
         if envelope.session_timeout:
@@ -353,6 +361,7 @@ class CwmpService:
                 machine=machine,
                 now=now,
                 peer_host=request.peer_host,
+                base_url=self._base_url(request),
                 extra=dict(state.get("extra") or {}),
             )
             try:

@@ -89,6 +89,7 @@ _SUMMARY = (
     d.c.rpc_methods,
     d.c.cr_username,
     d.c.cwmp_username,
+    d.c.mode,
 )
 
 
@@ -119,6 +120,7 @@ def device_view(row: Any, now: datetime) -> dict[str, Any]:
         "connection_request_credentials_set": bool(row.cr_username),
         "own_cwmp_credentials": bool(row.cwmp_username),
         "rpc_methods": row.rpc_methods,
+        "mode": row.mode,
     }
 
 
@@ -132,7 +134,7 @@ def _typed_candidates(value: str) -> list[Any]:
     return out
 
 
-def _conditions(conn_dialect: str, f: DeviceFilter, now: datetime) -> list[Any]:
+def conditions(conn_dialect: str, f: DeviceFilter, now: datetime) -> list[Any]:
     c: list[Any] = []
     if f.ids:
         c.append(d.c.id.in_(f.ids))
@@ -209,10 +211,10 @@ async def search(
     if column not in SORTABLE:
         raise BadFilter(f"sort must be one of {list(SORTABLE)}, optionally prefixed with '-'")
     order = d.c[column].desc() if descending else d.c[column].asc()
-    conditions = _conditions(db.dialect, f, now)
-    stmt: Select[Any] = select(*_SUMMARY).where(*conditions).order_by(order, d.c.id)
+    conditions_ = conditions(db.dialect, f, now)
+    stmt: Select[Any] = select(*_SUMMARY).where(*conditions_).order_by(order, d.c.id)
     async with db.read() as conn:
-        total = await conn.scalar(select(func.count()).select_from(d).where(*conditions))
+        total = await conn.scalar(select(func.count()).select_from(d).where(*conditions_))
         rows = await conn.execute(stmt.limit(limit).offset(offset))
         return [device_view(r, now) for r in rows], int(total or 0)
 
@@ -281,3 +283,21 @@ async def set_cwmp_credentials(
         result = await conn.execute(update(d).where(d.c.id == device_id).values(**values))
         if not result.rowcount:
             raise DeviceNotFound(device_id)
+
+
+async def set_mode(db: Database, device_id: str, mode: str | None) -> None:
+    """Override the ACS mode for one device (``None``: follow the server default)."""
+    if mode is not None and mode not in ("common", "ctc"):
+        raise BadFilter("mode must be common, ctc or null")
+    async with db.write() as conn:
+        result = await conn.execute(update(d).where(d.c.id == device_id).values(mode=mode))
+        if not result.rowcount:
+            raise DeviceNotFound(device_id)
+
+
+async def parameters_of(db: Database, device_id: str) -> dict[str, Any]:
+    async with db.read() as conn:
+        params = await conn.scalar(select(d.c.parameters).where(d.c.id == device_id))
+    if params is None:
+        raise DeviceNotFound(device_id)
+    return dict(params)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
@@ -17,9 +20,11 @@ from acs.db.engine import Database
 from acs.services.connreq import ConnectionRequester
 from acs.services.cpe_auth import CpeAuthenticator
 from acs.services.cwmp import CwmpService
+from acs.services.files import FileStore
 from acs.services.metrics import Counters
 from acs.services.notify import Notifier
 from acs.services.operators import ensure_admin
+from acs.services.provisioning import Provisioning
 from acs.services.secretbox import SecretBox
 from acs.services.task_runner import TaskRunner
 
@@ -77,12 +82,32 @@ class Runtime:
         )
         self.box = SecretBox(server_secrets.secret_key, "connection-request")
         self.notifier = Notifier()
-        self.hooks = TaskRunner(settings, self.box)
+        self.files = FileStore(
+            db,
+            settings.data_dir / "files",
+            server_secrets.secret_key,
+            max_bytes=settings.max_file_bytes,
+        )
+        self.provisioning = Provisioning(db, self.files, settings)
+        self.hooks = TaskRunner(settings, self.box, self.provisioning)
         self.cwmp = CwmpService(
             db, settings, self.authenticator, self.hooks, after_commit=self.notifier.pulse
         )
         self.connection_requests = ConnectionRequester(db, self.box, settings)
         self.counters = Counters()
+        self.files = FileStore(
+            db,
+            settings.data_dir / "files",
+            server_secrets.secret_key,
+            max_bytes=settings.max_file_bytes,
+        )
+        self._background: set[asyncio.Task[Any]] = set()
+
+    def spawn(self, work: Coroutine[Any, Any, Any]) -> None:
+        """Run ``work`` in the background (e.g. connection requests to a whole wave)."""
+        task = asyncio.get_running_loop().create_task(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     @classmethod
     async def start(cls, settings: Settings, *, migrate_sqlite: bool = True) -> Runtime:
@@ -100,4 +125,7 @@ class Runtime:
         return cls(settings, db, server_secrets)
 
     async def close(self) -> None:
+        for task in list(self._background):
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
         await self.db.dispose()

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import secrets
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import ValidationError
 from sqlalchemy import case, select, update
@@ -28,14 +28,27 @@ from acs.cwmp import messages as m
 from acs.cwmp import session as cs
 from acs.cwmp.soap import to_plain
 from acs.db import queries
-from acs.services import fault_log, task_specs
+from acs.services import ctc, fault_log, task_specs
+from acs.services.cpe_auth import hash_credentials
 from acs.services.cwmp import SessionContext, SessionHooks
+from acs.services.inform import BOOT_EVENTS
 from acs.services.secretbox import SecretBox
 
 log = logging.getLogger("acs.tasks")
 
 t = queries.tasks
 PROVISION_REF = "provision"
+CTC_USERINFO_REF = "ctc-userinfo"
+CTC_STATUS_REF = "ctc-status"
+
+
+class DownloadResolver(Protocol):
+    """Turns a Download of a stored file or of the device's configuration into the CWMP
+    request, with a fresh signed URL (``acs.services.provisioning``)."""
+
+    async def resolve(
+        self, conn: AsyncConnection, ctx: SessionContext, spec: Any, command_key: str
+    ) -> tuple[m.Download, dict[str, Any]]: ...
 
 
 def plain(message: Any) -> Any:
@@ -52,6 +65,13 @@ def _strip_types(value: Any) -> Any:
     return value
 
 
+def _software_version(inform: m.Inform) -> str | None:
+    for p in inform.parameter_list:
+        if p.name.endswith(".DeviceInfo.SoftwareVersion"):
+            return str(p.value)
+    return None
+
+
 def _root(inform: m.Inform | None) -> str:
     """The data model's root object, from the Inform's parameter names."""
     if inform is not None:
@@ -63,9 +83,12 @@ def _root(inform: m.Inform | None) -> str:
 
 
 class TaskRunner(SessionHooks):
-    def __init__(self, settings: Settings, box: SecretBox):
+    def __init__(
+        self, settings: Settings, box: SecretBox, downloads: DownloadResolver | None = None
+    ):
         self.settings = settings
         self.box = box
+        self.downloads = downloads
 
     # --- Inform ----------------------------------------------------------------------
 
@@ -73,16 +96,49 @@ class TaskRunner(SessionHooks):
         assert ctx.inform is not None
         events = ctx.inform.event
         codes = {e.event_code for e in events}
-        if "M Reboot" in codes or "1 BOOT" in codes or "0 BOOTSTRAP" in codes:
-            await self._complete_boot_tasks(conn, ctx, events, codes)
         known = ctx.known
+        mode = (known.mode if known is not None else None) or self.settings.mode
+        booted = bool(BOOT_EVENTS.intersection(codes))
+        # What later requests of this session need to know about its Inform.
+        ctx.extra.update(mode=mode, booted=booted, software_version=_software_version(ctx.inform))
+        if booted:
+            await self._complete_boot_tasks(conn, ctx, events, codes)
         if (
             "0 BOOTSTRAP" in codes
             or known is None
             or not known.exists
             or (known.cr_username is None)
         ):
-            ctx.extra["provision"] = {"root": _root(ctx.inform)}
+            ctx.extra["provision"] = {
+                "root": _root(ctx.inform),
+                # CTC: the ACS credentials are rotated on every bootstrap as well
+                "rotate_acs": mode == "ctc" and "0 BOOTSTRAP" in codes,
+            }
+        if mode == "ctc" and "X CT-COM BIND" in codes:
+            loid, password = ctc.userinfo_from(ctx.inform.parameter_list)
+            if loid is None:
+                ctx.extra["ctc"] = {"fetch": True, "root": _root(ctx.inform)}
+            else:
+                await self._ctc_bind(conn, ctx, loid, password, _root(ctx.inform))
+
+    async def _ctc_bind(
+        self,
+        conn: AsyncConnection,
+        ctx: SessionContext,
+        loid: str | None,
+        password: str | None,
+        root: str,
+    ) -> None:
+        outcome = await ctc.bind(
+            conn,
+            device_id=ctx.device_id,
+            loid=loid,
+            password=password,
+            now=ctx.now,
+            task_ttl=self.settings.task_default_ttl,
+        )
+        log.info("%s: CTC bind of LOID %r: %s", ctx.device_id, loid, outcome.detail)
+        ctx.extra["ctc"] = {"root": root, "status": outcome.status, "result": outcome.result}
 
     async def _complete_boot_tasks(
         self,
@@ -111,6 +167,51 @@ class TaskRunner(SessionHooks):
                 .where(t.c.device_id == ctx.device_id, condition)
                 .values(status="done", finished=ctx.now, result=result, session_id=None)
             )
+        # Firmware Downloads waiting for the reboot into the new image: check its version.
+        upgrades = (
+            await conn.execute(
+                select(t.c.id, t.c.result).where(
+                    t.c.device_id == ctx.device_id,
+                    t.c.name == "Download",
+                    t.c.status == "awaiting_boot",
+                )
+            )
+        ).all()
+        for row in upgrades:
+            await self._verify_firmware(conn, ctx, row.id, row.result or {})
+
+    async def _verify_firmware(
+        self, conn: AsyncConnection, ctx: SessionContext, task_id: int, result: dict[str, Any]
+    ) -> None:
+        """A firmware Download is done only when the device runs the file's version."""
+        expected = result.get("expected_version")
+        reported = ctx.extra.get("software_version")
+        if reported == expected:
+            await self._finish(
+                conn, task_id, ctx.now, "done", result={**result, "software_version": reported}
+            )
+            return
+        string = (
+            f"after the upgrade the device reports software version {reported!r}, "
+            f"expected {expected!r} (the version of the file)"
+        )
+        await self._finish(
+            conn,
+            task_id,
+            ctx.now,
+            "fault",
+            result={**result, "software_version": reported},
+            fault={"code": faults.ACS_FIRMWARE_MISMATCH, "string": string},
+        )
+        await fault_log.record(
+            conn,
+            device_id=ctx.device_id,
+            task_id=task_id,
+            now=ctx.now,
+            source="acs",
+            code=faults.ACS_FIRMWARE_MISMATCH,
+            string=string,
+        )
 
     # --- CPE requests ----------------------------------------------------------------
 
@@ -168,6 +269,22 @@ class TaskRunner(SessionHooks):
             )
             return
         result = {**(row.result or {}), "transfer": outcome}
+        if code == 0 and "expected_version" in result:
+            # firmware: done only once the device runs the new version
+            if ctx.extra.get("booted"):
+                await self._verify_firmware(conn, ctx, row.id, result)
+            else:
+                await conn.execute(
+                    update(t)
+                    .where(t.c.id == row.id)
+                    .values(
+                        status="awaiting_boot",
+                        result=result,
+                        session_id=None,
+                        expires=ctx.now + timedelta(seconds=self.settings.boot_timeout),
+                    )
+                )
+            return
         if code == 0:
             await self._finish(conn, row.id, ctx.now, "done", result=result)
             return
@@ -194,6 +311,20 @@ class TaskRunner(SessionHooks):
         provision = ctx.extra.get("provision")
         if provision and not provision.get("sent"):
             return self._provision_request(ctx, provision), PROVISION_REF
+        bind = ctx.extra.get("ctc")
+        if bind and bind.get("fetch"):
+            bind["fetch"] = False
+            return m.GetParameterValues((f"{bind['root']}.{ctc.USERINFO}",)), CTC_USERINFO_REF
+        if bind and "status" in bind and not bind.get("sent"):
+            bind["sent"] = True
+            base = f"{bind['root']}.{ctc.USERINFO}"
+            return m.SetParameterValues(
+                (
+                    m.ParameterValueStruct(base + "Status", bind["status"], xsd.UNSIGNED_INT),
+                    m.ParameterValueStruct(base + "Result", bind["result"], xsd.UNSIGNED_INT),
+                ),
+                parameter_key="acs-ctc-bind",
+            ), CTC_STATUS_REF
         for _ in range(1000):  # bounded: each turn finishes a task or returns
             row = (
                 await conn.execute(
@@ -214,10 +345,19 @@ class TaskRunner(SessionHooks):
                 continue
             if row.next_attempt is not None and row.next_attempt > ctx.now:
                 return None  # the head of the queue waits for its retry; order is kept
+            sent_result = row.result
             try:
                 spec = task_specs.load(row.name, row.arguments)
-                message = spec.to_message(row.command_key or "")
-            except (ValidationError, ValueError) as exc:
+                if isinstance(spec, task_specs.DownloadTask) and spec.url is None:
+                    if self.downloads is None:
+                        raise ValueError("no file store to resolve the Download from")
+                    message, extra = await self.downloads.resolve(
+                        conn, ctx, spec, row.command_key or ""
+                    )
+                    sent_result = {**(row.result or {}), **extra}
+                else:
+                    message = spec.to_message(row.command_key or "")
+            except (ValidationError, ValueError, LookupError) as exc:
                 await self._fail(
                     conn,
                     ctx.device_id,
@@ -236,6 +376,7 @@ class TaskRunner(SessionHooks):
                     started=row.started or ctx.now,
                     attempts=row.attempts + 1,
                     session_id=ctx.session_id,
+                    result=sent_result,
                 )
             )
             return message, str(row.id)
@@ -254,6 +395,16 @@ class TaskRunner(SessionHooks):
                 f"{root}.ManagementServer.ConnectionRequestPassword", password, xsd.STRING
             ),
         ]
+        if provision.get("rotate_acs"):
+            acs_user = f"acs-{secrets.token_hex(6)}"
+            acs_password = secrets.token_urlsafe(16)
+            provision.update(acs_username=acs_user, acs_password=self.box.seal(acs_password))
+            params += [
+                m.ParameterValueStruct(f"{root}.ManagementServer.Username", acs_user, xsd.STRING),
+                m.ParameterValueStruct(
+                    f"{root}.ManagementServer.Password", acs_password, xsd.STRING
+                ),
+            ]
         interval = self.settings.periodic_inform_interval
         if interval:
             provision["interval"] = interval
@@ -274,6 +425,27 @@ class TaskRunner(SessionHooks):
         ref = event.request.ref
         if ref == PROVISION_REF:
             await self._provision_answer(conn, ctx, event)
+            return
+        if ref == CTC_USERINFO_REF:
+            bind = ctx.extra.get("ctc") or {}
+            if isinstance(event, cs.ResponseReceived):
+                loid, password = ctc.userinfo_from(event.response.parameter_list)
+                await self._ctc_bind(
+                    conn, ctx, loid, password, bind.get("root", "InternetGatewayDevice")
+                )
+            return
+        if ref == CTC_STATUS_REF:
+            if isinstance(event, cs.FaultReceived):
+                await fault_log.record(
+                    conn,
+                    device_id=ctx.device_id,
+                    task_id=None,
+                    now=ctx.now,
+                    source="cpe",
+                    code=event.fault.fault_code,
+                    string=event.fault.fault_string,
+                    detail={"ctc_bind_status": True},
+                )
             return
         if ref is None or not ref.isdigit():
             return
@@ -500,6 +672,18 @@ class TaskRunner(SessionHooks):
                 values["periodic_inform_interval"] = interval
                 values["inform_deadline"] = ctx.now + timedelta(
                     seconds=2 * interval + self.settings.silent_grace
+                )
+            if provision.get("acs_username"):
+                # the device uses these from its next session on (stored as HA1 only)
+                ha1 = hash_credentials(
+                    provision["acs_username"],
+                    self.box.open(provision["acs_password"]),
+                    self.settings.cwmp_realm,
+                )
+                values.update(
+                    cwmp_username=provision["acs_username"],
+                    cwmp_ha1_md5=ha1["MD5"],
+                    cwmp_ha1_sha256=ha1["SHA-256"],
                 )
             await conn.execute(
                 update(devices).where(devices.c.id == ctx.device_id).values(**values)

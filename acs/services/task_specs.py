@@ -223,24 +223,51 @@ class _TransferTask(_Spec):
 
     @field_validator("url")
     @classmethod
-    def _url(cls, value: str) -> str:
-        return _check_url(value)
+    def _url(cls, value: str | None) -> str | None:
+        return None if value is None else _check_url(value)
 
     @field_validator("file_type")
     @classmethod
-    def _file_type(cls, value: str) -> str:
-        return _check_file_type(value, cls.FILE_TYPES)
+    def _file_type(cls, value: str | None) -> str | None:
+        return None if value is None else _check_file_type(value, cls.FILE_TYPES)
 
 
 class DownloadTask(_TransferTask):
+    """A Download of a URL, of a stored file (``file``), or of the device's own
+    configuration file rendered now (``config``); the ACS fills URL (signed), FileType,
+    FileSize and TargetFileName for the last two."""
+
     name: Literal["Download"]
+    file_type: str | None = None  # type: ignore[assignment]
+    url: Annotated[str | None, Field(max_length=256)] = None  # type: ignore[assignment]
+    file: Annotated[str | None, Field(max_length=200, description="a stored file's name")] = None
+    config: bool = Field(False, description="render and send the device's configuration file")
     file_size: Annotated[int, Field(ge=0)] = 0
     target_file_name: Annotated[str, Field(max_length=256)] = ""
     delay_seconds: Annotated[int, Field(ge=0)] = 0
     success_url: Annotated[str, Field(max_length=256)] = ""
     failure_url: Annotated[str, Field(max_length=256)] = ""
 
+    @model_validator(mode="after")
+    def _one_source(self) -> DownloadTask:
+        sources = [
+            n
+            for n, given in (
+                ("url", self.url is not None),
+                ("file", self.file is not None),
+                ("config", self.config),
+            )
+            if given
+        ]
+        if len(sources) != 1:
+            raise ValueError("give exactly one of url, file or config")
+        if self.url is not None and self.file_type is None:
+            raise ValueError("file_type: required with url")
+        return self
+
     def to_message(self, command_key: str) -> m.Download:
+        if self.url is None or self.file_type is None:
+            raise ValueError("a Download of a file or config is resolved by the ACS")
         return m.Download(
             command_key,
             self.file_type,

@@ -22,6 +22,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from acs.db import queries
 from acs.db.engine import Database
@@ -62,7 +63,7 @@ def new_command_key() -> str:
     return "acs-" + secrets.token_hex(8)
 
 
-def _redact(name: str, arguments: dict[str, Any]) -> dict[str, Any]:
+def redact_arguments(name: str, arguments: dict[str, Any]) -> dict[str, Any]:
     out = dict(arguments)
     if out.get("password"):
         out["password"] = REDACTED
@@ -80,7 +81,7 @@ def task_view(row: Any) -> dict[str, Any]:
         "id": row.id,
         "device_id": row.device_id,
         "name": row.name,
-        "arguments": _redact(row.name, row.arguments),
+        "arguments": redact_arguments(row.name, row.arguments),
         "status": row.status,
         "command_key": row.command_key,
         "created": row.created,
@@ -107,41 +108,91 @@ async def queue(
 ) -> list[dict[str, Any]]:
     """Queue tasks for one device, in order, in one transaction."""
     async with db.write() as conn:
-        params = await conn.scalar(
-            select(queries.devices.c.parameters).where(queries.devices.c.id == device_id)
+        return await queue_in(
+            conn,
+            device_id,
+            specs,
+            created_by=created_by,
+            now=now,
+            default_ttl=default_ttl,
+            priority=priority,
         )
-        if params is None:
-            raise DeviceNotFound(device_id)
-        out = []
-        for spec in specs:
-            spec = _with_known_types(spec, params)
-            command_key = None
-            if spec.uses_command_key:
-                command_key = getattr(spec, "command_key", None) or new_command_key()
-            arguments = spec.arguments()
-            if "command_key" in arguments and spec.uses_command_key:
-                arguments["command_key"] = command_key
-            expires = spec.expires or now + timedelta(seconds=default_ttl)
-            row = (
-                await conn.execute(
-                    t.insert()
-                    .values(
-                        device_id=device_id,
-                        name=spec.name,
-                        arguments=arguments,
-                        status="queued",
-                        priority=priority,
-                        command_key=command_key,
-                        created=now,
-                        created_by=created_by,
-                        expires=expires,
-                        attempts=0,
-                    )
-                    .returning(*t.c)
+
+
+async def queue_in(
+    conn: AsyncConnection,
+    device_id: str,
+    specs: Sequence[Any],
+    *,
+    created_by: str | None,
+    now: datetime,
+    default_ttl: int,
+    priority: int = 0,
+) -> list[dict[str, Any]]:
+    """``queue`` inside the caller's transaction (a session binding a work order...)."""
+    params = await conn.scalar(
+        select(queries.devices.c.parameters).where(queries.devices.c.id == device_id)
+    )
+    if params is None:
+        raise DeviceNotFound(device_id)
+    out = []
+    for spec in specs:
+        spec = _with_known_types(spec, params)
+        await _check_sources(conn, device_id, spec)
+        command_key = None
+        if spec.uses_command_key:
+            command_key = getattr(spec, "command_key", None) or new_command_key()
+        arguments = spec.arguments()
+        if "command_key" in arguments and spec.uses_command_key:
+            arguments["command_key"] = command_key
+        expires = spec.expires or now + timedelta(seconds=default_ttl)
+        row = (
+            await conn.execute(
+                t.insert()
+                .values(
+                    device_id=device_id,
+                    name=spec.name,
+                    arguments=arguments,
+                    status="queued",
+                    priority=priority,
+                    command_key=command_key,
+                    created=now,
+                    created_by=created_by,
+                    expires=expires,
+                    attempts=0,
                 )
-            ).one()
-            out.append(task_view(row))
+                .returning(*t.c)
+            )
+        ).one()
+        out.append(task_view(row))
     return out
+
+
+async def _check_sources(conn: AsyncConnection, device_id: str, spec: Any) -> None:
+    """A Download of a stored file, or of the device's configuration, must be possible."""
+    if not isinstance(spec, task_specs.DownloadTask):
+        return
+    if spec.file is not None:
+        kind = await conn.scalar(
+            select(queries.files.c.file_type).where(queries.files.c.name == spec.file)
+        )
+        if kind is None:
+            raise TaskValidationError(f"file: no stored file {spec.file!r}")
+        if spec.file_type is None and not (kind[0].isdigit() or kind.startswith("X ")):
+            raise TaskValidationError(
+                f"file: {spec.file!r} is a {kind}, not a TR-069 FileType; give file_type"
+            )
+    if spec.config:
+        mac = await conn.scalar(
+            select(queries.devices.c.mac).where(queries.devices.c.id == device_id)
+        )
+        if mac is None:
+            raise TaskValidationError("config: the device has reported no MAC address")
+        known = await conn.scalar(
+            select(queries.phones.c.mac).where(queries.phones.c.mac == mac.replace(":", ""))
+        )
+        if known is None:
+            raise TaskValidationError(f"config: no phone configuration for MAC {mac}")
 
 
 def _with_known_types(spec: Any, params: dict[str, Any]) -> Any:

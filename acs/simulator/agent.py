@@ -29,6 +29,7 @@ from acs.simulator.model import CpeModel, Transfer
 log = logging.getLogger("acs.simulator")
 
 CR_REALM = "cpe"
+FIRMWARE_MAGIC = b"ACS-SIM-FIRMWARE "
 
 
 @dataclass
@@ -143,10 +144,14 @@ class CpeAgent:
         return soap.render_envelope(message, namespace=self.namespace, cwmp_id=cwmp_id)
 
     def _auth(self) -> httpx.Auth | None:
+        # A CPE authenticates with ManagementServer.Username/Password once the ACS set them
+        # (CTC rotates them on bootstrap); until then with what it was shipped with.
+        username = self._param(".ManagementServer.Username") or self.username
+        password = self._param(".ManagementServer.Password") or self.password
         if self.auth == "digest":
-            return httpx.DigestAuth(self.username, self.password)
+            return httpx.DigestAuth(username, password)
         if self.auth == "basic":
-            return httpx.BasicAuth(self.username, self.password)
+            return httpx.BasicAuth(username, password)
         return None
 
     async def session(self, *events: str) -> SessionReport:
@@ -263,7 +268,13 @@ class CpeAgent:
                 code, text = 9011, f"cannot reach upload server: {exc}"
         end = datetime.now(UTC).replace(microsecond=0)
         if code == 0 and transfer.is_download and transfer.file_type.startswith("1 "):
-            self.model.reboot_requested = True  # new firmware: the CPE reboots into it
+            # New firmware: the CPE reboots into it. A simulated image says its version on
+            # its first line ("ACS-SIM-FIRMWARE 2.5.0"); the device reports it after boot.
+            first = self.downloads[-1][2].split(b"\n", 1)[0] if self.downloads else b""
+            if first.startswith(FIRMWARE_MAGIC):
+                self._set(".DeviceInfo.SoftwareVersion",
+                          first[len(FIRMWARE_MAGIC):].decode(errors="replace").strip())
+            self.model.reboot_requested = True
         self.model.finish_transfer(transfer, code, text, start, end)
         self.wake_soon("7 TRANSFER COMPLETE")
 

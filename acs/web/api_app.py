@@ -12,7 +12,7 @@ from acs import __version__
 from acs.services import metrics, operators
 from acs.services.runtime import Runtime
 from acs.web.api.deps import claimed_name, now, require
-from acs.web.api.routes import devices, faults, tasks
+from acs.web.api.routes import devices, faults, files, provisioning, rollouts, tasks
 from acs.web.api.routes import operators as operator_routes
 
 _STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -68,6 +68,14 @@ def create_api_app(runtime: Runtime) -> FastAPI:
         body = await metrics.render(runtime.db, now(), runtime.counters)
         return PlainTextResponse(body, media_type="text/plain; version=0.0.4")
 
-    for router in (devices.router, tasks.router, faults.router, operator_routes.router):
+    for router in (
+        devices.router,
+        tasks.router,
+        faults.router,
+        files.router,
+        rollouts.router,
+        provisioning.router,
+        operator_routes.router,
+    ):
         app.include_router(router, prefix="/api/v1")
     return app

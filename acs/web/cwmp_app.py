@@ -1,4 +1,5 @@
-"""The CPE-facing listener: CWMP over HTTP(S) on any path."""
+"""The CPE-facing listener: CWMP over HTTP(S) on any path (POST), files and phone
+configurations (GET, see ``acs.web.fileserver``)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from sqlalchemy.exc import DBAPIError
 from acs.services.cwmp import HttpReply, HttpRequest
 from acs.services.runtime import Runtime
 from acs.web.body import BadEncoding, BodyTooLarge, read_body
+from acs.web.fileserver import add_file_routes
 
 log = logging.getLogger("acs.cwmp")
 
@@ -58,6 +60,7 @@ def create_cwmp_app(runtime: Runtime) -> FastAPI:
             inflight -= 1
         return _response(reply)
 
+    add_file_routes(app, runtime)
     app.add_api_route("/", cwmp, methods=["POST"], include_in_schema=False)
     app.add_api_route("/{path:path}", cwmp, methods=["POST"], include_in_schema=False)
     return app

@@ -20,47 +20,9 @@ import pytest
 
 from acs.simulator import datamodels
 from acs.simulator.agent import CpeAgent
+from tests.e2e.conftest import add_operator
 
 DEVICE = "00D09E-IGD-SN0001"
-
-
-def add_operator(server_env: dict[str, str], name: str, role: str, password: str) -> None:
-    run = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "acs.cli",
-            "operator",
-            "add",
-            name,
-            "--role",
-            role,
-            "--password-stdin",
-        ],
-        input=password.encode() + b"\n",
-        env=server_env,
-        capture_output=True,
-        timeout=60,
-    )
-    assert run.returncode == 0, run.stderr
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def acs(request, start_server, tmp_path):
-    """A running `acs serve` on either database, with an operator and a viewer."""
-    import os
-
-    env: dict[str, str] = {}
-    if request.param == "postgresql":
-        env["database_url"] = request.getfixturevalue("pg_url")
-    server = start_server("a", **env)
-    cli_env = {**os.environ, "ACS_DATA_DIR": str(tmp_path / "data-a")}
-    if "database_url" in env:
-        cli_env["ACS_DATABASE_URL"] = env["database_url"]
-    add_operator(cli_env, "ops", "operator", "ops-password")
-    add_operator(cli_env, "eve", "viewer", "eve-password")
-    server.cli_env = cli_env  # type: ignore[attr-defined]
-    return server
 
 
 @pytest.fixture

@@ -57,6 +57,7 @@ class DevicePublic(BaseModel):
     connection_request_credentials_set: bool
     own_cwmp_credentials: bool
     rpc_methods: list[str] | None
+    mode: str | None = Field(description="ACS mode override (common/ctc), null: the default")
 
 
 class DeviceDetail(DevicePublic):
@@ -170,3 +171,93 @@ class AuditPublic(BaseModel):
 
 class AuditsPublic(Page):
     data: list[AuditPublic]
+
+
+class FilePublic(BaseModel):
+    name: str
+    file_type: str
+    oui: str | None
+    product_class: str | None
+    version: str | None
+    sha256: str
+    size: int
+    content_type: str
+    created: datetime
+    created_by: str | None
+
+
+class FilesPublic(Page):
+    data: list[FilePublic]
+
+
+class RolloutCreate(BaseModel):
+    name: str = Field(min_length=1, max_length=128)
+    filter: dict[str, Any] = Field(
+        description="device filter: product_class, software_version, oui, tag, status, ids, "
+        "serial_number, mac, ip, parameters ([[path, value], ...])"
+    )
+    task: dict[str, Any] = Field(description="one task, as for POST /devices/{id}/tasks")
+    wave_size: int = Field(ge=1, le=100_000)
+    failure_threshold: float = Field(0.1, ge=0, le=1, description="stop above this share")
+    connection_request: bool = False
+    task_ttl: int | None = Field(None, ge=60, description="seconds a device may take to run it")
+
+
+class WaveProgress(BaseModel):
+    wave: int
+    targets: int
+    done: int
+    failed: int
+    pending: int
+
+
+class RolloutPublic(BaseModel):
+    id: int
+    name: str
+    filter: dict[str, Any]
+    task: dict[str, Any]
+    wave_size: int
+    failure_threshold: float
+    connection_request: bool
+    status: str = Field(description="running, stopped or done")
+    current_wave: int
+    waves: int
+    targets: int
+    reason: str | None
+    created: datetime
+    created_by: str | None
+    finished: datetime | None
+    progress: dict[str, int]
+    wave_progress: list[WaveProgress]
+
+
+class RolloutsPublic(Page):
+    data: list[RolloutPublic]
+
+
+class WorkOrderCreate(BaseModel):
+    loid: str = Field(min_length=1, max_length=128)
+    password: str | None = Field(None, max_length=128)
+    tasks: list[dict[str, Any]] = Field(default_factory=list)
+    profile: str | None = Field(None, max_length=128)
+
+
+class WorkOrderPublic(BaseModel):
+    id: int
+    loid: str
+    has_password: bool
+    tasks: list[dict[str, Any]]
+    profile: str | None
+    status: str
+    device_id: str | None
+    created: datetime
+    created_by: str | None
+    bound: datetime | None
+
+
+class WorkOrdersPublic(Page):
+    data: list[WorkOrderPublic]
+
+
+class DeviceUpdate(BaseModel):
+    mode: str | None = Field(None, description="common, ctc, or null to follow the default")

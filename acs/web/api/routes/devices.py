@@ -7,13 +7,14 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, HTTPException, Query, Request, Response, status
 
-from acs.services import connreq, devices, tasks
+from acs.services import connreq, devices, task_specs, tasks, voip
 from acs.services.task_specs import TaskSpec
 from acs.web.api.deps import OperatorRole, RuntimeDep, Viewer, audit, now
 from acs.web.api.schemas import (
     ConnectionRequestPublic,
     DeviceDetail,
     DevicesPublic,
+    DeviceUpdate,
     TagsPublic,
     TasksPublic,
     TasksSubmitted,
@@ -130,6 +131,57 @@ async def remove_tag(
 ) -> dict[str, Any]:
     audit(request, device=device_id, tag=tag)
     return await _tag(runtime, device_id, tag, False)
+
+
+@router.patch("/{device_id}", response_model=DeviceDetail)
+async def update_device(
+    device_id: str, body: DeviceUpdate, request: Request, runtime: RuntimeDep, _: OperatorRole
+) -> dict[str, Any]:
+    """Set the device's ACS mode (common or ctc; null follows the server default)."""
+    audit(request, device=device_id, mode=body.mode)
+    try:
+        await devices.set_mode(runtime.db, device_id, body.mode)
+        return await devices.get_device(runtime.db, device_id, now=now())
+    except devices.DeviceNotFound:
+        raise _not_found(device_id) from None
+    except devices.BadFilter as exc:
+        raise HTTPException(422, str(exc)) from None
+
+
+@router.post("/{device_id}/sip-accounts", response_model=TasksSubmitted, status_code=202)
+async def sip_accounts(
+    device_id: str,
+    request: Request,
+    runtime: RuntimeDep,
+    principal: OperatorRole,
+    accounts: Annotated[list[voip.SipAccount], Body(min_length=1)],
+) -> dict[str, Any]:
+    """Common mode: queue a SetParameterValues of SIP accounts on the device's TR-104 lines
+    (the paths its parameter tree shows; fetch its VoiceService first)."""
+    audit(request, device=device_id, lines=[a.line for a in accounts])
+    try:
+        params = await devices.parameters_of(runtime.db, device_id)
+        values = voip.parameter_values(params, accounts)
+    except devices.DeviceNotFound:
+        raise _not_found(device_id) from None
+    except voip.NoVoiceLines as exc:
+        raise HTTPException(409, str(exc)) from None
+    spec = task_specs.TASK_ADAPTER.validate_python(
+        {"name": "SetParameterValues", "parameter_values": values, "parameter_key": "acs-sip"}
+    )
+    try:
+        queued = await tasks.queue(
+            runtime.db,
+            device_id,
+            [spec],
+            created_by=principal.name,
+            now=now(),
+            default_ttl=runtime.settings.task_default_ttl,
+        )
+    except tasks.TaskValidationError as exc:
+        raise HTTPException(422, str(exc)) from None
+    runtime.notifier.pulse()
+    return {"data": queued, "count": len(queued), "connection_request": None}
 
 
 @router.get("/{device_id}/tasks", response_model=TasksPublic)

@@ -1,0 +1,520 @@
+"""Phone provisioning: profiles, phones, file assignments, rendering, and the Downloads of
+stored files and configurations through TR-069.
+
+Three levels merge, in this order, into a phone's configuration: the general profile of
+its model, the user-named profile it is assigned, and its own settings; ``{{variable}}``
+placeholders are then filled from the phone's variables (SIP accounts, display names...),
+``{{mac}}`` and ``{{model}}``. The ``<AUTOUPDATE CONFIG MODULE>`` URLs come from the files
+assigned to the model or the phone, pointing at this ACS's file server with content-bound
+signed URLs (stable, so the configuration's version only moves when something changes).
+
+Every rendering is remembered per file (``rendered_configs``): its digest decides whether
+the version moves (``acs.provisioning.configfile.next_version``).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Final
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from acs.config import Settings
+from acs.cwmp import messages as m
+from acs.db import queries
+from acs.db.engine import Database
+from acs.provisioning import configfile, crypto
+from acs.provisioning import models as phone_models
+from acs.provisioning.errors import ProvisioningError
+from acs.services.files import FileNotFound, FileStore
+
+pr = queries.profiles
+ph = queries.phones
+fa = queries.assignments
+rc = queries.rendered
+fl = queries.files
+
+AUTOUPDATE: Final = "AUTOUPDATE CONFIG MODULE"
+# Auto-update purposes, their key in the AUTOUPDATE module, and the file kinds they take.
+PURPOSES: Final[dict[str, tuple[str, tuple[str, ...]]]] = {
+    "image": ("Auto Image Url", ("1 Firmware Upgrade Image",)),
+    "pbook": ("Auto Pbook Url", ("phonebook",)),
+    "etc": ("Auto Etc Url", ("certificate",)),
+    "logo": ("Auto Logo Url", ("background",)),
+    "mmiset": ("Auto Mmiset Url", ("mmiset",)),
+    "dpeer": ("Auto DPeer Url", ("dialpeer",)),
+    "alist": ("Auto AList Url", ("accesslist",)),
+}
+MODES: Final = ("common", "ctc")
+_NAME_RE: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+
+
+class NotFound(LookupError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Rendered:
+    content: bytes
+    fmt: str
+    version: str
+    encrypted: bool
+    file_name: str
+
+    @property
+    def content_type(self) -> str:
+        if self.encrypted:
+            return "application/octet-stream"
+        return "application/xml" if self.fmt == "xml" else "text/plain; charset=utf-8"
+
+
+def _check_modules(modules: dict[str, Any]) -> dict[str, dict[str, str]]:
+    """Settings as ``{module: {key: value}}`` of strings, in a shape both formats can carry."""
+    if not isinstance(modules, dict):
+        raise ProvisioningError("modules: an object of modules, each an object of settings")
+    out: dict[str, dict[str, str]] = {}
+    for module, settings in modules.items():
+        if not isinstance(settings, dict):
+            raise ProvisioningError(f"modules.{module}: an object of settings")
+        out[module] = {str(k): str(v) for k, v in settings.items()}
+    configfile.validate_config(out)
+    return out
+
+
+def _check_mode(mode: str | None) -> None:
+    if mode is not None and mode not in MODES:
+        raise ProvisioningError(f"mode must be one of {list(MODES)} or null")
+
+
+def _check_key(key: str | None) -> str | None:
+    if key is None:
+        return None
+    crypto.parse_key(key)
+    return key.lower()
+
+
+class Provisioning:
+    def __init__(self, db: Database, files: FileStore, settings: Settings):
+        self.db = db
+        self.files = files
+        self.settings = settings
+
+    # --- profiles ---------------------------------------------------------------------
+
+    async def put_profile(
+        self,
+        kind: str,
+        name: str,
+        *,
+        modules: dict[str, Any],
+        config_key: str | None,
+        common_key: str | None,
+        mode: str | None,
+        now: datetime,
+    ) -> dict[str, Any]:
+        """Create or replace a general (per model) or user-named profile."""
+        if kind == "general":
+            name = phone_models.find_model(name).name
+        elif kind == "named":
+            if not _NAME_RE.fullmatch(name):
+                raise ProvisioningError("profile names are 1-128 of A-Z a-z 0-9 _ . -")
+        else:
+            raise ProvisioningError("kind is general or named")
+        _check_mode(mode)
+        values = {
+            "modules": _check_modules(modules),
+            "config_key": _check_key(config_key),
+            "common_key": _check_key(common_key),
+            "mode": mode,
+            "updated": now,
+        }
+        async with self.db.write() as conn:
+            stmt = queries.insert_for(conn, pr).values(kind=kind, name=name, **values)
+            await conn.execute(
+                stmt.on_conflict_do_update(index_elements=["kind", "name"], set_=values)
+            )
+        return await self.get_profile(kind, name)
+
+    async def get_profile(self, kind: str, name: str) -> dict[str, Any]:
+        if kind == "general":
+            name = phone_models.find_model(name).name
+        async with self.db.read() as conn:
+            row = (
+                await conn.execute(select(pr).where(pr.c.kind == kind, pr.c.name == name))
+            ).first()
+        if row is None:
+            raise NotFound(f"no {kind} profile {name!r}")
+        return _profile_view(row)
+
+    async def list_profiles(self) -> list[dict[str, Any]]:
+        async with self.db.read() as conn:
+            rows = await conn.execute(select(pr).order_by(pr.c.kind, pr.c.name))
+            return [_profile_view(r) for r in rows]
+
+    async def delete_profile(self, kind: str, name: str) -> None:
+        async with self.db.write() as conn:
+            result = await conn.execute(delete(pr).where(pr.c.kind == kind, pr.c.name == name))
+        if not result.rowcount:
+            raise NotFound(f"no {kind} profile {name!r}")
+
+    # --- phones -----------------------------------------------------------------------
+
+    async def put_phone(
+        self,
+        mac: str,
+        *,
+        model: str | None,
+        profile: str | None,
+        input_id: str | None,
+        variables: dict[str, Any],
+        modules: dict[str, Any],
+        mode: str | None,
+        now: datetime,
+    ) -> dict[str, Any]:
+        mac = phone_models.normalize_mac(mac)
+        if model is not None:
+            model = phone_models.find_model(model).name
+        if input_id is not None and not _NAME_RE.fullmatch(input_id):
+            raise ProvisioningError("input_id: 1-128 of A-Z a-z 0-9 _ . -")
+        _check_mode(mode)
+        values = {
+            "model": model,
+            "profile": profile,
+            "input_id": input_id,
+            "variables": {str(k): str(v) for k, v in variables.items()},
+            "modules": _check_modules(modules),
+            "mode": mode,
+            "updated": now,
+        }
+        try:
+            async with self.db.write() as conn:
+                stmt = queries.insert_for(conn, ph).values(mac=mac, **values)
+                await conn.execute(stmt.on_conflict_do_update(index_elements=["mac"], set_=values))
+        except IntegrityError:
+            raise ProvisioningError(f"input_id {input_id!r} belongs to another phone") from None
+        return await self.get_phone(mac)
+
+    async def get_phone(self, mac: str) -> dict[str, Any]:
+        mac = phone_models.normalize_mac(mac)
+        async with self.db.read() as conn:
+            row = (await conn.execute(select(ph).where(ph.c.mac == mac))).first()
+        if row is None:
+            raise NotFound(f"no phone {mac}")
+        return _phone_view(row)
+
+    async def list_phones(
+        self,
+        *,
+        model: str | None = None,
+        profile: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> tuple[list[dict[str, Any]], int]:
+        conditions = []
+        if model is not None:
+            conditions.append(ph.c.model == model)
+        if profile is not None:
+            conditions.append(ph.c.profile == profile)
+        async with self.db.read() as conn:
+            total = await conn.scalar(select(func.count()).select_from(ph).where(*conditions))
+            rows = await conn.execute(
+                select(ph).where(*conditions).order_by(ph.c.mac).limit(limit).offset(offset)
+            )
+            return [_phone_view(r) for r in rows], int(total or 0)
+
+    async def delete_phone(self, mac: str) -> None:
+        mac = phone_models.normalize_mac(mac)
+        async with self.db.write() as conn:
+            result = await conn.execute(delete(ph).where(ph.c.mac == mac))
+        if not result.rowcount:
+            raise NotFound(f"no phone {mac}")
+
+    async def import_phones(self, text: str, now: datetime) -> int:
+        """Bulk variables from CSV: a ``mac`` column, optional ``model``, ``profile``,
+        ``input_id``; every other column is a variable. All rows or none."""
+        reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
+        if reader.fieldnames is None or "mac" not in reader.fieldnames:
+            raise ProvisioningError("CSV needs a header line with a 'mac' column")
+        special = {"mac", "model", "profile", "input_id"}
+        rows = []
+        for number, record in enumerate(reader, start=2):
+            try:
+                mac = phone_models.normalize_mac((record.get("mac") or "").strip())
+                model = (record.get("model") or "").strip() or None
+                if model is not None:
+                    model = phone_models.find_model(model).name
+            except ProvisioningError as exc:
+                raise ProvisioningError(f"line {number}: {exc}") from None
+            variables = {k: v for k, v in record.items() if k and k not in special and v}
+            rows.append(
+                (
+                    mac,
+                    model,
+                    (record.get("profile") or "").strip() or None,
+                    (record.get("input_id") or "").strip() or None,
+                    variables,
+                )
+            )
+        try:
+            async with self.db.write() as conn:
+                for mac, model, profile, input_id, variables in rows:
+                    existing = (await conn.execute(select(ph).where(ph.c.mac == mac))).first()
+                    merged = {**(existing.variables if existing else {}), **variables}
+                    values = {
+                        "model": model or (existing.model if existing else None),
+                        "profile": profile or (existing.profile if existing else None),
+                        "input_id": input_id or (existing.input_id if existing else None),
+                        "variables": merged,
+                        "updated": now,
+                    }
+                    stmt = queries.insert_for(conn, ph).values(
+                        mac=mac, modules={}, mode=None, **values
+                    )
+                    await conn.execute(
+                        stmt.on_conflict_do_update(index_elements=["mac"], set_=values)
+                    )
+        except IntegrityError:
+            raise ProvisioningError("an input_id in the CSV belongs to another phone") from None
+        return len(rows)
+
+    # --- file assignments ---------------------------------------------------------------
+
+    async def assign(self, scope: str, target: str, purpose: str, file_name: str) -> None:
+        if scope == "model":
+            target = phone_models.find_model(target).name
+        elif scope == "phone":
+            target = phone_models.normalize_mac(target)
+        else:
+            raise ProvisioningError("scope is model or phone")
+        if purpose not in PURPOSES:
+            raise ProvisioningError(f"purpose must be one of {list(PURPOSES)}")
+        meta = await self.files.get(file_name)
+        kinds = PURPOSES[purpose][1]
+        if meta.file_type not in kinds:
+            raise ProvisioningError(
+                f"{purpose} takes a {' or '.join(kinds)} file, {file_name!r} is a {meta.file_type}"
+            )
+        async with self.db.write() as conn:
+            stmt = queries.insert_for(conn, fa).values(
+                scope=scope, target=target, purpose=purpose, file_name=file_name
+            )
+            await conn.execute(
+                stmt.on_conflict_do_update(
+                    index_elements=["scope", "target", "purpose"], set_={"file_name": file_name}
+                )
+            )
+
+    async def unassign(self, scope: str, target: str, purpose: str) -> None:
+        async with self.db.write() as conn:
+            result = await conn.execute(
+                delete(fa).where(
+                    fa.c.scope == scope, fa.c.target == target, fa.c.purpose == purpose
+                )
+            )
+        if not result.rowcount:
+            raise NotFound(f"no {purpose} file assigned to {scope} {target}")
+
+    async def list_assignments(self) -> list[dict[str, Any]]:
+        async with self.db.read() as conn:
+            rows = await conn.execute(select(fa).order_by(fa.c.scope, fa.c.target, fa.c.purpose))
+            return [
+                {
+                    "scope": r.scope,
+                    "target": r.target,
+                    "purpose": r.purpose,
+                    "file_name": r.file_name,
+                }
+                for r in rows
+            ]
+
+    # --- rendering ----------------------------------------------------------------------
+
+    async def render(
+        self,
+        request: phone_models.ProvisioningRequest,
+        *,
+        base_url: str,
+        now: datetime,
+        fmt: str | None = None,
+    ) -> Rendered:
+        """The bytes a phone gets for what it asked (static provisioning, TR-069 Download)."""
+        async with self.db.write() as conn:
+            return await self.render_in(conn, request, base_url=base_url, now=now, fmt=fmt)
+
+    async def render_in(
+        self,
+        conn: AsyncConnection,
+        request: phone_models.ProvisioningRequest,
+        *,
+        base_url: str,
+        now: datetime,
+        fmt: str | None = None,
+    ) -> Rendered:
+        if isinstance(request, phone_models.NamedFile):
+            mac = await conn.scalar(select(ph.c.mac).where(ph.c.input_id == request.name))
+            if mac is not None:  # an $input id an operator gave a phone
+                request = phone_models.MacFile(mac, request.fmt)
+        if isinstance(request, phone_models.GeneralFile):
+            general = await self._profile(conn, "general", request.model)
+            if general is None:
+                raise NotFound(f"no general profile for {request.model}")
+            layers = [general.modules]
+            urls = await self._urls(conn, base_url, [("model", request.model)])
+            variables = {"model": request.model}
+            key, name = general.config_key, phone_models.general_file_name(request.model)
+            fmt = fmt or ("xml" if (general.mode or self.settings.mode) == "ctc" else "text")
+            cache_key = f"general:{request.model}"
+        elif isinstance(request, phone_models.MacFile):
+            phone = (await conn.execute(select(ph).where(ph.c.mac == request.mac))).first()
+            if phone is None:
+                raise NotFound(f"no phone {request.mac}")
+            general = await self._profile(conn, "general", phone.model) if phone.model else None
+            named = await self._profile(conn, "named", phone.profile) if phone.profile else None
+            layers = [p.modules for p in (general, named) if p is not None] + [phone.modules]
+            scopes = [("model", phone.model)] if phone.model else []
+            urls = await self._urls(conn, base_url, [*scopes, ("phone", phone.mac)])
+            variables = {**phone.variables, "mac": phone.mac, "model": phone.model or ""}
+            key = (
+                named.common_key
+                if named is not None and named.common_key
+                else general.common_key
+                if general is not None
+                else None
+            )
+            fmt = fmt or request.fmt
+            name = phone_models.mac_file_name(phone.mac, "xml" if fmt == "xml" else "text")
+            cache_key = f"mac:{phone.mac}"
+        else:
+            named = await self._profile(conn, "named", request.name)
+            if named is None:
+                raise NotFound(f"no phone or profile named {request.name!r}")
+            layers, urls, variables = [named.modules], {}, {}
+            key, fmt = named.common_key, fmt or request.fmt
+            name = f"{request.name}.{'xml' if fmt == 'xml' else 'cfg'}"
+            cache_key = f"named:{request.name}"
+        config = configfile.merge(*layers, {AUTOUPDATE: urls} if urls else {})
+        config = configfile.substitute(config, variables)
+        digest = configfile.content_digest(config)
+        cache_key += f":{fmt}"
+        previous = (await conn.execute(select(rc).where(rc.c.key == cache_key))).first()
+        version = configfile.next_version(
+            previous.version if previous else None, previous.digest if previous else None, digest
+        )
+        content = configfile.render(config, version, "xml" if fmt == "xml" else "text")
+        if key:
+            content = crypto.encrypt(content, key, self.settings.phone_aes_mode)
+        if previous is None or previous.digest != digest or previous.content != content:
+            values = {"digest": digest, "version": version, "content": content, "updated": now}
+            stmt = queries.insert_for(conn, rc).values(key=cache_key, **values)
+            await conn.execute(stmt.on_conflict_do_update(index_elements=["key"], set_=values))
+        return Rendered(content, fmt, version, bool(key), name)
+
+    async def _profile(self, conn: AsyncConnection, kind: str, name: str) -> Any:
+        return (await conn.execute(select(pr).where(pr.c.kind == kind, pr.c.name == name))).first()
+
+    async def _urls(
+        self, conn: AsyncConnection, base_url: str, scopes: list[tuple[str, str]]
+    ) -> dict[str, str]:
+        """AUTOUPDATE keys for the assigned files; a phone's own assignment wins over its
+        model's (scopes are given from the weakest to the strongest)."""
+        by_purpose: dict[str, str] = {}
+        for scope, target in scopes:
+            rows = await conn.execute(
+                select(fa.c.purpose, fa.c.file_name).where(
+                    fa.c.scope == scope, fa.c.target == target
+                )
+            )
+            for purpose, file_name in rows:
+                by_purpose[purpose] = file_name
+        urls: dict[str, str] = {}
+        for purpose, file_name in sorted(
+            by_purpose.items(), key=lambda item: list(PURPOSES).index(item[0])
+        ):
+            sha = await conn.scalar(select(fl.c.sha256).where(fl.c.name == file_name))
+            if sha is None:
+                continue
+            path = f"/files/{file_name}"
+            urls[PURPOSES[purpose][0]] = f"{base_url}{path}?t={self.files.content_token(path, sha)}"
+        return urls
+
+    # --- TR-069: Download of a stored file or of the device's configuration -----------------
+
+    async def resolve(
+        self, conn: AsyncConnection, ctx: Any, spec: Any, command_key: str
+    ) -> tuple[m.Download, dict[str, Any]]:
+        """The Download request for a ``file`` or ``config`` task, with a fresh signed URL
+        (valid ``ACS_FILE_URL_TTL``), FileType, FileSize and TargetFileName filled in."""
+        expires = int((ctx.now + timedelta(seconds=self.settings.file_url_ttl)).timestamp())
+        if spec.file is not None:
+            row = (await conn.execute(select(fl).where(fl.c.name == spec.file))).first()
+            if row is None:
+                raise FileNotFound(spec.file)
+            path = f"/files/{row.name}"
+            file_type = spec.file_type or row.file_type
+            extra: dict[str, Any] = {"file": row.name, "sha256": row.sha256}
+            if file_type == "1 Firmware Upgrade Image" and row.version:
+                extra["expected_version"] = row.version
+            size, target = row.size, spec.target_file_name or row.name
+        else:
+            mac = await conn.scalar(
+                select(queries.devices.c.mac).where(queries.devices.c.id == ctx.device_id)
+            )
+            if mac is None:
+                raise NotFound("the device has reported no MAC address")
+            fmt: phone_models.Format = (
+                "xml" if ctx.extra.get("mode", self.settings.mode) == "ctc" else "text"
+            )
+            rendered = await self.render_in(
+                conn,
+                phone_models.MacFile(mac.replace(":", ""), fmt),
+                base_url=ctx.base_url,
+                now=ctx.now,
+            )
+            path = f"/prov/{rendered.file_name}"
+            file_type = spec.file_type or "3 Vendor Configuration File"
+            size, target = len(rendered.content), spec.target_file_name or rendered.file_name
+            extra = {"config": rendered.file_name, "config_version": rendered.version}
+        url = f"{ctx.base_url}{path}?t={self.files.expiring_token(path, expires)}"
+        return m.Download(
+            command_key,
+            file_type,
+            url,
+            spec.username,
+            spec.password,
+            size,
+            target,
+            spec.delay_seconds,
+            spec.success_url,
+            spec.failure_url,
+        ), extra
+
+
+def _profile_view(row: Any) -> dict[str, Any]:
+    return {
+        "kind": row.kind,
+        "name": row.name,
+        "modules": row.modules,
+        "config_key_set": bool(row.config_key),
+        "common_key_set": bool(row.common_key),
+        "mode": row.mode,
+        "updated": row.updated,
+    }
+
+
+def _phone_view(row: Any) -> dict[str, Any]:
+    return {
+        "mac": row.mac,
+        "model": row.model,
+        "profile": row.profile,
+        "input_id": row.input_id,
+        "variables": row.variables,
+        "modules": row.modules,
+        "mode": row.mode,
+        "updated": row.updated,
+    }
