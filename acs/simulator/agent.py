@@ -272,8 +272,10 @@ class CpeAgent:
             # its first line ("ACS-SIM-FIRMWARE 2.5.0"); the device reports it after boot.
             first = self.downloads[-1][2].split(b"\n", 1)[0] if self.downloads else b""
             if first.startswith(FIRMWARE_MAGIC):
-                self._set(".DeviceInfo.SoftwareVersion",
-                          first[len(FIRMWARE_MAGIC):].decode(errors="replace").strip())
+                self._set(
+                    ".DeviceInfo.SoftwareVersion",
+                    first[len(FIRMWARE_MAGIC) :].decode(errors="replace").strip(),
+                )
             self.model.reboot_requested = True
         self.model.finish_transfer(transfer, code, text, start, end)
         self.wake_soon("7 TRANSFER COMPLETE")
