@@ -25,7 +25,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from acs.db.types import JSONDoc, UTCDateTime
+from acs.db.types import JSONDoc, OrderedJSON, UTCDateTime
 
 NAMING = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -252,7 +252,7 @@ class ConfigProfile(Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     kind: Mapped[str] = mapped_column(String(16))  # "general" (name = model) or "named"
     name: Mapped[str] = mapped_column(String(128))
-    modules: Mapped[dict[str, Any]]  # {module: {key: value}}
+    modules: Mapped[dict[str, Any]] = mapped_column(OrderedJSON)  # {module: {key: value}}
     config_key: Mapped[str | None] = mapped_column(String(64))  # AES key, general file
     common_key: Mapped[str | None] = mapped_column(String(64))  # AES key, other files
     mode: Mapped[str | None] = mapped_column(String(8))
@@ -269,7 +269,7 @@ class Phone(Base):
     profile: Mapped[str | None] = mapped_column(String(128))
     input_id: Mapped[str | None] = mapped_column(String(128), unique=True)
     variables: Mapped[dict[str, Any]]
-    modules: Mapped[dict[str, Any]]  # per-device settings, merged last
+    modules: Mapped[dict[str, Any]] = mapped_column(OrderedJSON)  # own settings, merged last
     mode: Mapped[str | None] = mapped_column(String(8))
     updated: Mapped[datetime]
 

@@ -13,6 +13,9 @@ from sqlalchemy.types import TypeDecorator
 # The parameter tree and other documents: JSONB on PostgreSQL (indexable, `||` merges),
 # JSON text on SQLite (json_patch / json_extract work on it).
 JSONDoc = JSON().with_variant(JSONB(), "postgresql")
+# Documents whose key order is meaning (phone configuration modules: the order of the lines
+# the phone reads). JSONB sorts keys; PostgreSQL's plain json keeps the text as written.
+OrderedJSON = JSON()
 
 
 class UTCDateTime(TypeDecorator[datetime]):

@@ -21,6 +21,7 @@ depends_on = None
 
 JSONDoc = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
 BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+OrderedJSON = sa.JSON()  # key order is meaning (configuration lines); JSONB would sort keys
 
 
 def upgrade() -> None:
@@ -28,7 +29,7 @@ def upgrade() -> None:
     sa.Column('id', BigId, autoincrement=True, nullable=False),
     sa.Column('kind', sa.String(length=16), nullable=False),
     sa.Column('name', sa.String(length=128), nullable=False),
-    sa.Column('modules', JSONDoc, nullable=False),
+    sa.Column('modules', OrderedJSON, nullable=False),
     sa.Column('config_key', sa.String(length=64), nullable=True),
     sa.Column('common_key', sa.String(length=64), nullable=True),
     sa.Column('mode', sa.String(length=8), nullable=True),
@@ -59,7 +60,7 @@ def upgrade() -> None:
     sa.Column('profile', sa.String(length=128), nullable=True),
     sa.Column('input_id', sa.String(length=128), nullable=True),
     sa.Column('variables', JSONDoc, nullable=False),
-    sa.Column('modules', JSONDoc, nullable=False),
+    sa.Column('modules', OrderedJSON, nullable=False),
     sa.Column('mode', sa.String(length=8), nullable=True),
     sa.Column('updated', UTCDateTime(), nullable=False),
     sa.PrimaryKeyConstraint('mac', name=op.f('pk_phones')),
