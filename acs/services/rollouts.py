@@ -15,7 +15,7 @@ import secrets
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, literal, select, update
+from sqlalchemy import case, func, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from acs.db import queries
@@ -28,7 +28,7 @@ rt = queries.rollout_targets
 t = queries.tasks
 d = queries.devices
 
-PENDING = ("queued", "sent", "awaiting_transfer", "awaiting_boot")
+PENDING = ("waiting", "queued", "sent", "awaiting_transfer", "awaiting_boot")
 
 
 class RolloutNotFound(LookupError):
@@ -194,7 +194,8 @@ async def _queue_wave(
 
 
 async def _wave_counts(conn: AsyncConnection, rollout_id: int) -> dict[int, dict[str, int]]:
-    status = func.coalesce(t.c.status, "gone")
+    # "waiting": the wave is not queued yet; "gone": its task went with a forgotten device
+    status = case((rt.c.task_id.is_(None), "waiting"), else_=func.coalesce(t.c.status, "gone"))
     rows = await conn.execute(
         select(rt.c.wave, status, func.count())
         .select_from(rt.outerjoin(t, t.c.id == rt.c.task_id))

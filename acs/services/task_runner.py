@@ -502,7 +502,8 @@ class TaskRunner(SessionHooks):
     ) -> None:
         """Record a successful response where it belongs, and finish (or park) the task."""
         stamp = xsd.format_datetime(ctx.now)
-        result: dict[str, Any] = plain(response)
+        # keep what was recorded when it was sent (a firmware's expected version...)
+        result: dict[str, Any] = {**(row.result or {}), **plain(response)}
         status = "done"
         expires = None
         if isinstance(response, m.GetParameterValuesResponse):

@@ -39,15 +39,28 @@ class ServiceCpe:
         self.challenge: str | None = None
         self.nc = 0
         self.send_auth_every_time = True
+        self.use_model_credentials = True
+        # CPEs take their credentials at the start of a session: a change the ACS makes
+        # during the session applies from the next one.
+        self.session_credentials: tuple[str, str] | None = None
         self.answered: list[Any] = []  # ACS requests answered by empty()
+
+    def _credentials(self) -> tuple[str, str]:
+        """ManagementServer.Username/Password once the ACS set them (CTC rotates them on
+        bootstrap), else what the CPE was shipped with, as a real CPE does."""
+        model = self.fake.model
+        user = model.get(f"{model.root}.ManagementServer.Username")
+        password = model.get(f"{model.root}.ManagementServer.Password")
+        if user and password and self.use_model_credentials:
+            return str(user), str(password)
+        return self.username, self.password
 
     def _auth(self) -> str | None:
         if self.challenge is None:
             return None
         self.nc += 1
-        return digest_header(
-            self.challenge, self.username, self.password, uri=self.path, nc=self.nc
-        )
+        username, password = self.session_credentials or self._credentials()
+        return digest_header(self.challenge, username, password, uri=self.path, nc=self.nc)
 
     async def raw(self, body: bytes, headers: dict[str, str] | None = None) -> HttpReply:
         hdrs = {"content-type": "text/xml"}
@@ -77,6 +90,7 @@ class ServiceCpe:
         return reply
 
     async def inform(self, *events: str, **headers: str) -> HttpReply:
+        self.session_credentials = self._credentials()
         return await self.post(self.fake.inform(*events), **headers)
 
     async def empty(self) -> HttpReply:
