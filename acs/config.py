@@ -80,6 +80,9 @@ class Settings(BaseSettings):
     boot_timeout: int = Field(
         900, ge=10, description="seconds a Reboot/FactoryReset may wait for the boot Inform"
     )
+    scheduler_interval: float = Field(
+        5.0, gt=0, description="seconds between housekeeping runs (expiry, rollouts, silence)"
+    )
     silent_grace: int = Field(
         120, ge=0, description="seconds past two missed periodic Informs before 'silent'"
     )

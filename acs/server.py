@@ -63,7 +63,7 @@ def configure_logging(level: str) -> None:
 async def run_worker(settings: Settings, cwmp_sock: socket.socket, api_sock: socket.socket) -> None:
     """One worker: both apps on one event loop, until SIGINT/SIGTERM."""
     runtime = await Runtime.start(settings, migrate_sqlite=False)
-    scheduler = Scheduler(runtime)
+    scheduler = Scheduler(runtime, settings.scheduler_interval)
     common: dict[str, Any] = {
         "log_config": None,
         "access_log": False,
