@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import subprocess
+import sys
 import time
 from datetime import UTC, datetime
 
@@ -334,3 +336,25 @@ async def test_profile_and_phone_validation(api):
     await api.put("/api/v1/phones/001565113af8", json={"input_id": "same"})
     r = await api.put("/api/v1/phones/0015651199ff", json={"input_id": "same"})
     assert (r.status_code, r.json()["detail"]) == (422, "input_id 'same' belongs to another phone")
+
+
+def acs_cli(*args: str) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(
+        [sys.executable, "-m", "acs.cli", *args], capture_output=True, timeout=60, check=False
+    )
+
+
+async def test_encrypted_file_round_trips_through_the_cli(api, cpe, tmp_path):
+    await phone_setup(api, keys={"common_key": KEY})
+    encrypted = (await digest_get(cpe, f"/prov/{MAC}.cfg")).content
+    assert not encrypted.startswith(b"<<VOIP")
+    source, target = tmp_path / "enc.cfg", tmp_path / "plain.cfg"
+    source.write_bytes(encrypted)
+    run = acs_cli("config", "decrypt", "--key", KEY, str(source), str(target))
+    assert run.returncode == 0, run.stderr
+    assert target.read_bytes() == EXPECTED_MAC_FILE
+    wrong = acs_cli("config", "decrypt", "--key", "ab" * 32, str(source), "-")
+    assert wrong.returncode == 1
+    assert wrong.stderr.startswith(b"cannot decrypt:")
+    again = acs_cli("config", "encrypt", "--key", KEY, str(target), "-")
+    assert again.stdout == encrypted  # ECB is deterministic: the same bytes as served
