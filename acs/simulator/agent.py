@@ -1,8 +1,12 @@
-"""A simulated CPE on the network: CWMP sessions over HTTP, a connection-request listener
-(HTTP with Digest, and UDP per TR-069 Annex G), file transfers, reboots.
+"""A simulated CPE on the network: CWMP sessions over HTTP, connection requests (HTTP with
+Digest, and UDP per TR-069 Annex G), file transfers, reboots.
 
 Everything a well-behaved CPE does between sessions happens here; what it answers inside a
-session is ``CpeModel``'s business.
+session is ``CpeModel``'s business. Agents are cheap enough to run thousands in one process:
+sessions use the minimal client of ``acs.simulator.rawhttp`` (one TCP connection per session,
+Digest nonce kept between sessions), the periodic Inform is rendered once and reused, and a
+fleet shares one connection-request listener (``ConnectionRequestListener``), each agent
+under its own random path.
 """
 
 from __future__ import annotations
@@ -12,24 +16,26 @@ import contextlib
 import hashlib
 import hmac
 import logging
+import re
 import secrets
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.cookiejar import CookieJar, DefaultCookiePolicy
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-import httpx
-
-from acs.cwmp import digest, soap
+from acs.cwmp import digest, soap, xsd
 from acs.cwmp import messages as m
 from acs.simulator.model import CpeModel, Transfer
+from acs.simulator.rawhttp import Authenticator, Connection, HttpError
 
 log = logging.getLogger("acs.simulator")
 
 CR_REALM = "cpe"
 FIRMWARE_MAGIC = b"ACS-SIM-FIRMWARE "
+# CurrentTime in a cached Inform is this, replaced by the time of each session.
+_TIME_MARK = datetime(1999, 9, 9, 9, 9, 9, tzinfo=UTC)
+_TIME_TEXT = xsd.format_datetime(_TIME_MARK).encode()
 
 
 @dataclass
@@ -41,13 +47,98 @@ class SessionReport:
     error: str | None = None
     latency: float = 0.0
     status: int | None = None
+    retry_after: float | None = None  # the ACS said 503: come back after this many seconds
 
 
-def make_client(**kwargs: Any) -> httpx.AsyncClient:
-    """An HTTP client for agents: it keeps no cookies (each session keeps its own)."""
-    jar = CookieJar(policy=DefaultCookiePolicy(allowed_domains=[]))
-    kwargs.setdefault("timeout", 30.0)
-    return httpx.AsyncClient(cookies=httpx.Cookies(jar), trust_env=False, **kwargs)
+class ConnectionRequestListener:
+    """One HTTP listener (and optionally one UDP socket) for the connection requests of
+    many agents: ``/cr/<random>`` names the agent; a UDP request names it by ``un``."""
+
+    def __init__(self, host: str = "127.0.0.1"):
+        self.host = host
+        self.port = 0
+        self.udp_port = 0
+        self._agents: dict[str, CpeAgent] = {}
+        self._by_username: dict[str, CpeAgent] = {}
+        self._server: asyncio.Server | None = None
+        self._udp: asyncio.DatagramTransport | None = None
+
+    async def start(self, *, udp: bool = False) -> None:
+        self._server = await asyncio.start_server(
+            self._serve, self.host, 0, limit=16384, backlog=4096
+        )
+        self.port = self._server.sockets[0].getsockname()[1]
+        if udp:
+            transport, _ = await asyncio.get_running_loop().create_datagram_endpoint(
+                lambda: _UdpProtocol(self), local_addr=(self.host, 0)
+            )
+            self._udp = transport
+            self.udp_port = transport.get_extra_info("sockname")[1]
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+        if self._udp is not None:
+            self._udp.close()
+
+    def register(self, agent: CpeAgent) -> tuple[str, str | None]:
+        """Give an agent its ConnectionRequestURL (and UDP address, if UDP is on)."""
+        path = f"/cr/{secrets.token_hex(8)}"
+        self._agents[path] = agent
+        udp = f"{self.host}:{self.udp_port}" if self._udp is not None else None
+        return f"http://{self.host}:{self.port}{path}", udp
+
+    def unregister(self, agent: CpeAgent) -> None:
+        for key in [k for k, a in self._agents.items() if a is agent]:
+            del self._agents[key]
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            with contextlib.suppress(
+                asyncio.IncompleteReadError,
+                ConnectionError,
+                TimeoutError,
+                asyncio.LimitOverrunError,
+            ):
+                while True:
+                    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+                    lines = head.decode("latin-1").split("\r\n")
+                    method, target = ([*lines[0].split(" "), "", ""])[:2]
+                    headers = {
+                        k.strip().lower(): v.strip()
+                        for k, _, v in (line.partition(":") for line in lines[1:] if line)
+                    }
+                    agent = self._agents.get(urlsplit(target).path)
+                    if agent is None or method != "GET":
+                        status, extra = "404 Not Found", ""
+                    else:
+                        status, extra = agent.check_connection_request(
+                            target, headers.get("authorization")
+                        )
+                    writer.write(f"HTTP/1.1 {status}\r\nContent-Length: 0\r\n{extra}\r\n".encode())
+                    await writer.drain()
+        finally:
+            writer.close()
+
+    def udp_datagram(self, data: bytes) -> None:
+        try:
+            query = parse_qs(urlsplit(data.decode("ascii").split(" ", 2)[1]).query)
+            username = query["un"][0]
+        except (UnicodeDecodeError, IndexError, KeyError):
+            return
+        for agent in self._agents.values():
+            if agent.connection_request_username() == username:
+                agent.udp_request(data)
+                return
+
+
+class _UdpProtocol(asyncio.DatagramProtocol):
+    def __init__(self, listener: ConnectionRequestListener):
+        self.listener = listener
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        self.listener.udp_datagram(data)
 
 
 class CpeAgent:
@@ -64,27 +155,28 @@ class CpeAgent:
         namespace: str = soap.CWMP_NAMESPACES["1.2"],
         cr_host: str = "127.0.0.1",
         udp: bool = False,
-        client: httpx.AsyncClient | None = None,
+        listener: ConnectionRequestListener | None = None,
         fail_downloads: bool = False,
+        timeout: float = 30.0,
     ):
         self.model = model
         self.acs_url = acs_url
         self.username = username
         self.password = password
-        self.auth = auth
+        self.auth_scheme = auth
         self.namespace = namespace
         self.cr_host = cr_host
         self.udp = udp
         self.fail_downloads = fail_downloads
-        self._client = client
-        self._own_client = client is None
-        self._cr_server: asyncio.Server | None = None
-        self._udp_transport: asyncio.DatagramTransport | None = None
+        self.timeout = timeout
+        self.listener = listener
+        self._own_listener = listener is None
+        self._authenticator: Authenticator | None = None
         self._cr_authority = digest.NonceAuthority(secrets.token_bytes(16), CR_REALM)
+        self._cached_inform: tuple[int, bytes] | None = None
         self.wake = asyncio.Event()  # a connection request (or anything) asks for a session
         self.wake_events: list[str] = []
         self.connection_requests = 0
-        self.next_id = 1
         self.sessions: list[SessionReport] = []
         self.downloads: list[tuple[str, int, bytes]] = []  # (url, status, first bytes)
         self._udp_seen: set[str] = set()  # UDP request ids acted on (they come repeated)
@@ -92,29 +184,19 @@ class CpeAgent:
     # --- lifecycle -------------------------------------------------------------------
 
     async def start(self) -> None:
-        if self._client is None:
-            self._client = make_client()
-        self._cr_server = await asyncio.start_server(self._serve_cr, self.cr_host, 0)
-        port = self._cr_server.sockets[0].getsockname()[1]
-        path = f"/cr/{secrets.token_hex(4)}"
-        self._set(".ManagementServer.ConnectionRequestURL", f"http://{self.cr_host}:{port}{path}")
-        if self.udp:
-            loop = asyncio.get_running_loop()
-            transport, _ = await loop.create_datagram_endpoint(
-                lambda: _UdpCr(self), local_addr=(self.cr_host, 0)
-            )
-            self._udp_transport = transport
-            udp_port = transport.get_extra_info("sockname")[1]
-            self._set(".ManagementServer.UDPConnectionRequestAddress", f"{self.cr_host}:{udp_port}")
+        if self.listener is None:
+            self.listener = ConnectionRequestListener(self.cr_host)
+            await self.listener.start(udp=self.udp)
+        url, udp = self.listener.register(self)
+        self._set(".ManagementServer.ConnectionRequestURL", url)
+        if udp is not None:
+            self._set(".ManagementServer.UDPConnectionRequestAddress", udp)
 
     async def stop(self) -> None:
-        if self._cr_server is not None:
-            self._cr_server.close()
-            await self._cr_server.wait_closed()
-        if self._udp_transport is not None:
-            self._udp_transport.close()
-        if self._own_client and self._client is not None:
-            await self._client.aclose()
+        if self.listener is not None:
+            self.listener.unregister(self)
+            if self._own_listener:
+                await self.listener.stop()
 
     async def __aenter__(self) -> CpeAgent:
         await self.start()
@@ -130,6 +212,7 @@ class CpeAgent:
             param.value = value
         else:
             self.model.set(name, value, writable=False)
+        self.model.revision += 1
 
     def _param(self, suffix: str) -> str:
         value = self.model.get(self.model.root + suffix)
@@ -137,73 +220,87 @@ class CpeAgent:
 
     # --- one CWMP session --------------------------------------------------------------
 
-    def _envelope(self, message: Any, cwmp_id: str | None = None) -> bytes:
-        if cwmp_id is None:
-            cwmp_id = str(self.next_id)
-            self.next_id += 1
+    def _envelope(self, message: Any, cwmp_id: str) -> bytes:
         return soap.render_envelope(message, namespace=self.namespace, cwmp_id=cwmp_id)
 
-    def _auth(self) -> httpx.Auth | None:
+    def _authenticator_now(self) -> Authenticator:
         # A CPE authenticates with ManagementServer.Username/Password once the ACS set them
-        # (CTC rotates them on bootstrap); until then with what it was shipped with.
+        # (CTC rotates them on bootstrap); until then with what it was shipped with. It takes
+        # them at the start of a session.
         username = self._param(".ManagementServer.Username") or self.username
         password = self._param(".ManagementServer.Password") or self.password
-        if self.auth == "digest":
-            return httpx.DigestAuth(username, password)
-        if self.auth == "basic":
-            return httpx.BasicAuth(username, password)
-        return None
+        auth = self._authenticator
+        if auth is None or (auth.username, auth.password) != (username, password):
+            auth = self._authenticator = Authenticator(username, password, self.auth_scheme)
+        return auth
+
+    def inform_body(self, events: tuple[str, ...]) -> bytes:
+        """The Inform to send; a plain periodic one is rendered once per model revision."""
+        cacheable = events == ("2 PERIODIC",) and not self.model.pending_events
+        now = xsd.format_datetime(datetime.now(UTC)).encode()
+        if cacheable and self._cached_inform and self._cached_inform[0] == self.model.revision:
+            return self._cached_inform[1].replace(_TIME_TEXT, now, 1)
+        inform = self.model.inform(events)
+        body = self._envelope(
+            m.Inform(
+                inform.device_id,
+                inform.event,
+                inform.max_envelopes,
+                _TIME_MARK,
+                inform.retry_count,
+                inform.parameter_list,
+            ),
+            "1",
+        )
+        if cacheable:
+            self._cached_inform = (self.model.revision, body)
+        return body.replace(_TIME_TEXT, now, 1)
 
     async def session(self, *events: str) -> SessionReport:
         """Inform, report finished transfers, answer the ACS until it ends the session."""
-        assert self._client is not None
         started = time.monotonic()
         report = SessionReport(ok=False)
-        headers = {"content-type": 'text/xml; charset="utf-8"'}
-        auth = self._auth()
-
-        async def post(body: bytes) -> httpx.Response:
-            # The session cookie is kept per session, by hand: a client shared by a fleet
-            # must not hand one CPE's cookie to another (see make_client).
-            assert self._client is not None
-            response = await self._client.post(
-                self.acs_url, content=body, headers=headers, auth=auth or httpx.USE_CLIENT_DEFAULT
-            )
-            for value in response.headers.get_list("set-cookie"):
-                headers["cookie"] = value.split(";", 1)[0]
-            return response
-
+        auth = self._authenticator_now()
+        conn = Connection(self.acs_url, timeout=self.timeout)
+        pending_events = list(self.model.pending_events)
         try:
-            inform = self.model.inform(events or ("2 PERIODIC",))
-            response = await post(self._envelope(inform))
-            if response.status_code != 200:
-                report.status = response.status_code
-                report.error = f"Inform answered {response.status_code}"
-                self.model.pending_events[:0] = list(inform.event)  # report them next time
+            body = self.inform_body(events or ("2 PERIODIC",))
+            response = await conn.request("POST", body, auth=auth)
+            if response.status != 200:
+                report.status = response.status
+                report.error = f"Inform answered {response.status}"
+                retry = response.headers.get("retry-after", "")
+                if response.status == 503 and retry.isdigit():
+                    report.retry_after = float(retry)
+                self.model.pending_events[:0] = [
+                    e for e in pending_events if e not in self.model.pending_events
+                ]
                 return report
-            reported = list(self.model.completed)
-            for tc in reported:
-                response = await post(self._envelope(tc))
-                if response.status_code != 200:
-                    report.error = f"TransferComplete answered {response.status_code}"
+            for tc in list(self.model.completed):
+                response = await conn.request("POST", self._envelope(tc, "tc"), auth=auth)
+                if response.status != 200:
+                    report.error = f"TransferComplete answered {response.status}"
                     return report
                 self.model.completed.remove(tc)
-            response = await post(b"")
+            response = await conn.request("POST", b"", auth=auth)
             for _ in range(10_000):
-                if response.status_code == 204:
+                if response.status == 204:
                     report.ok = True
                     break
-                if response.status_code != 200:
-                    report.status = response.status_code
-                    report.error = f"ACS answered {response.status_code}"
+                if response.status != 200:
+                    report.status = response.status
+                    report.error = f"ACS answered {response.status}"
                     break
-                envelope = soap.parse_envelope(response.content)
+                envelope = soap.parse_envelope(response.body)
                 report.requests.append(type(envelope.message).__name__)
                 answer = self.model.handle(envelope.message)
-                response = await post(self._envelope(answer, envelope.cwmp_id))
-        except (httpx.HTTPError, soap.SoapError) as exc:
+                response = await conn.request(
+                    "POST", self._envelope(answer, envelope.cwmp_id or ""), auth=auth
+                )
+        except (HttpError, soap.SoapError) as exc:
             report.error = f"{type(exc).__name__}: {exc}"
         finally:
+            await conn.close()
             report.latency = time.monotonic() - started
             self.sessions.append(report)
         await self._after_session()
@@ -234,51 +331,57 @@ class CpeAgent:
 
     async def _transfer(self, transfer: Transfer) -> None:
         """Fetch (or send) the file for real over HTTP, then report it next session."""
-        assert self._client is not None
         start = datetime.now(UTC).replace(microsecond=0)
         code, text = 0, ""
-        if self.fail_downloads:
-            code, text = 9010, "simulated download failure"
-        elif transfer.is_download:
-            auth = (
-                httpx.DigestAuth(transfer.username, transfer.password)
-                if transfer.username
-                else None
-            )
-            try:
-                response = await self._client.get(
-                    transfer.url, auth=auth or httpx.USE_CLIENT_DEFAULT
-                )
-                self.downloads.append((transfer.url, response.status_code, response.content[:256]))
-                if response.status_code in (401, 403):
-                    code, text = 9012, f"file server said {response.status_code}"
-                elif response.status_code != 200:
-                    code, text = 9016, f"file server said {response.status_code}"
-                elif transfer.file_size and len(response.content) != transfer.file_size:
+        parts = urlsplit(transfer.url)
+        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        auth = (
+            Authenticator(transfer.username, transfer.password, "digest")
+            if transfer.username
+            else None
+        )
+        conn = Connection(transfer.url, timeout=self.timeout)
+        try:
+            if self.fail_downloads:
+                code, text = 9010, "simulated download failure"
+            elif not parts.scheme.startswith("http"):
+                code, text = 9013, f"{parts.scheme} is not supported by this simulator"
+            elif transfer.is_download:
+                response = await conn.request("GET", path=target, auth=auth)
+                self.downloads.append((transfer.url, response.status, response.body[:256]))
+                if response.status in (401, 403):
+                    code, text = 9012, f"file server said {response.status}"
+                elif response.status != 200:
+                    code, text = 9016, f"file server said {response.status}"
+                elif transfer.file_size and len(response.body) != transfer.file_size:
                     code, text = 9018, "file size differs from FileSize"
-            except httpx.HTTPError as exc:
-                code, text = 9015, f"cannot reach file server: {exc}"
-        else:
-            body = f"log of {self.model.serial_number}\n".encode()
-            try:
-                response = await self._client.put(transfer.url, content=body)
-                if response.status_code >= 300:
-                    code, text = 9011, f"upload server said {response.status_code}"
-            except httpx.HTTPError as exc:
-                code, text = 9011, f"cannot reach upload server: {exc}"
-        end = datetime.now(UTC).replace(microsecond=0)
-        if code == 0 and transfer.is_download and transfer.file_type.startswith("1 "):
-            # New firmware: the CPE reboots into it. A simulated image says its version on
-            # its first line ("ACS-SIM-FIRMWARE 2.5.0"); the device reports it after boot.
-            first = self.downloads[-1][2].split(b"\n", 1)[0] if self.downloads else b""
-            if first.startswith(FIRMWARE_MAGIC):
-                self._set(
-                    ".DeviceInfo.SoftwareVersion",
-                    first[len(FIRMWARE_MAGIC) :].decode(errors="replace").strip(),
+                elif transfer.file_type.startswith("1 "):
+                    self._install_firmware(response.body)
+            else:
+                body = f"log of {self.model.serial_number}\n".encode()
+                response = await conn.request(
+                    "PUT", body, path=target, auth=auth, headers={"Content-Length": str(len(body))}
                 )
-            self.model.reboot_requested = True
+                if response.status >= 300:
+                    code, text = 9011, f"upload server said {response.status}"
+        except HttpError as exc:
+            code, text = (9015 if transfer.is_download else 9011), f"transfer failed: {exc}"
+        finally:
+            await conn.close()
+        end = datetime.now(UTC).replace(microsecond=0)
         self.model.finish_transfer(transfer, code, text, start, end)
         self.wake_soon("7 TRANSFER COMPLETE")
+
+    def _install_firmware(self, image: bytes) -> None:
+        # A simulated image says its version on its first line ("ACS-SIM-FIRMWARE 2.5.0");
+        # the CPE reboots into it and reports that version from then on.
+        first = image.split(b"\n", 1)[0]
+        if first.startswith(FIRMWARE_MAGIC):
+            self._set(
+                ".DeviceInfo.SoftwareVersion",
+                first[len(FIRMWARE_MAGIC) :].decode(errors="replace").strip(),
+            )
+        self.model.reboot_requested = True
 
     def wake_soon(self, event: str) -> None:
         self.wake_events.append(event)
@@ -315,38 +418,15 @@ class CpeAgent:
 
     # --- connection requests ----------------------------------------------------------
 
-    def _cr_credentials(self) -> tuple[str, str]:
-        return (
-            self._param(".ManagementServer.ConnectionRequestUsername"),
-            self._param(".ManagementServer.ConnectionRequestPassword"),
-        )
+    def connection_request_username(self) -> str:
+        return self._param(".ManagementServer.ConnectionRequestUsername")
 
-    async def _serve_cr(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError, TimeoutError):
-                while True:
-                    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
-                    lines = head.decode("latin-1").split("\r\n")
-                    method, target = lines[0].split(" ")[:2]
-                    headers = {
-                        k.strip().lower(): v.strip()
-                        for k, _, v in (line.partition(":") for line in lines[1:] if line)
-                    }
-                    status, extra = self._check_cr(method, target, headers.get("authorization"))
-                    reply = f"HTTP/1.1 {status}\r\nContent-Length: 0\r\n{extra}\r\n"
-                    writer.write(reply.encode())
-                    await writer.drain()
-                    if status.startswith("200"):
-                        self.connection_requests += 1
-                        self.wake_soon("6 CONNECTION REQUEST")
-        finally:
-            writer.close()
-
-    def _check_cr(self, method: str, target: str, authorization: str | None) -> tuple[str, str]:
-        username, password = self._cr_credentials()
-        path = urlsplit(self._param(".ManagementServer.ConnectionRequestURL")).path
-        if method != "GET" or urlsplit(target).path != path:
-            return "404 Not Found", ""
+    def check_connection_request(self, target: str, authorization: str | None) -> tuple[str, str]:
+        """Digest-authenticate a connection request (TR-069 3.2.2): 200 and a session, or
+        401 with a challenge."""
+        username = self.connection_request_username()
+        password = self._param(".ManagementServer.ConnectionRequestPassword")
+        path = urlsplit(target).path
         creds = digest.parse_authorization(authorization)
         if isinstance(creds, digest.DigestCredentials) and creds.username == username:
             ha1 = {alg: digest.ha1(alg, username, CR_REALM, password) for alg in digest.ALGORITHMS}
@@ -354,6 +434,8 @@ class CpeAgent:
                 creds, method="GET", ha1_by_algorithm=ha1, now=time.time(), request_path=path
             )
             if verdict is digest.Verdict.OK:
+                self.connection_requests += 1
+                self.wake_soon("6 CONNECTION REQUEST")
                 return "200 OK", ""
         challenge = self._cr_authority.challenge(time.time(), algorithms=("MD5",))[0]
         return "401 Unauthorized", f"WWW-Authenticate: {challenge}\r\n"
@@ -367,7 +449,8 @@ class CpeAgent:
             ts, mid, un, cn, sig = (query[k] for k in ("ts", "id", "un", "cn", "sig"))
         except (UnicodeDecodeError, ValueError, KeyError):
             return False
-        username, password = self._cr_credentials()
+        username = self.connection_request_username()
+        password = self._param(".ManagementServer.ConnectionRequestPassword")
         expected = hmac.new(password.encode(), f"{ts}{mid}{un}{cn}".encode(), hashlib.sha1)
         if (
             method != "GET"
@@ -375,17 +458,13 @@ class CpeAgent:
             or not hmac.compare_digest(expected.hexdigest().upper(), sig.upper())
         ):
             return False
-        if abs(time.time() - int(ts)) > 300 or mid in self._udp_seen:
+        if (
+            not re.fullmatch(r"\d+", ts)
+            or abs(time.time() - int(ts)) > 300
+            or (mid in self._udp_seen)
+        ):
             return False  # stale, or a repeat of one already acted on
         self._udp_seen.add(mid)
         self.connection_requests += 1
         self.wake_soon("6 CONNECTION REQUEST")
         return True
-
-
-class _UdpCr(asyncio.DatagramProtocol):
-    def __init__(self, agent: CpeAgent):
-        self.agent = agent
-
-    def datagram_received(self, data: bytes, addr: Any) -> None:
-        self.agent.udp_request(data)

@@ -71,6 +71,7 @@ class CpeModel:
     reboot_requested: bool = False
     factory_reset_requested: bool = False
     schedule_inform: tuple[int, str] | None = None
+    revision: int = 0  # bumped on every change, so a rendered Inform can be reused
 
     @property
     def device_id(self) -> m.DeviceIdStruct:
@@ -116,6 +117,7 @@ class CpeModel:
     def set(
         self, name: str, value: xsd.Value, type_: str | None = None, writable: bool = True
     ) -> None:
+        self.revision += 1
         old = self.parameters.get(name)
         self.parameters[name] = Parameter(
             value, type_ or (old.type if old else xsd.infer_type(value)), writable
@@ -125,6 +127,7 @@ class CpeModel:
 
     def handle(self, request: Any) -> Any:
         """The response (or ``m.Fault``) to one ACS request."""
+        self.revision += 1
         handler = getattr(self, f"_rpc_{type(request).__name__}", None)
         if handler is None:
             return _fault(faults.CPE_METHOD_NOT_SUPPORTED)
