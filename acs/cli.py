@@ -175,6 +175,38 @@ def cmd_config_crypt(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_simulate(args: argparse.Namespace) -> int:
+    import json
+
+    from acs.simulator.fleet import FleetConfig, simulate
+
+    config = FleetConfig(
+        acs_url=args.acs_url,
+        devices=args.devices,
+        model=args.model,
+        interval=args.interval,
+        duration=args.duration if args.sessions is None else None,
+        sessions=args.sessions,
+        username=args.username,
+        password=args.password,
+        auth=args.auth,
+        serial_prefix=args.serial_prefix,
+        first_index=args.first_index,
+        concurrency=args.concurrency,
+        ramp=args.ramp,
+        bootstrap=not args.no_bootstrap,
+        cwmp_version=args.cwmp_version,
+        udp=args.udp,
+    )
+    summary = asyncio.run(simulate(config))
+    text = json.dumps(summary, indent=2)
+    if args.json:
+        Path(args.json).write_text(text + "\n")
+    else:
+        print(text)
+    return 0 if summary["sessions_failed"] == 0 else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="acs", description="TR-069 Auto-Configuration Server")
     parser.add_argument("--version", action="version", version=f"acs {__version__}")
@@ -241,6 +273,42 @@ def build_parser() -> argparse.ArgumentParser:
         crypt.add_argument("input", help="file to read, - for standard input")
         crypt.add_argument("output", help="file to write, - for standard output")
         crypt.set_defaults(func=cmd_config_crypt, action=action)
+
+    sim = sub.add_parser("simulate", help="a fleet of simulated CPEs against an ACS")
+    sim.add_argument("--acs-url", default="http://127.0.0.1:7547/acs")
+    sim.add_argument("--devices", type=int, default=100)
+    sim.add_argument(
+        "--model",
+        default="gateway",
+        help="gateway (TR-098), phone (TR-181/TR-104), or a JSON data model file",
+    )
+    sim.add_argument("--interval", type=float, default=60.0, help="periodic inform seconds")
+    sim.add_argument("--duration", type=float, default=60.0, help="seconds to run")
+    sim.add_argument(
+        "--sessions",
+        type=int,
+        default=None,
+        help="stop after this many sessions per device instead",
+    )
+    sim.add_argument("--username", default="acs")
+    sim.add_argument("--password", default="", help="the ACS's CPE password")
+    sim.add_argument("--auth", choices=["digest", "basic", "none"], default="digest")
+    sim.add_argument("--serial-prefix", default="SIM")
+    sim.add_argument("--first-index", type=int, default=0)
+    sim.add_argument("--concurrency", type=int, default=500, help="sessions in flight at once")
+    sim.add_argument(
+        "--ramp",
+        type=float,
+        default=None,
+        help="spread first sessions over this many seconds (0: all at once)",
+    )
+    sim.add_argument(
+        "--no-bootstrap", action="store_true", help="first session says 1 BOOT, not 0 BOOTSTRAP"
+    )
+    sim.add_argument("--cwmp-version", choices=["1.0", "1.1", "1.2", "1.3", "1.4"], default="1.2")
+    sim.add_argument("--udp", action="store_true", help="also listen for UDP connection requests")
+    sim.add_argument("--json", help="write the summary here instead of standard output")
+    sim.set_defaults(func=cmd_simulate)
 
     token = sub.add_parser("token", help="API tokens").add_subparsers(dest="token", required=True)
     create = token.add_parser("create", help="create a token for an operator; printed once")

@@ -13,13 +13,10 @@ from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import (
-    ColumnElement,
     Table,
-    and_,
     delete,
     func,
     literal_column,
-    or_,
     select,
     text,
     update,
@@ -314,26 +311,26 @@ async def find_sessions(
 ) -> list[AnyRow]:
     """Open sessions by cookie, else by connection, else by peer address.
 
-    Results are ordered by how strongly they match: cookie, then connection, then address.
+    Each is its own indexed lookup, tried in that order: a cookie settles it at once, and
+    thousands of cookie-less sessions behind one address cannot crowd it out.
     """
-    conditions: list[ColumnElement[bool]] = []
+    base = select(*_SESSION_COLUMNS).where(sessions.c.expires > now)
     if session_ids:
-        conditions.append(sessions.c.id.in_(list(session_ids)))
-    if peer_host is not None:
-        if peer_port is not None:
-            conditions.append(
-                and_(sessions.c.peer_host == peer_host, sessions.c.peer_port == peer_port)
-            )
-        conditions.append(sessions.c.peer_host == peer_host)
-    if not conditions:
+        rows = (await conn.execute(base.where(sessions.c.id.in_(list(session_ids))))).all()
+        if rows:
+            return list(rows)
+    if peer_host is None:
         return []
-    stmt = (
-        select(*_SESSION_COLUMNS)
-        .where(or_(*conditions), sessions.c.expires > now)
-        .order_by(sessions.c.updated.desc())
-        .limit(20)
-    )
-    return list((await conn.execute(stmt)).all())
+    if peer_port is not None:
+        rows = (
+            await conn.execute(
+                base.where(sessions.c.peer_host == peer_host, sessions.c.peer_port == peer_port)
+            )
+        ).all()
+        if rows:
+            return list(rows)
+    stmt = base.where(sessions.c.peer_host == peer_host).order_by(sessions.c.updated.desc())
+    return list((await conn.execute(stmt.limit(50))).all())
 
 
 async def get_session(conn: AsyncConnection, session_id: str) -> AnyRow | None:
