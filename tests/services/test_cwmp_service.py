@@ -482,13 +482,11 @@ async def test_cookieless_cpes_behind_one_address_are_told_apart_by_request_id(r
 async def test_cookie_wins_over_many_sessions_from_the_same_address(runtime, db):
     # Found by load: with many open sessions behind one address, a session found by its
     # cookie must not be crowded out by the address matches.
-    others = []
-    for i in range(60):
-        other = ServiceCpe(runtime, FakeCpe(datamodels.gateway(f"NAT{i:03d}")), port=2000 + i)
-        assert (await other.inform()).status == 200
-        others.append(other)
     mine = ServiceCpe(runtime, port=1)
     assert (await mine.inform()).status == 200
+    for i in range(60):  # all more recent than mine
+        other = ServiceCpe(runtime, FakeCpe(datamodels.gateway(f"NAT{i:03d}")), port=2000 + i)
+        assert (await other.inform()).status == 200
     mine.port = 3  # a new connection: only the cookie tells
     assert (await mine.empty()).status == 204
     [(left,)] = await rows(db, "SELECT count(*) FROM cwmp_sessions WHERE device_id = :d", d=DEVICE)
