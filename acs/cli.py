@@ -60,9 +60,12 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
     settings = _settings(args)
 
     async def run() -> None:
+        from acs.db import param_index
+
         db = Database(settings.resolved_database_url)
         try:
             await migrate.upgrade(db, args.revision)
+            await param_index.ensure_indexes(db, settings.indexed_parameter_list)
         finally:
             await db.dispose()
 

@@ -118,6 +118,13 @@ class Settings(BaseSettings):
         None, description="if set, an 'admin' operator with this password is created at start"
     )
     metrics_public: bool = Field(False, description="serve /metrics without authentication")
+    indexed_parameters: str = Field(
+        "", description="comma-separated parameter paths to index for device searches"
+    )
+
+    @property
+    def indexed_parameter_list(self) -> list[str]:
+        return [p.strip() for p in self.indexed_parameters.split(",") if p.strip()]
 
     @field_validator("cwmp_digest_algorithms")
     @classmethod

@@ -22,7 +22,7 @@ from typing import Any
 import uvicorn
 
 from acs.config import Settings
-from acs.db import migrate
+from acs.db import migrate, param_index
 from acs.db.engine import Database
 from acs.scheduler import Scheduler
 from acs.services.runtime import Runtime, SchemaOutdated, check_schema, load_secrets
@@ -113,6 +113,7 @@ async def prepare(settings: Settings) -> str:
         if db.is_sqlite:
             await migrate.upgrade(db)
         await check_schema(db)
+        await param_index.ensure_indexes(db, settings.indexed_parameter_list)
         return (await load_secrets(db, settings)).cwmp_password
     finally:
         await db.dispose()

@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, delete, func, or_, select, text, update
+from sqlalchemy import Select, bindparam, delete, func, select, text, update
 
-from acs.db import queries
+from acs.db import param_index, queries
 from acs.db.engine import Database
 from acs.services.cpe_auth import hash_credentials
 
@@ -28,7 +28,6 @@ SORTABLE = (
     "mac",
 )
 STATUSES = ("online", "silent", "unknown")
-_PATH_RE = re.compile(r"^[A-Za-z0-9_.{}-]+$")
 _TAG_RE = re.compile(r"^[A-Za-z0-9_.:@-]{1,64}$")
 
 
@@ -173,27 +172,20 @@ def conditions(conn_dialect: str, f: DeviceFilter, now: datetime) -> list[Any]:
                 ).bindparams(tag=f.tag)
             )
     for i, (path, value) in enumerate(f.parameters):
-        if not _PATH_RE.fullmatch(path):
-            raise BadFilter(f"bad parameter path {path!r}")
-        candidates = _typed_candidates(value)
+        try:
+            expression = param_index.value_expression(conn_dialect, path)
+        except ValueError as exc:
+            raise BadFilter(str(exc)) from None
         if conn_dialect == "postgresql":
-            # containment (@>) can use a GIN index on parameters
-            docs = [json.dumps({path: {"value": v}}) for v in candidates]
-            clauses = [
-                text(f"devices.parameters @> CAST(:p{i}_{j} AS jsonb)").bindparams(
-                    **{f"p{i}_{j}": doc}
-                )
-                for j, doc in enumerate(docs)
-            ]
+            # ->> gives every JSON scalar as text: "42" matches 42 and "42" alike
+            c.append(text(f"{expression} = :pv{i}").bindparams(**{f"pv{i}": value}))
         else:
-            jpath = f'$."{path}".value'
-            clauses = [
-                text(f"json_extract(devices.parameters, :jp{i}) = :pv{i}_{j}").bindparams(
-                    **{f"jp{i}": jpath, f"pv{i}_{j}": int(v) if isinstance(v, bool) else v}
+            candidates = [int(v) if isinstance(v, bool) else v for v in _typed_candidates(value)]
+            c.append(
+                text(f"{expression} IN :pv{i}").bindparams(
+                    bindparam(f"pv{i}", candidates, expanding=True)
                 )
-                for j, v in enumerate(candidates)
-            ]
-        c.append(or_(*clauses))
+            )
     return c
 
 

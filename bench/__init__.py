@@ -1,0 +1,1 @@
+"""Benchmarks of acs (run with `python -m bench.run`; see the README)."""

@@ -1,0 +1,108 @@
+"""The ceiling: a bare ASGI app answering the two exchanges of an empty CWMP session with
+canned bytes and no storage, on the same uvicorn set-up and worker model as `acs serve`.
+
+    python -m bench.ceiling --port 17547 --workers 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import multiprocessing
+import os
+import secrets
+import signal
+import socket
+from typing import Any
+
+import uvicorn
+
+from acs.cwmp import messages as m
+from acs.cwmp import soap
+from acs.server import _Server, bind
+
+INFORM_RESPONSE = soap.render_envelope(
+    m.InformResponse(1), namespace=soap.CWMP_NAMESPACES["1.2"], cwmp_id="1"
+)
+
+
+async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    if scope["type"] != "http":
+        return
+    body = b""
+    while True:
+        message = await receive()
+        body += message.get("body", b"")
+        if not message.get("more_body"):
+            break
+    if body.strip():
+        cookie = f"acs_session={secrets.token_urlsafe(18)}; Path=/; HttpOnly".encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [
+                    (b"content-type", b'text/xml; charset="utf-8"'),
+                    (b"content-length", str(len(INFORM_RESPONSE)).encode()),
+                    (b"set-cookie", cookie),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": INFORM_RESPONSE})
+    else:
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+
+async def _worker(sock: socket.socket) -> None:
+    server = _Server(
+        uvicorn.Config(
+            app,
+            log_config=None,
+            access_log=False,
+            lifespan="off",
+            timeout_keep_alive=30,
+            server_header=False,
+        )
+    )
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, lambda: setattr(server, "should_exit", True))
+    await server.serve(sockets=[sock])
+
+
+def _entry(sock: socket.socket) -> None:
+    asyncio.run(_worker(sock))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=17547)
+    parser.add_argument("--workers", type=int, default=1)
+    args = parser.parse_args()
+    sock = bind(args.host, args.port)
+    if args.workers == 1:
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(_worker(sock))
+        return
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_entry, args=(sock,)) for _ in range(args.workers)]
+    for p in procs:
+        p.start()
+
+    def forward(sig: int, _frame: object) -> None:
+        for p in procs:
+            if p.pid:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(p.pid, sig)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    for p in procs:
+        p.join()
+
+
+if __name__ == "__main__":
+    main()
