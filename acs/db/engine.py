@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -16,8 +17,11 @@ class Database:
     """An async engine plus ``read()`` / ``write()`` transactions.
 
     On SQLite, ``write()`` opens ``BEGIN IMMEDIATE`` so a transaction that reads and then
-    writes takes the write lock up front and waits (busy_timeout) instead of failing
-    with "database is locked" halfway. Readers never block writers (WAL).
+    writes takes the write lock up front instead of failing with "database is locked"
+    halfway. SQLite has one writer at a time anyway; inside a process, writers queue on an
+    asyncio lock rather than in SQLite's busy handler, which sleeps in steps of up to 100 ms
+    and turned contention into seconds of latency. Across processes (several workers) the
+    busy handler still arbitrates. Readers never block writers (WAL).
     """
 
     def __init__(self, url: str, *, pool_size: int = 10, echo: bool = False):
@@ -32,6 +36,7 @@ class Database:
         else:
             kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=False)
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
+        self._write_lock: asyncio.Lock | None = None
         if self.is_sqlite:
             _configure_sqlite(self.engine)
 
@@ -50,9 +55,14 @@ class Database:
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:
-        async with self.engine.connect() as conn:
-            if self.is_sqlite:
-                conn = await conn.execution_options(acs_immediate=True)
+        if not self.is_sqlite:
+            async with self.engine.connect() as conn, conn.begin():
+                yield conn
+            return
+        if self._write_lock is None:
+            self._write_lock = asyncio.Lock()
+        async with self._write_lock, self.engine.connect() as conn:
+            conn = await conn.execution_options(acs_immediate=True)
             async with conn.begin():
                 yield conn
 

@@ -14,12 +14,10 @@ from typing import Any, cast
 
 from sqlalchemy import (
     Table,
+    bindparam,
     delete,
-    func,
-    literal_column,
     select,
     text,
-    update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Row
@@ -45,6 +43,7 @@ from acs.db.models import (
     Task,
     WorkOrder,
 )
+from acs.db.types import JSONDoc, UTCDateTime
 
 devices = cast(Table, Device.__table__)
 sessions = cast(Table, CwmpSession.__table__)
@@ -106,27 +105,97 @@ class DeviceAuth:
     session_expires: datetime | None = None
 
 
+_DEVICE_AUTH = text(
+    "SELECT d.cwmp_username, d.cwmp_ha1_md5, d.cwmp_ha1_sha256, d.cr_username, "
+    "d.periodic_inform_interval, d.mode, s.id AS session_id, s.peer_host AS session_peer_host, "
+    "s.peer_port AS session_peer_port, s.expires AS session_expires "
+    "FROM devices AS d LEFT OUTER JOIN cwmp_sessions AS s ON s.device_id = d.id "
+    "WHERE d.id = :device_id"
+).columns(session_expires=UTCDateTime())
+
+
 async def device_auth(conn: AsyncConnection, device_id: str) -> DeviceAuth:
-    stmt = (
-        select(
-            devices.c.cwmp_username,
-            devices.c.cwmp_ha1_md5,
-            devices.c.cwmp_ha1_sha256,
-            devices.c.cr_username,
-            devices.c.periodic_inform_interval,
-            devices.c.mode,
-            sessions.c.id.label("session_id"),
-            sessions.c.peer_host.label("session_peer_host"),
-            sessions.c.peer_port.label("session_peer_port"),
-            sessions.c.expires.label("session_expires"),
-        )
-        .select_from(devices.outerjoin(sessions, sessions.c.device_id == devices.c.id))
-        .where(devices.c.id == device_id)
-    )
-    row = (await conn.execute(stmt)).first()
+    row = (await conn.execute(_DEVICE_AUTH, {"device_id": device_id})).first()
     if row is None:
         return DeviceAuth(False)
     return DeviceAuth(True, **row._mapping)
+
+
+_UPSERT_COLUMNS = (
+    "id",
+    "manufacturer",
+    "oui",
+    "product_class",
+    "serial_number",
+    "ip",
+    "cwmp_version",
+    "last_inform",
+    "last_boot",
+    "last_bootstrap",
+    "last_events",
+    "mac",
+    "software_version",
+    "hardware_version",
+    "connection_request_url",
+    "udp_connection_request_address",
+    "periodic_inform_interval",
+    "inform_deadline",
+    "silent_since",
+    "parameters",
+)
+_KEEP_KNOWN = (  # an Inform that does not carry these must not erase what we know
+    "mac",
+    "software_version",
+    "hardware_version",
+    "connection_request_url",
+    "udp_connection_request_address",
+    "periodic_inform_interval",
+    "last_boot",
+    "last_bootstrap",
+)
+_UPSERTS: dict[tuple[str, bool], Any] = {}
+
+
+def _upsert_statement(dialect: str, bootstrap: bool) -> Any:
+    key = (dialect, bootstrap)
+    stmt = _UPSERTS.get(key)
+    if stmt is not None:
+        return stmt
+    json_value = "CAST(:{} AS jsonb)" if dialect == "postgresql" else ":{}"
+    values = []
+    for column in _UPSERT_COLUMNS:
+        if column in ("parameters", "last_events"):
+            values.append(json_value.format(column))
+        else:
+            values.append(f":{column}")
+    sets = []
+    for column in _UPSERT_COLUMNS[1:]:
+        if column == "parameters":
+            merged = (
+                "excluded.parameters"
+                if bootstrap
+                else (
+                    _PG_MERGE.format(patch="excluded.parameters")
+                    if dialect == "postgresql"
+                    else "json_patch(devices.parameters, excluded.parameters)"
+                )
+            )
+            sets.append(f"parameters = {merged}")
+        elif column in _KEEP_KNOWN:
+            sets.append(f"{column} = COALESCE(excluded.{column}, devices.{column})")
+        else:
+            sets.append(f"{column} = excluded.{column}")
+    sql = (
+        f"INSERT INTO devices ({', '.join(_UPSERT_COLUMNS)}, first_seen, tags) "
+        f"VALUES ({', '.join(values)}, :last_inform, '[]') "
+        f"ON CONFLICT (id) DO UPDATE SET {', '.join(sets)}"
+    )
+    typed = [
+        bindparam(c, type_=UTCDateTime())
+        for c in ("last_inform", "last_boot", "last_bootstrap", "inform_deadline", "silent_since")
+    ]
+    stmt = _UPSERTS[key] = text(sql).bindparams(*typed)
+    return stmt
 
 
 async def upsert_device_on_inform(
@@ -142,30 +211,10 @@ async def upsert_device_on_inform(
     carry, such as ``writable``); on ``0 BOOTSTRAP`` the tree is replaced instead, since
     a bootstrapped device's data model is not the one we knew (TR-069 3.7.1.5).
     """
-    stmt = insert_for(conn, devices).values(
-        **values, parameters=parameters, first_seen=values["last_inform"]
-    )
-    excluded = stmt.excluded
-    merged: Any = excluded.parameters if bootstrap else _merge_expression(conn, excluded)
-    update_values: dict[str, Any] = {
-        name: excluded[name] for name in values if name not in ("id", "last_boot")
-    }
-    update_values["parameters"] = merged
-    update_values["last_boot"] = func.coalesce(excluded.last_boot, devices.c.last_boot)
-    update_values["last_bootstrap"] = func.coalesce(
-        excluded.last_bootstrap, devices.c.last_bootstrap
-    )
-    for optional in (
-        "mac",
-        "software_version",
-        "hardware_version",
-        "connection_request_url",
-        "udp_connection_request_address",
-        "periodic_inform_interval",
-    ):
-        # An Inform that does not carry a value must not erase the one we know.
-        update_values[optional] = func.coalesce(excluded[optional], devices.c[optional])
-    await conn.execute(stmt.on_conflict_do_update(index_elements=["id"], set_=update_values))
+    params = {c: values.get(c) for c in _UPSERT_COLUMNS}
+    params["parameters"] = json.dumps(parameters)
+    params["last_events"] = json.dumps(values["last_events"])
+    await conn.execute(_upsert_statement(conn.dialect.name, bootstrap), params)
 
 
 _PG_MERGE = (
@@ -175,20 +224,9 @@ _PG_MERGE = (
 )
 
 
-def _merge_expression(conn: AsyncConnection, excluded: Any) -> Any:
-    """SQL for "the stored tree with the proposed row's parameters merged in, key by key".
-
-    Each parameter keeps the keys the patch does not carry (``writable`` survives an
-    Inform's value update). SQLite: RFC 7396 ``json_patch``. PostgreSQL: a per-key ``||``.
-    """
-    if conn.dialect.name == "postgresql":
-        return literal_column(_PG_MERGE.format(patch="excluded.parameters"))
-    return func.json_patch(devices.c.parameters, excluded.parameters)
-
-
 _PG_MERGE_PATCH = _PG_MERGE.format(patch="CAST(:patch AS jsonb)")
 _MERGE_SQL = {
-    "postgresql": f"UPDATE devices SET parameters = {_PG_MERGE_PATCH} WHERE id = :id",  # noqa: S608
+    "postgresql": f"UPDATE devices SET parameters = {_PG_MERGE_PATCH} WHERE id = :id",
     "sqlite": "UPDATE devices SET parameters = json_patch(parameters, :patch) WHERE id = :id",
 }
 _DELETE_SUBTREE_SQL = {
@@ -218,6 +256,9 @@ async def delete_parameter_subtree(conn: AsyncConnection, device_id: str, prefix
     )
 
 
+_INSERT_INFORM: dict[str, Any] = {}
+
+
 async def insert_inform(
     conn: AsyncConnection,
     *,
@@ -227,14 +268,23 @@ async def insert_inform(
     retry_count: int,
     peer_host: str | None,
 ) -> None:
+    dialect = conn.dialect.name
+    stmt = _INSERT_INFORM.get(dialect)
+    if stmt is None:
+        events_sql = "CAST(:events AS jsonb)" if dialect == "postgresql" else ":events"
+        stmt = _INSERT_INFORM[dialect] = text(
+            "INSERT INTO informs (device_id, received, events, retry_count, peer_host) "
+            f"VALUES (:device_id, :received, {events_sql}, :retry_count, :peer_host)"
+        ).bindparams(bindparam("received", type_=UTCDateTime()))
     await conn.execute(
-        informs.insert().values(
-            device_id=device_id,
-            received=received,
-            events=events,
-            retry_count=retry_count,
-            peer_host=peer_host,
-        )
+        stmt,
+        {
+            "device_id": device_id,
+            "received": received,
+            "events": json.dumps(events),
+            "retry_count": retry_count,
+            "peer_host": peer_host,
+        },
     )
 
 
@@ -271,6 +321,40 @@ async def delete_expired_session(conn: AsyncConnection, device_id: str, now: dat
     )
 
 
+_SESSION_SQL = (
+    "SELECT s.id, s.device_id, s.state, s.peer_host, s.peer_port, s.expires, "
+    "EXISTS (SELECT 1 FROM tasks AS t WHERE t.device_id = s.device_id "
+    "AND t.status = 'queued') AS has_tasks FROM cwmp_sessions AS s "
+)
+_SESSION_TYPES: dict[str, Any] = {"state": JSONDoc, "expires": UTCDateTime()}
+_SESSION_BY_ID = (
+    text(_SESSION_SQL + "WHERE s.id IN :ids AND s.expires > :now")
+    .bindparams(bindparam("ids", expanding=True), bindparam("now", type_=UTCDateTime()))
+    .columns(**_SESSION_TYPES)
+)
+_SESSION_BY_CONNECTION = (
+    text(_SESSION_SQL + "WHERE s.peer_host = :host AND s.peer_port = :port AND s.expires > :now")
+    .bindparams(bindparam("now", type_=UTCDateTime()))
+    .columns(**_SESSION_TYPES)
+)
+_SESSION_BY_HOST = (
+    text(
+        _SESSION_SQL + "WHERE s.peer_host = :host AND s.expires > :now "
+        "ORDER BY s.updated DESC LIMIT 50"
+    )
+    .bindparams(bindparam("now", type_=UTCDateTime()))
+    .columns(**_SESSION_TYPES)
+)
+_SESSION_GET = text(_SESSION_SQL + "WHERE s.id = :id").columns(**_SESSION_TYPES)
+_INSERT_SESSION: dict[str, Any] = {}
+_SAVE_SESSION: dict[str, Any] = {}
+_DELETE_SESSION = text("DELETE FROM cwmp_sessions WHERE id = :id")
+
+
+def _json_param(dialect: str, name: str) -> str:
+    return f"CAST(:{name} AS jsonb)" if dialect == "postgresql" else f":{name}"
+
+
 async def insert_session(
     conn: AsyncConnection,
     *,
@@ -283,21 +367,28 @@ async def insert_session(
     expires: datetime,
 ) -> bool:
     """Claim the device's one session slot; ``False`` if another session holds it."""
-    stmt = (
-        insert_for(conn, sessions)
-        .values(
-            id=session_id,
-            device_id=device_id,
-            state=state,
-            peer_host=peer_host,
-            peer_port=peer_port,
-            started=now,
-            updated=now,
-            expires=expires,
+    dialect = conn.dialect.name
+    stmt = _INSERT_SESSION.get(dialect)
+    if stmt is None:
+        stmt = _INSERT_SESSION[dialect] = text(
+            "INSERT INTO cwmp_sessions (id, device_id, state, peer_host, peer_port, started, "
+            f"updated, expires) VALUES (:id, :device_id, {_json_param(dialect, 'state')}, "
+            ":peer_host, :peer_port, :now, :now, :expires) ON CONFLICT DO NOTHING"
+        ).bindparams(
+            bindparam("now", type_=UTCDateTime()), bindparam("expires", type_=UTCDateTime())
         )
-        .on_conflict_do_nothing()
+    result = await conn.execute(
+        stmt,
+        {
+            "id": session_id,
+            "device_id": device_id,
+            "state": json.dumps(state),
+            "peer_host": peer_host,
+            "peer_port": peer_port,
+            "now": now,
+            "expires": expires,
+        },
     )
-    result = await conn.execute(stmt)
     return bool(result.rowcount)
 
 
@@ -309,14 +400,14 @@ async def find_sessions(
     peer_host: str | None = None,
     peer_port: int | None = None,
 ) -> list[AnyRow]:
-    """Open sessions by cookie, else by connection, else by peer address.
+    """Open sessions by cookie, else by connection, else by peer address, each with
+    ``has_tasks`` (does its device have queued tasks).
 
     Each is its own indexed lookup, tried in that order: a cookie settles it at once, and
     thousands of cookie-less sessions behind one address cannot crowd it out.
     """
-    base = select(*_SESSION_COLUMNS).where(sessions.c.expires > now)
     if session_ids:
-        rows = (await conn.execute(base.where(sessions.c.id.in_(list(session_ids))))).all()
+        rows = (await conn.execute(_SESSION_BY_ID, {"ids": list(session_ids), "now": now})).all()
         if rows:
             return list(rows)
     if peer_host is None:
@@ -324,18 +415,16 @@ async def find_sessions(
     if peer_port is not None:
         rows = (
             await conn.execute(
-                base.where(sessions.c.peer_host == peer_host, sessions.c.peer_port == peer_port)
+                _SESSION_BY_CONNECTION, {"host": peer_host, "port": peer_port, "now": now}
             )
         ).all()
         if rows:
             return list(rows)
-    stmt = base.where(sessions.c.peer_host == peer_host).order_by(sessions.c.updated.desc())
-    return list((await conn.execute(stmt.limit(50))).all())
+    return list((await conn.execute(_SESSION_BY_HOST, {"host": peer_host, "now": now})).all())
 
 
 async def get_session(conn: AsyncConnection, session_id: str) -> AnyRow | None:
-    stmt = select(*_SESSION_COLUMNS).where(sessions.c.id == session_id)
-    return (await conn.execute(stmt)).first()
+    return (await conn.execute(_SESSION_GET, {"id": session_id})).first()
 
 
 async def save_session(
@@ -348,22 +437,32 @@ async def save_session(
     now: datetime,
     expires: datetime,
 ) -> bool:
-    result = await conn.execute(
-        update(sessions)
-        .where(sessions.c.id == session_id)
-        .values(
-            state=state,
-            peer_host=peer_host,
-            peer_port=peer_port,
-            updated=now,
-            expires=expires,
+    dialect = conn.dialect.name
+    stmt = _SAVE_SESSION.get(dialect)
+    if stmt is None:
+        stmt = _SAVE_SESSION[dialect] = text(
+            f"UPDATE cwmp_sessions SET state = {_json_param(dialect, 'state')}, "
+            "peer_host = :peer_host, peer_port = :peer_port, updated = :now, expires = :expires "
+            "WHERE id = :id"
+        ).bindparams(
+            bindparam("now", type_=UTCDateTime()), bindparam("expires", type_=UTCDateTime())
         )
+    result = await conn.execute(
+        stmt,
+        {
+            "id": session_id,
+            "state": json.dumps(state),
+            "peer_host": peer_host,
+            "peer_port": peer_port,
+            "now": now,
+            "expires": expires,
+        },
     )
     return bool(result.rowcount)
 
 
 async def delete_session(conn: AsyncConnection, session_id: str) -> bool:
-    result = await conn.execute(delete(sessions).where(sessions.c.id == session_id))
+    result = await conn.execute(_DELETE_SESSION, {"id": session_id})
     return bool(result.rowcount)
 
 

@@ -33,7 +33,12 @@ from acs.cwmp import session as cs
 from acs.db import queries
 from acs.db.engine import Database
 from acs.services import inform as inform_values
-from acs.services.cpe_auth import AuthOutcome, CpeAuthenticator, device_credentials
+from acs.services.cpe_auth import (
+    AuthOutcome,
+    CpeAuthenticator,
+    DeviceCredentials,
+    device_credentials,
+)
 
 log = logging.getLogger("acs.cwmp")
 
@@ -83,6 +88,8 @@ class SessionContext:
     end_after_answer: bool = False
     # Hook state that must survive to the session's later requests (JSON, stored with it).
     extra: dict[str, Any] = field(default_factory=dict)
+    # Whether the device has queued tasks right now (None: unknown, look).
+    has_queued_tasks: bool | None = None
 
 
 class SessionHooks:
@@ -205,62 +212,56 @@ class CwmpService:
             )
             return self._xml(body)
 
-        async with self.db.read() as conn:
-            known = await queries.device_auth(conn, device_id)
-        outcome = self.auth.check(
-            request.headers.get("authorization"),
-            method=request.method,
-            path=request.path,
-            tls=request.tls,
-            credentials=device_credentials(
-                known.cwmp_username, known.cwmp_ha1_md5, known.cwmp_ha1_sha256
-            ),
-            binding=device_id,
-            now=now_ts,
-        )
-        if not outcome.ok:
-            return self._unauthorized(outcome, request, device_id)
-
+        authorization = request.headers.get("authorization")
+        if authorization is None and self.auth.mode != "none":
+            # nothing to check yet: challenge without touching the database
+            return self._unauthorized(
+                AuthOutcome(False, "no credentials", self.auth.challenge(now_ts, device_id)),
+                request,
+                device_id,
+            )
         cookies = session_cookies(request.headers.get("cookie"))
-        replace: str | None = None
-        if known.session_id is not None and known.session_expires is not None:
-            if known.session_expires <= now:
-                replace = known.session_id  # abandoned: take it over
-            elif known.session_id in cookies or known.session_peer_host == request.peer_host:
-                replace = known.session_id  # the same CPE starting over
-            else:
-                wait = math.ceil((known.session_expires - now).total_seconds())
-                log.info(
-                    "%s: Inform from %s while its session from %s is open",
-                    device_id,
-                    request.peer_host,
-                    known.session_peer_host,
-                )
-                return HttpReply.text(
-                    503, "device already in a session", retry_after=str(max(1, wait))
-                )
-
         session_id = queries.new_session_id()
         machine = cs.CwmpSession(id_prefix=session_id[:8] + ".")
         [event] = machine.receive(envelope)
         assert isinstance(event, cs.InformReceived)
         timeout = self._timeout(envelope)
-        ctx = SessionContext(
-            session_id=session_id,
-            device_id=device_id,
-            machine=machine,
-            now=now,
-            peer_host=request.peer_host,
-            base_url=self._base_url(request),
-            inform=inform,
-            known=known,
-        )
         try:
+            # One transaction: authenticate, then record. A refusal rolls back: nothing written.
             async with self.db.write() as conn:
+                known = await queries.device_auth(conn, device_id)
+                own = device_credentials(
+                    known.cwmp_username, known.cwmp_ha1_md5, known.cwmp_ha1_sha256
+                )
+                outcome = self.auth.check(
+                    authorization,
+                    method=request.method,
+                    path=request.path,
+                    tls=request.tls,
+                    credentials=own,
+                    binding=device_id,
+                    now=now_ts,
+                )
+                if not outcome.ok:
+                    raise _Abort(self._unauthorized(outcome, request, device_id))
                 if not await self.auth.nonce_count_fresh(conn, outcome):
-                    raise _Replay
+                    refused = AuthOutcome(
+                        False, "nonce count replayed", self.auth.challenge(now_ts, device_id)
+                    )
+                    raise _Abort(self._unauthorized(refused, request, device_id))
+                replace = self._replaceable(known, cookies, request, now, device_id)
                 if replace is not None:
                     await self._close(conn, replace, device_id, "replaced by a new Inform", now)
+                ctx = SessionContext(
+                    session_id=session_id,
+                    device_id=device_id,
+                    machine=machine,
+                    now=now,
+                    peer_host=request.peer_host,
+                    base_url=self._base_url(request),
+                    inform=inform,
+                    known=known,
+                )
                 await queries.upsert_device_on_inform(
                     conn,
                     inform_values.device_values(
@@ -284,29 +285,58 @@ class CwmpService:
                 )
                 await self.hooks.on_inform(conn, ctx)
                 body = machine.send_inform_response()
+                state = {
+                    "machine": machine.to_json(),
+                    "timeout": timeout,
+                    "extra": ctx.extra,
+                    # later requests are checked against these, without a lookup
+                    "auth": None if own is None else {"user": own.username, "ha1": own.ha1},
+                }
                 claimed = await queries.insert_session(
                     conn,
                     session_id=session_id,
                     device_id=device_id,
-                    state={"machine": machine.to_json(), "timeout": timeout, "extra": ctx.extra},
+                    state=state,
                     peer_host=request.peer_host,
                     peer_port=request.peer_port,
                     now=now,
                     expires=now + timedelta(seconds=timeout),
                 )
                 if not claimed:
-                    raise _SlotTaken
-        except _SlotTaken:
-            return HttpReply.text(503, "device already in a session", retry_after="5")
-        except _Replay:
-            return self._unauthorized(
-                AuthOutcome(False, "nonce count replayed", self.auth.challenge(now_ts, device_id)),
-                request,
-                device_id,
-            )
+                    raise _Abort(
+                        HttpReply.text(503, "device already in a session", retry_after="5")
+                    )
+        except _Abort as abort:
+            return abort.reply
         self.after_commit()
         log.debug("%s: session %s opened, events %s", device_id, session_id, inform.event_codes)
         return self._xml(body, session_id, request.tls)
+
+    def _replaceable(
+        self,
+        known: queries.DeviceAuth,
+        cookies: list[str],
+        request: HttpRequest,
+        now: datetime,
+        device_id: str,
+    ) -> str | None:
+        """The device's open session this Inform replaces; 503 if it must wait instead."""
+        if known.session_id is None or known.session_expires is None:
+            return None
+        if known.session_expires <= now:
+            return known.session_id  # abandoned: take it over
+        if known.session_id in cookies or known.session_peer_host == request.peer_host:
+            return known.session_id  # the same CPE starting over
+        wait = math.ceil((known.session_expires - now).total_seconds())
+        log.info(
+            "%s: Inform from %s while its session from %s is open",
+            device_id,
+            request.peer_host,
+            known.session_peer_host,
+        )
+        raise _Abort(
+            HttpReply.text(503, "device already in a session", retry_after=str(max(1, wait)))
+        )
 
     def _base_url(self, request: HttpRequest) -> str:
         if self.settings.public_url:
@@ -337,23 +367,23 @@ class CwmpService:
             row = _best_session(rows, request, cookies, envelope)
             if row is None:
                 return HttpReply.text(400, "no open CWMP session: a session starts with an Inform")
+            state = dict(row.state)
             authorization = request.headers.get("authorization")
             if authorization is not None:
-                known = await queries.device_auth(conn, row.device_id)
+                # The session was authenticated at its Inform; a request that shows
+                # credentials again must show the right ones (checked without a lookup).
+                own = state.get("auth")
                 outcome = self.auth.check(
                     authorization,
                     method=request.method,
                     path=request.path,
                     tls=request.tls,
-                    credentials=device_credentials(
-                        known.cwmp_username, known.cwmp_ha1_md5, known.cwmp_ha1_sha256
-                    ),
+                    credentials=None if own is None else DeviceCredentials(own["user"], own["ha1"]),
                     binding=row.device_id,
                     now=now_ts,
                 )
                 if not outcome.ok or not await self.auth.nonce_count_fresh(conn, outcome):
                     return self._unauthorized(outcome, request, row.device_id)
-            state = dict(row.state)
             machine = cs.CwmpSession.from_json(state["machine"])
             ctx = SessionContext(
                 session_id=row.id,
@@ -363,6 +393,7 @@ class CwmpService:
                 peer_host=request.peer_host,
                 base_url=self._base_url(request),
                 extra=dict(state.get("extra") or {}),
+                has_queued_tasks=bool(row.has_tasks),
             )
             try:
                 events = machine.receive(envelope)
@@ -477,8 +508,11 @@ class CwmpService:
         return HttpReply(401, b"", [("www-authenticate", value) for value in outcome.challenge])
 
 
-class _Replay(Exception):
-    pass
+class _Abort(Exception):
+    """Roll the transaction back and answer this instead."""
+
+    def __init__(self, reply: HttpReply):
+        self.reply = reply
 
 
 def _best_session(

@@ -325,6 +325,8 @@ class TaskRunner(SessionHooks):
                 ),
                 parameter_key="acs-ctc-bind",
             ), CTC_STATUS_REF
+        if ctx.has_queued_tasks is False:
+            return None  # known at this request's lookup: nothing queued
         for _ in range(1000):  # bounded: each turn finishes a task or returns
             row = (
                 await conn.execute(

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import zlib
-
-from starlette.requests import Request
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 
 class BodyTooLarge(Exception):
@@ -15,15 +15,36 @@ class BadEncoding(Exception):
     pass
 
 
-async def read_body(request: Request, max_bytes: int) -> bytes:
-    """The whole body (chunked or not), refusing more than ``max_bytes`` before or after
-    decompression; a gzip bomb stops at the cap, not at the end of memory."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.strip().isdigit() and int(declared) > max_bytes:
+async def asgi_chunks(
+    receive: Callable[[], Awaitable[dict[str, Any]]],
+) -> AsyncIterator[bytes]:
+    """The body chunks of an ASGI request (chunked transfer decoding is the server's)."""
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return
+        chunk = message.get("body", b"")
+        if chunk:
+            yield chunk
+        if not message.get("more_body", False):
+            return
+
+
+async def read_body(
+    chunks: AsyncIterator[bytes],
+    *,
+    content_length: str | None,
+    content_encoding: str | None,
+    max_bytes: int,
+) -> bytes:
+    """The whole body, refusing more than ``max_bytes`` before or after decompression;
+    a gzip bomb stops at the cap, not at the end of memory."""
+    declared = (content_length or "").strip()
+    if declared.isdigit() and int(declared) > max_bytes:
         raise BodyTooLarge(f"Content-Length {declared} exceeds {max_bytes} bytes")
-    chunks = []
+    parts = []
     size = 0
-    async for chunk in request.stream():
+    async for chunk in chunks:
         size += len(chunk)
         if size > max_bytes:
             # Read (and drop) a bounded amount more, so that a client still sending gets
@@ -31,11 +52,11 @@ async def read_body(request: Request, max_bytes: int) -> bytes:
             if size > 2 * max_bytes:
                 break
             continue
-        chunks.append(chunk)
+        parts.append(chunk)
     if size > max_bytes:
         raise BodyTooLarge(f"body exceeds {max_bytes} bytes")
-    body = b"".join(chunks)
-    encoding = request.headers.get("content-encoding", "").strip().lower()
+    body = b"".join(parts)
+    encoding = (content_encoding or "").strip().lower()
     if encoding in ("", "identity"):
         return body
     if encoding in ("gzip", "x-gzip", "deflate"):
