@@ -228,7 +228,7 @@ class CwmpService:
         timeout = self._timeout(envelope)
         try:
             # One transaction: authenticate, then record. A refusal rolls back: nothing written.
-            async with self.db.write() as conn:
+            async with self.db.write(hot=True) as conn:
                 known = await queries.device_auth(conn, device_id)
                 own = device_credentials(
                     known.cwmp_username, known.cwmp_ha1_md5, known.cwmp_ha1_sha256
@@ -356,7 +356,7 @@ class CwmpService:
         now_ts = self.clock()
         now = datetime.fromtimestamp(now_ts, UTC)
         cookies = session_cookies(request.headers.get("cookie"))
-        async with self.db.write() as conn:
+        async with self.db.write(hot=True) as conn:
             rows = await queries.find_sessions(
                 conn,
                 now=now,
@@ -480,7 +480,7 @@ class CwmpService:
         """Close sessions that saw no request within their timeout (the sweeper calls this)."""
         now = datetime.fromtimestamp(self.clock(), UTC)
         closed = 0
-        async with self.db.write() as conn:
+        async with self.db.write(hot=True) as conn:
             for row in await queries.expired_sessions(conn, now):
                 if await queries.delete_session(conn, row.id):
                     await self.hooks.on_session_closed(
