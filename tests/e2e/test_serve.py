@@ -376,3 +376,51 @@ def test_basic_mode_without_tls_refuses_to_start(tmp_path):
     )
     assert run.returncode == 2
     assert b"ACS_CWMP_AUTH=basic needs TLS" in run.stderr
+
+
+def test_invalid_settings_are_named_without_echoing_secrets(tmp_path):
+    import os
+
+    env = {
+        **os.environ,
+        "ACS_DATA_DIR": str(tmp_path),
+        "ACS_ADMIN_PASSWORD": "short7!",
+        "ACS_CWMP_PORT": "not-a-port",
+    }
+    run = subprocess.run(
+        [sys.executable, "-m", "acs.cli", "serve"], env=env, capture_output=True, timeout=60
+    )
+    assert run.returncode == 2
+    err = run.stderr.decode()
+    assert "ACS_ADMIN_PASSWORD: String should have at least 8 characters" in err
+    assert "ACS_CWMP_PORT:" in err
+    assert "short7!" not in err
+    assert not (tmp_path / "acs.db").exists()  # refused before touching anything
+
+
+def test_listener_sockets_get_nagle_turned_off():
+    """asyncio sets TCP_NODELAY only on sockets whose proto says TCP; with Nagle on, a
+    response written in two parts waited for the client's delayed ACK (~40 ms a request)."""
+    import asyncio
+    import socket
+
+    from acs.server import bind
+
+    async def main() -> int:
+        seen: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+
+        async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            sock = writer.get_extra_info("socket")
+            seen.set_result(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+            writer.close()
+
+        listener = bind("127.0.0.1", 0)
+        server = await asyncio.start_server(handler, sock=listener)
+        async with server:
+            port = listener.getsockname()[1]
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+            value = await asyncio.wait_for(seen, 10)
+            writer.close()
+        return value
+
+    assert asyncio.run(main()) != 0
