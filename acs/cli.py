@@ -328,7 +328,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except ValidationError as exc:
-        print(f"invalid settings:\n{exc}", file=sys.stderr)
+        # Without the offending values: they may be passwords.
+        lines = [
+            f"  ACS_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}"
+            for e in exc.errors(include_input=False, include_url=False)
+        ]
+        print("invalid settings:\n" + "\n".join(lines), file=sys.stderr)
         return 2
 
 

@@ -115,7 +115,9 @@ class Settings(BaseSettings):
 
     # --- management API --------------------------------------------------------------------
     admin_password: str | None = Field(
-        None, description="if set, an 'admin' operator with this password is created at start"
+        None,
+        min_length=8,
+        description="if set, an 'admin' operator with this password is created at start",
     )
     metrics_public: bool = Field(False, description="serve /metrics without authentication")
     indexed_parameters: str = Field(

@@ -365,7 +365,10 @@ async def fill(backend: Backend, total: int) -> float:
         )
         source = f"generate_series(1, {missing}) AS s(g)"
         pad = "lpad(g::text, 9, '0')"
-        deadline = "CASE WHEN g % 10 = 0 THEN :past ELSE :future END"
+        deadline = (
+            "CASE WHEN g % 10 = 0 THEN CAST(:past AS timestamptz) "
+            "ELSE CAST(:future AS timestamptz) END"
+        )
         statement = (
             "INSERT INTO devices (id, manufacturer, oui, product_class, serial_number, "
             "software_version, ip, cwmp_version, first_seen, last_inform, inform_deadline, "

@@ -152,7 +152,9 @@ async def list_operators(db: Database) -> list[dict[str, Any]]:
 
 
 async def ensure_admin(db: Database, password: str, now: datetime) -> bool:
-    """Create the operator ``admin`` with this password unless it exists; True if created."""
+    """Create the operator ``admin`` with this password unless it exists; True if created.
+    A password the policy refuses raises (OperatorError), so start-up fails saying why."""
+    _check_password(password)
     async with db.read() as conn:
         exists = await conn.scalar(select(o.c.id).where(o.c.name == "admin"))
     if exists:
@@ -160,7 +162,10 @@ async def ensure_admin(db: Database, password: str, now: datetime) -> bool:
     try:
         await create_operator(db, "admin", "admin", password, now)
     except OperatorError:
-        return False  # another node created it first
+        async with db.read() as conn:
+            if await conn.scalar(select(o.c.id).where(o.c.name == "admin")):
+                return False  # another node created it first
+        raise
     return True
 
 
