@@ -56,8 +56,11 @@ class Settings(BaseSettings):
     )
     cwmp_session_timeout: int = Field(30, ge=1, description="seconds without a request")
     cwmp_max_body_bytes: int = Field(8 * 1024 * 1024, ge=1024)
+    cwmp_max_sessions: int = Field(
+        500, ge=1, description="sessions a worker keeps open at once; new ones beyond: 503"
+    )
     cwmp_max_inflight: int = Field(
-        256, ge=1, description="requests a worker serves at once; beyond: 503 + Retry-After"
+        2048, ge=1, description="requests a worker holds at once (bodies in memory); beyond: 503"
     )
     cwmp_tls_certfile: Path | None = None
     cwmp_tls_keyfile: Path | None = None

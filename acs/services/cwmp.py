@@ -33,6 +33,7 @@ from acs.cwmp import session as cs
 from acs.db import queries
 from acs.db.engine import Database
 from acs.services import inform as inform_values
+from acs.services.admission import SessionAdmission
 from acs.services.cpe_auth import (
     AuthOutcome,
     CpeAuthenticator,
@@ -167,8 +168,12 @@ class CwmpService:
         hooks: SessionHooks | None = None,
         clock: Callable[[], float] = time.time,
         after_commit: Callable[[], None] | None = None,
+        admission: SessionAdmission | None = None,
     ):
         self.db = db
+        self.admission = admission or SessionAdmission(
+            settings.cwmp_max_sessions, settings.cwmp_session_timeout
+        )
         self.settings = settings
         self.auth = authenticator
         self.hooks = hooks or SessionHooks()
@@ -220,6 +225,10 @@ class CwmpService:
                 request,
                 device_id,
             )
+        if not self.admission.admit(device_id):
+            # A boot storm: turn new sessions away (sessions already open go on being served).
+            retry = self.admission.retry_after()
+            return HttpReply.text(503, "busy, retry later", retry_after=str(retry))
         cookies = session_cookies(request.headers.get("cookie"))
         session_id = queries.new_session_id()
         machine = cs.CwmpSession(id_prefix=session_id[:8] + ".")
@@ -309,6 +318,7 @@ class CwmpService:
         except _Abort as abort:
             return abort.reply
         self.after_commit()
+        self.admission.opened(session_id)
         log.debug("%s: session %s opened, events %s", device_id, session_id, inform.event_codes)
         return self._xml(body, session_id, request.tls)
 
@@ -419,6 +429,7 @@ class CwmpService:
                 )
         self.after_commit()
         if machine.finished:
+            self.admission.closed(row.id)
             return HttpReply(204)
         assert body is not None
         return self._xml(body, row.id, request.tls)
@@ -473,6 +484,7 @@ class CwmpService:
             row = await queries.get_session(conn, session_id)
             state = dict(row.state) if row is not None else None
         await queries.delete_session(conn, session_id)
+        self.admission.closed(session_id)
         if state is not None:
             await self.hooks.on_session_closed(conn, device_id, state, reason, now)
 
@@ -483,6 +495,7 @@ class CwmpService:
         async with self.db.write(hot=True) as conn:
             for row in await queries.expired_sessions(conn, now):
                 if await queries.delete_session(conn, row.id):
+                    self.admission.closed(row.id)
                     await self.hooks.on_session_closed(
                         conn, row.device_id, dict(row.state), "session timed out", now
                     )

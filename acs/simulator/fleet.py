@@ -208,8 +208,9 @@ class Fleet:
             if report.retry_after is not None and not self._stop.is_set():
                 self.stats.retries_after_503 += 1
                 self.stats.statuses[503] += 1
-                # obey, with jitter so the retries do not come back as one wave
-                await asyncio.sleep(report.retry_after * random.uniform(0.5, 1.5))
+                # obey, as a CPE that honours Retry-After does (the ACS spreads the values);
+                # a second of jitter keeps devices told the same value from moving in step
+                await asyncio.sleep(report.retry_after + random.uniform(0.0, 1.0))
                 continue
             self.stats.record(report)
             return report

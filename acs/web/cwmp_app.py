@@ -17,7 +17,7 @@ from typing import Any
 from fastapi import FastAPI
 from sqlalchemy.exc import DBAPIError
 
-from acs.services.cwmp import HttpReply, HttpRequest
+from acs.services.cwmp import HttpReply, HttpRequest, session_cookies
 from acs.services.runtime import Runtime
 from acs.web.body import BadEncoding, BodyTooLarge, asgi_chunks, read_body
 from acs.web.fileserver import add_file_routes
@@ -52,14 +52,17 @@ class CwmpEndpoint:
         await send({"type": "http.response.body", "body": reply.body})
 
     async def _serve(self, scope: Scope, receive: Receive) -> HttpReply:
-        if self.inflight >= self.settings.cwmp_max_inflight:
-            # Overload (a boot storm): tell the CPE when to retry instead of queueing it.
-            return HttpReply.text(503, "busy, retry later", retry_after="10")
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        if self.inflight >= self.settings.cwmp_max_inflight and not session_cookies(
+            headers.get("cookie")
+        ):
+            # More requests than memory should hold: refuse what does not continue a session
+            # (new sessions are limited further on, by CwmpService's admission), telling the
+            # CPE when to retry instead of queueing it.
+            retry = self.service.admission.retry_after()
+            return HttpReply.text(503, "busy, retry later", retry_after=str(retry))
         self.inflight += 1
         try:
-            headers = {
-                k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]
-            }
             try:
                 body = await read_body(
                     asgi_chunks(receive),

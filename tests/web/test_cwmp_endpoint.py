@@ -1,0 +1,46 @@
+"""The ASGI CWMP endpoint's own guard: past the in-flight bound it refuses what would start a
+session, and still serves requests that continue one."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from acs.web.cwmp_app import CwmpEndpoint
+
+
+async def _post(endpoint: CwmpEndpoint, headers: list[tuple[bytes, bytes]]) -> dict[str, Any]:
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/",
+        "headers": headers,
+        "client": ("192.0.2.7", 40000),
+        "scheme": "http",
+    }
+    await endpoint(scope, receive, send)
+    start = sent[0]
+    return {"status": start["status"], "headers": dict(start["headers"])}
+
+
+async def test_in_flight_bound_refuses_new_work_but_not_open_sessions(make_runtime):
+    runtime = await make_runtime(cwmp_max_inflight=4)
+    endpoint = CwmpEndpoint(app=None, runtime=runtime)
+    cookie = [(b"cookie", b"acs_session=abc")]
+    # what the service answers these two (an empty POST outside any session: 400)
+    assert (await _post(endpoint, []))["status"] == 400
+    assert (await _post(endpoint, cookie))["status"] == 400
+    endpoint.inflight = 4  # as if four requests were being read or served
+    refused = await _post(endpoint, [])
+    assert refused["status"] == 503
+    assert int(refused["headers"][b"retry-after"]) >= 1
+    # with a session cookie it continues a session: past the guard, to the service
+    assert (await _post(endpoint, cookie))["status"] == 400
+    assert endpoint.inflight == 4
