@@ -231,7 +231,7 @@ class Backend:
         try:
             async with db.engine.connect() as conn:
                 conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
-                await conn.execute(text("VACUUM (ANALYZE) devices"))
+                await conn.execute(text("VACUUM (ANALYZE)"))
                 await conn.execute(text("CHECKPOINT"))
         finally:
             await db.dispose()

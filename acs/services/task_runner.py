@@ -219,15 +219,12 @@ class TaskRunner(SessionHooks):
         if isinstance(request, m.TransferComplete):
             await self._transfer_complete(conn, ctx, request)
         elif isinstance(request, m.AutonomousTransferComplete) and request.fault_struct.fault_code:
-            await fault_log.record(
+            await _cpe_fault(
                 conn,
-                device_id=ctx.device_id,
-                task_id=None,
-                now=ctx.now,
-                source="cpe",
-                code=request.fault_struct.fault_code,
-                string=request.fault_struct.fault_string,
-                detail={"autonomous_transfer": plain(request)},
+                ctx,
+                request.fault_struct.fault_code,
+                request.fault_struct.fault_string,
+                {"autonomous_transfer": plain(request)},
             )
         return await super().on_cpe_request(conn, ctx, request)
 
@@ -292,16 +289,7 @@ class TaskRunner(SessionHooks):
         await self._finish(
             conn, row.id, ctx.now, "fault", result=result, fault={"code": code, "string": string}
         )
-        await fault_log.record(
-            conn,
-            device_id=ctx.device_id,
-            task_id=row.id,
-            now=ctx.now,
-            source="cpe",
-            code=code,
-            string=string,
-            detail={"transfer_complete": plain(tc)},
-        )
+        await _cpe_fault(conn, ctx, code, string, {"transfer_complete": plain(tc)}, task_id=row.id)
 
     # --- ACS requests ----------------------------------------------------------------
 
@@ -438,15 +426,12 @@ class TaskRunner(SessionHooks):
             return
         if ref == CTC_STATUS_REF:
             if isinstance(event, cs.FaultReceived):
-                await fault_log.record(
+                await _cpe_fault(
                     conn,
-                    device_id=ctx.device_id,
-                    task_id=None,
-                    now=ctx.now,
-                    source="cpe",
-                    code=event.fault.fault_code,
-                    string=event.fault.fault_string,
-                    detail={"ctc_bind_status": True},
+                    ctx,
+                    event.fault.fault_code,
+                    event.fault.fault_string,
+                    {"ctc_bind_status": True},
                 )
             return
         if ref is None or not ref.isdigit():
@@ -698,15 +683,12 @@ class TaskRunner(SessionHooks):
             update(devices).where(devices.c.id == ctx.device_id).values(cr_username="")
         )
         if isinstance(event, cs.FaultReceived):
-            await fault_log.record(
+            await _cpe_fault(
                 conn,
-                device_id=ctx.device_id,
-                task_id=None,
-                now=ctx.now,
-                source="cpe",
-                code=event.fault.fault_code,
-                string=event.fault.fault_string,
-                detail={"bootstrap_provisioning": True},
+                ctx,
+                event.fault.fault_code,
+                event.fault.fault_string,
+                {"bootstrap_provisioning": True},
             )
 
     # --- sessions that end badly ------------------------------------------------------
@@ -739,3 +721,25 @@ class TaskRunner(SessionHooks):
                 attempts=row.attempts,
                 backoff=False,
             )
+
+
+async def _cpe_fault(
+    conn: AsyncConnection,
+    ctx: SessionContext,
+    code: int,
+    string: str,
+    detail: dict[str, Any],
+    *,
+    task_id: int | None = None,
+) -> None:
+    """Record a fault the CPE reported in this session."""
+    await fault_log.record(
+        conn,
+        device_id=ctx.device_id,
+        task_id=task_id,
+        now=ctx.now,
+        source="cpe",
+        code=code,
+        string=string,
+        detail=detail,
+    )
