@@ -201,21 +201,11 @@ class CwmpService:
         now_ts = self.clock()
         now = datetime.fromtimestamp(now_ts, UTC)
         if not isinstance(envelope.message, m.Inform):  # unreadable Inform: 8003, no session
-            machine = cs.CwmpSession()
-            machine.receive(envelope)
-            body = machine.send_fault(
-                faults.ACS_INVALID_ARGUMENTS, f"Inform: {envelope.message.reason}"
-            )
-            return self._xml(body)
+            return self._invalid_inform(envelope, envelope.message.reason)
         inform: m.Inform = envelope.message
         device_id = inform.device_id.device_id
         if not inform.device_id.oui or not inform.device_id.serial_number:
-            machine = cs.CwmpSession()
-            machine.receive(envelope)
-            body = machine.send_fault(
-                faults.ACS_INVALID_ARGUMENTS, "Inform: DeviceId needs OUI and SerialNumber"
-            )
-            return self._xml(body)
+            return self._invalid_inform(envelope, "DeviceId needs OUI and SerialNumber")
 
         authorization = request.headers.get("authorization")
         if authorization is None and self.auth.mode != "none":
@@ -321,6 +311,12 @@ class CwmpService:
         self.admission.opened(session_id)
         log.debug("%s: session %s opened, events %s", device_id, session_id, inform.event_codes)
         return self._xml(body, session_id, request.tls)
+
+    def _invalid_inform(self, envelope: soap.Envelope, reason: str) -> HttpReply:
+        """Fault 8003 to an Inform the ACS cannot act on; no session is opened."""
+        machine = cs.CwmpSession()
+        machine.receive(envelope)
+        return self._xml(machine.send_fault(faults.ACS_INVALID_ARGUMENTS, f"Inform: {reason}"))
 
     def _replaceable(
         self,
