@@ -4,7 +4,7 @@ Why: SQLAlchemy's aiosqlite adapter hands each statement to aiosqlite's thread t
 four times (cursor, execute, fetch, close), and SQLite allows one writer at a time, so a
 write transaction held its lock across a dozen thread hops, each waiting its turn in a busy
 event loop. The CWMP hot path's statements take microseconds on SQLite; running them in the
-loop thread costs far less than the hops. Used only for that path (``Database.fast``):
+loop thread costs far less than the hops. Used only for that path (``Database.write(hot=True)``):
 searches and bulk work keep the threaded driver, so a long scan never stalls CPE traffic.
 
 The lock: ``busy_timeout`` is a few milliseconds, so a writer of another process can at
@@ -99,7 +99,6 @@ class Connection:
     def __init__(self, database: str, **kwargs: Any):
         kwargs.setdefault("check_same_thread", False)
         self._conn = sqlite3.connect(database, **kwargs)
-        self._conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         self._connection = self._conn
         self._tx = _Inline()
 

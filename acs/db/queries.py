@@ -92,7 +92,6 @@ async def meta_get_or_create(conn: AsyncConnection, key: str, make: str) -> str:
 class DeviceAuth:
     """What authenticating a device's Inform needs, and its open session if any."""
 
-    exists: bool
     cwmp_username: str | None = None
     cwmp_ha1_md5: str | None = None
     cwmp_ha1_sha256: str | None = None
@@ -101,14 +100,13 @@ class DeviceAuth:
     mode: str | None = None
     session_id: str | None = None
     session_peer_host: str | None = None
-    session_peer_port: int | None = None
     session_expires: datetime | None = None
 
 
 _DEVICE_AUTH = text(
     "SELECT d.cwmp_username, d.cwmp_ha1_md5, d.cwmp_ha1_sha256, d.cr_username, "
     "d.periodic_inform_interval, d.mode, s.id AS session_id, s.peer_host AS session_peer_host, "
-    "s.peer_port AS session_peer_port, s.expires AS session_expires "
+    "s.expires AS session_expires "
     "FROM devices AS d LEFT OUTER JOIN cwmp_sessions AS s ON s.device_id = d.id "
     "WHERE d.id = :device_id"
 ).columns(session_expires=UTCDateTime())
@@ -117,8 +115,8 @@ _DEVICE_AUTH = text(
 async def device_auth(conn: AsyncConnection, device_id: str) -> DeviceAuth:
     row = (await conn.execute(_DEVICE_AUTH, {"device_id": device_id})).first()
     if row is None:
-        return DeviceAuth(False)
-    return DeviceAuth(True, **row._mapping)
+        return DeviceAuth()  # a device seen for the first time
+    return DeviceAuth(**row._mapping)
 
 
 _UPSERT_COLUMNS = (
@@ -156,18 +154,19 @@ _KEEP_KNOWN = (  # an Inform that does not carry these must not erase what we kn
 _UPSERTS: dict[tuple[str, bool], Any] = {}
 
 
+def _json_param(dialect: str, name: str) -> str:
+    return f"CAST(:{name} AS jsonb)" if dialect == "postgresql" else f":{name}"
+
+
 def _upsert_statement(dialect: str, bootstrap: bool) -> Any:
     key = (dialect, bootstrap)
     stmt = _UPSERTS.get(key)
     if stmt is not None:
         return stmt
-    json_value = "CAST(:{} AS jsonb)" if dialect == "postgresql" else ":{}"
-    values = []
-    for column in _UPSERT_COLUMNS:
-        if column in ("parameters", "last_events"):
-            values.append(json_value.format(column))
-        else:
-            values.append(f":{column}")
+    values = [
+        _json_param(dialect, c) if c in ("parameters", "last_events") else f":{c}"
+        for c in _UPSERT_COLUMNS
+    ]
     sets = []
     for column in _UPSERT_COLUMNS[1:]:
         if column == "parameters":
@@ -239,21 +238,21 @@ _DELETE_SUBTREE_SQL = {
 }
 
 
+_MERGE = {dialect: text(sql) for dialect, sql in _MERGE_SQL.items()}
+_DELETE_SUBTREE = {dialect: text(sql) for dialect, sql in _DELETE_SUBTREE_SQL.items()}
+
+
 async def merge_parameters(
     conn: AsyncConnection, device_id: str, patch: dict[str, dict[str, Any]]
 ) -> None:
     """Merge ``{path: {key: value}}`` into a device's parameter tree (one statement)."""
     if patch:
-        await conn.execute(
-            text(_MERGE_SQL[conn.dialect.name]), {"patch": json.dumps(patch), "id": device_id}
-        )
+        await conn.execute(_MERGE[conn.dialect.name], {"patch": json.dumps(patch), "id": device_id})
 
 
 async def delete_parameter_subtree(conn: AsyncConnection, device_id: str, prefix: str) -> None:
     """Forget every parameter under ``prefix`` (a deleted object instance)."""
-    await conn.execute(
-        text(_DELETE_SUBTREE_SQL[conn.dialect.name]), {"prefix": prefix, "id": device_id}
-    )
+    await conn.execute(_DELETE_SUBTREE[conn.dialect.name], {"prefix": prefix, "id": device_id})
 
 
 _INSERT_INFORM: dict[str, Any] = {}
@@ -271,10 +270,10 @@ async def insert_inform(
     dialect = conn.dialect.name
     stmt = _INSERT_INFORM.get(dialect)
     if stmt is None:
-        events_sql = "CAST(:events AS jsonb)" if dialect == "postgresql" else ":events"
         stmt = _INSERT_INFORM[dialect] = text(
             "INSERT INTO informs (device_id, received, events, retry_count, peer_host) "
-            f"VALUES (:device_id, :received, {events_sql}, :retry_count, :peer_host)"
+            f"VALUES (:device_id, :received, {_json_param(dialect, 'events')}, :retry_count, "
+            ":peer_host)"
         ).bindparams(bindparam("received", type_=UTCDateTime()))
     await conn.execute(
         stmt,
@@ -290,35 +289,9 @@ async def insert_inform(
 
 # --- sessions ---------------------------------------------------------------------------
 
-_SESSION_COLUMNS = (
-    sessions.c.id,
-    sessions.c.device_id,
-    sessions.c.state,
-    sessions.c.peer_host,
-    sessions.c.peer_port,
-    sessions.c.expires,
-)
-
 
 def new_session_id() -> str:
     return secrets.token_urlsafe(18)
-
-
-async def delete_device_session(
-    conn: AsyncConnection, device_id: str, session_id: str | None
-) -> None:
-    """Remove the device's session ``session_id`` (one we decided to replace)."""
-    if session_id is None:
-        return
-    await conn.execute(
-        delete(sessions).where(sessions.c.device_id == device_id, sessions.c.id == session_id)
-    )
-
-
-async def delete_expired_session(conn: AsyncConnection, device_id: str, now: datetime) -> None:
-    await conn.execute(
-        delete(sessions).where(sessions.c.device_id == device_id, sessions.c.expires <= now)
-    )
 
 
 _SESSION_SQL = (
@@ -345,14 +318,9 @@ _SESSION_BY_HOST = (
     .bindparams(bindparam("now", type_=UTCDateTime()))
     .columns(**_SESSION_TYPES)
 )
-_SESSION_GET = text(_SESSION_SQL + "WHERE s.id = :id").columns(**_SESSION_TYPES)
 _INSERT_SESSION: dict[str, Any] = {}
 _SAVE_SESSION: dict[str, Any] = {}
 _DELETE_SESSION = text("DELETE FROM cwmp_sessions WHERE id = :id")
-
-
-def _json_param(dialect: str, name: str) -> str:
-    return f"CAST(:{name} AS jsonb)" if dialect == "postgresql" else f":{name}"
 
 
 async def insert_session(
@@ -423,10 +391,6 @@ async def find_sessions(
     return list((await conn.execute(_SESSION_BY_HOST, {"host": peer_host, "now": now})).all())
 
 
-async def get_session(conn: AsyncConnection, session_id: str) -> AnyRow | None:
-    return (await conn.execute(_SESSION_GET, {"id": session_id})).first()
-
-
 async def save_session(
     conn: AsyncConnection,
     session_id: str,
@@ -467,7 +431,8 @@ async def delete_session(conn: AsyncConnection, session_id: str) -> bool:
 
 
 async def expired_sessions(conn: AsyncConnection, now: datetime, limit: int = 500) -> list[AnyRow]:
-    stmt = select(*_SESSION_COLUMNS).where(sessions.c.expires <= now).limit(limit)
+    """Ids and devices of sessions past their expiry (their state is not needed to close them)."""
+    stmt = select(sessions.c.id, sessions.c.device_id).where(sessions.c.expires <= now).limit(limit)
     return list((await conn.execute(stmt)).all())
 
 

@@ -128,12 +128,7 @@ class SessionHooks:
         """A ``ResponseReceived``, ``FaultReceived`` or ``RequestUnanswered``."""
 
     async def on_session_closed(
-        self,
-        conn: AsyncConnection,
-        device_id: str,
-        state: dict[str, Any],
-        reason: str,
-        now: datetime,
+        self, conn: AsyncConnection, device_id: str, reason: str, now: datetime
     ) -> None:
         """A session ended other than by a 204 (replaced, expired, protocol error)."""
 
@@ -405,7 +400,7 @@ class CwmpService:
                 events = machine.receive(envelope)
             except cs.ProtocolError as exc:
                 log.info("%s: protocol error, session closed: %s", row.device_id, exc)
-                await self._close(conn, row.id, row.device_id, f"protocol error: {exc}", now, state)
+                await self._close(conn, row.id, row.device_id, f"protocol error: {exc}", now)
                 return HttpReply.text(400, f"CWMP protocol error: {exc}; session closed")
             body = await self._advance(conn, ctx, events)
             if machine.finished:
@@ -468,21 +463,14 @@ class CwmpService:
         return machine.send_response(answer)
 
     async def _close(
-        self,
-        conn: AsyncConnection,
-        session_id: str,
-        device_id: str,
-        reason: str,
-        now: datetime,
-        state: dict[str, Any] | None = None,
-    ) -> None:
-        if state is None:
-            row = await queries.get_session(conn, session_id)
-            state = dict(row.state) if row is not None else None
-        await queries.delete_session(conn, session_id)
+        self, conn: AsyncConnection, session_id: str, device_id: str, reason: str, now: datetime
+    ) -> bool:
+        """End a session other than by a 204; ``False`` if it was gone already."""
+        if not await queries.delete_session(conn, session_id):
+            return False
         self.admission.closed(session_id)
-        if state is not None:
-            await self.hooks.on_session_closed(conn, device_id, state, reason, now)
+        await self.hooks.on_session_closed(conn, device_id, reason, now)
+        return True
 
     async def expire_sessions(self) -> int:
         """Close sessions that saw no request within their timeout (the sweeper calls this)."""
@@ -490,12 +478,7 @@ class CwmpService:
         closed = 0
         async with self.db.write(hot=True) as conn:
             for row in await queries.expired_sessions(conn, now):
-                if await queries.delete_session(conn, row.id):
-                    self.admission.closed(row.id)
-                    await self.hooks.on_session_closed(
-                        conn, row.device_id, dict(row.state), "session timed out", now
-                    )
-                    closed += 1
+                closed += await self._close(conn, row.id, row.device_id, "session timed out", now)
             await queries.prune_nonces(conn, now)
         return closed
 

@@ -76,7 +76,6 @@ class Runtime:
     def __init__(self, settings: Settings, db: Database, server_secrets: ServerSecrets):
         self.settings = settings
         self.db = db
-        self.secrets = server_secrets
         self.authenticator = CpeAuthenticator(
             settings, server_secrets.secret_key, server_secrets.cwmp_password
         )
@@ -95,12 +94,6 @@ class Runtime:
         )
         self.connection_requests = ConnectionRequester(db, self.box, settings)
         self.counters = Counters()
-        self.files = FileStore(
-            db,
-            settings.data_dir / "files",
-            server_secrets.secret_key,
-            max_bytes=settings.max_file_bytes,
-        )
         self._background: set[asyncio.Task[Any]] = set()
 
     def spawn(self, work: Coroutine[Any, Any, Any]) -> None:

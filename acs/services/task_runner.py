@@ -31,7 +31,7 @@ from acs.db import queries
 from acs.services import ctc, fault_log, task_specs
 from acs.services.cpe_auth import hash_credentials
 from acs.services.cwmp import SessionContext, SessionHooks
-from acs.services.inform import BOOT_EVENTS
+from acs.services.inform import BOOT_EVENTS, parameter_patch
 from acs.services.secretbox import SecretBox
 
 log = logging.getLogger("acs.tasks")
@@ -103,12 +103,7 @@ class TaskRunner(SessionHooks):
         ctx.extra.update(mode=mode, booted=booted, software_version=_software_version(ctx.inform))
         if booted:
             await self._complete_boot_tasks(conn, ctx, events, codes)
-        if (
-            "0 BOOTSTRAP" in codes
-            or known is None
-            or not known.exists
-            or (known.cr_username is None)
-        ):
+        if "0 BOOTSTRAP" in codes or known is None or known.cr_username is None:
             ctx.extra["provision"] = {
                 "root": _root(ctx.inform),
                 # CTC: the ACS credentials are rotated on every bootstrap as well
@@ -488,19 +483,13 @@ class TaskRunner(SessionHooks):
         self, conn: AsyncConnection, ctx: SessionContext, row: Any, response: Any
     ) -> None:
         """Record a successful response where it belongs, and finish (or park) the task."""
-        stamp = xsd.format_datetime(ctx.now)
         # keep what was recorded when it was sent (a firmware's expected version...)
         result: dict[str, Any] = {**(row.result or {}), **plain(response)}
         status = "done"
         expires = None
         if isinstance(response, m.GetParameterValuesResponse):
             await queries.merge_parameters(
-                conn,
-                ctx.device_id,
-                {
-                    p.name: {"value": p.value, "type": p.type, "updated": stamp}
-                    for p in response.parameter_list
-                },
+                conn, ctx.device_id, parameter_patch(response.parameter_list, ctx.now)
             )
         elif isinstance(response, m.GetParameterNamesResponse):
             await queries.merge_parameters(
@@ -520,12 +509,7 @@ class TaskRunner(SessionHooks):
             spec = task_specs.load(row.name, row.arguments)
             request = spec.to_message("")
             await queries.merge_parameters(
-                conn,
-                ctx.device_id,
-                {
-                    p.name: {"value": p.value, "type": p.type, "updated": stamp}
-                    for p in request.parameter_list
-                },
+                conn, ctx.device_id, parameter_patch(request.parameter_list, ctx.now)
             )
             result = {
                 "status": response.status,
@@ -694,12 +678,7 @@ class TaskRunner(SessionHooks):
     # --- sessions that end badly ------------------------------------------------------
 
     async def on_session_closed(
-        self,
-        conn: AsyncConnection,
-        device_id: str,
-        state: dict[str, Any],
-        reason: str,
-        now: datetime,
+        self, conn: AsyncConnection, device_id: str, reason: str, now: datetime
     ) -> None:
         """Whatever was in flight goes back to the queue at once (or faults after
         ``task_max_attempts``): the CPE never answered, so nothing was half-done by us."""

@@ -413,28 +413,6 @@ TaskSpec = Annotated[
 ]
 
 TASK_ADAPTER: TypeAdapter[Any] = TypeAdapter(TaskSpec)
-TASK_NAMES = tuple(
-    cls.model_fields["name"].annotation.__args__[0]  # type: ignore[union-attr]
-    for cls in (
-        GetRPCMethodsTask,
-        GetParameterNamesTask,
-        GetParameterValuesTask,
-        SetParameterValuesTask,
-        GetParameterAttributesTask,
-        SetParameterAttributesTask,
-        AddObjectTask,
-        DeleteObjectTask,
-        DownloadTask,
-        UploadTask,
-        RebootTask,
-        FactoryResetTask,
-        ScheduleInformTask,
-        ScheduleDownloadTask,
-        CancelTransferTask,
-        GetQueuedTransfersTask,
-        GetAllQueuedTransfersTask,
-    )
-)
 # Tasks after which the CPE goes away: they run last in a session, which then ends.
 TERMINAL_TASKS = frozenset({"Reboot", "FactoryReset"})
 # Tasks whose outcome a later Inform or TransferComplete reports.
