@@ -122,11 +122,39 @@ class CpeAuthenticator:
             ok=False, reason=reason, challenge=self.challenge(now, binding, stale=stale)
         )
 
-    async def nonce_count_fresh(self, conn: AsyncConnection, outcome: AuthOutcome) -> bool:
-        """In strict mode, refuse a nonce count already seen (a replayed request)."""
+    async def authenticate(
+        self,
+        conn: AsyncConnection,
+        authorization: str | None,
+        *,
+        method: str,
+        path: str,
+        tls: bool,
+        credentials: DeviceCredentials | None,
+        binding: str,
+        now: float,
+    ) -> AuthOutcome:
+        """``check``, and in strict mode refuse (with a fresh challenge) a nonce count already
+        seen: a replayed request."""
+        outcome = self.check(
+            authorization,
+            method=method,
+            path=path,
+            tls=tls,
+            credentials=credentials,
+            binding=binding,
+            now=now,
+        )
+        if outcome.ok and not await self._nonce_count_fresh(conn, outcome, now):
+            return self._refuse("nonce count replayed", now, binding)
+        return outcome
+
+    async def _nonce_count_fresh(
+        self, conn: AsyncConnection, outcome: AuthOutcome, now: float
+    ) -> bool:
         if not self.strict or outcome.scheme != "digest" or outcome.nonce is None:
             return True
         if outcome.nonce_count is None:
             return False
-        expires = datetime.now(UTC) + timedelta(seconds=self.lifetime + 60)
+        expires = datetime.fromtimestamp(now, UTC) + timedelta(seconds=self.lifetime + 60)
         return await queries.advance_nonce_count(conn, outcome.nonce, outcome.nonce_count, expires)

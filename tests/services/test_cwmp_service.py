@@ -181,6 +181,17 @@ async def test_strict_mode_refuses_replayed_nonce_count(make_runtime):
     )
 
 
+async def test_strict_mode_refuses_a_replayed_nonce_count_inside_a_session(make_runtime):
+    rt = await make_runtime(cwmp_digest_strict=True)
+    cpe = ServiceCpe(rt)
+    parse(await cpe.inform())  # used nc=1
+    replay = digest_header(cpe.challenge or "", "acs", "cpe-secret", uri="/acs", nc=1)
+    reply = await cpe.raw(b"", {"authorization": replay})
+    assert reply.status == 401
+    # refused with a challenge to answer, like any other refusal
+    assert any(k == "www-authenticate" and "Digest" in v for k, v in reply.headers)
+
+
 async def test_lenient_mode_tolerates_nonce_reuse_with_nc_1(runtime):
     cpe = ServiceCpe(runtime)
     parse(await cpe.inform())
