@@ -16,7 +16,7 @@ import signal
 import socket
 import ssl
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import uvicorn
@@ -63,20 +63,46 @@ def configure_logging(level: str) -> None:
     )
 
 
+# How every listener runs (bench/ceiling.py uses the same, so that it measures the same HTTP).
+UVICORN_OPTIONS: dict[str, Any] = {
+    "log_config": None,
+    "access_log": False,
+    "lifespan": "off",
+    "timeout_keep_alive": 30,
+    "server_header": False,
+    "proxy_headers": False,
+}
+
+
+def run_processes(target: Callable[..., None], args: tuple[Any, ...], count: int) -> int:
+    """Run ``target(*args)`` in ``count`` spawned processes (they inherit the sockets in
+    ``args``), forward SIGINT/SIGTERM to them, and wait; the first non-zero exit code."""
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=target, args=args, daemon=False) for _ in range(count)]
+    for proc in procs:
+        proc.start()
+
+    def forward(sig: int, _frame: object) -> None:
+        for proc in procs:
+            if proc.pid and proc.is_alive():
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(proc.pid, sig)
+
+    signal.signal(signal.SIGINT, forward)
+    signal.signal(signal.SIGTERM, forward)
+    code = 0
+    for proc in procs:
+        proc.join()
+        code = code or (proc.exitcode or 0)
+    return code
+
+
 async def run_worker(settings: Settings, cwmp_sock: socket.socket, api_sock: socket.socket) -> None:
     """One worker: both apps on one event loop, until SIGINT/SIGTERM."""
     runtime = await Runtime.start(settings, migrate_sqlite=False)
     scheduler = Scheduler(runtime, settings.scheduler_interval)
-    common: dict[str, Any] = {
-        "log_config": None,
-        "access_log": False,
-        "lifespan": "off",
-        "timeout_keep_alive": 30,
-        "server_header": False,
-        "proxy_headers": False,
-    }
-    cwmp_kwargs = dict(common)
-    if settings.cwmp_tls_certfile and settings.cwmp_tls_keyfile:
+    cwmp_kwargs = dict(UVICORN_OPTIONS)
+    if settings.cwmp_tls:
         cwmp_kwargs.update(
             ssl_certfile=str(settings.cwmp_tls_certfile),
             ssl_keyfile=str(settings.cwmp_tls_keyfile),
@@ -84,7 +110,7 @@ async def run_worker(settings: Settings, cwmp_sock: socket.socket, api_sock: soc
         )
     servers = [
         _Server(uvicorn.Config(create_cwmp_app(runtime), **cwmp_kwargs)),
-        _Server(uvicorn.Config(create_api_app(runtime), **common)),
+        _Server(uvicorn.Config(create_api_app(runtime), **UVICORN_OPTIONS)),
     ]
     loop = asyncio.get_running_loop()
 
@@ -156,26 +182,7 @@ def serve(settings: Settings) -> int:
         with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(run_worker(settings, cwmp_sock, api_sock))
         return 0
-    ctx = multiprocessing.get_context("spawn")
-    workers = [
-        ctx.Process(target=_worker_entry, args=(settings, cwmp_sock, api_sock), daemon=False)
-        for _ in range(settings.workers)
-    ]
-    for worker in workers:
-        worker.start()
-
-    def forward(sig: int, _frame: object) -> None:
-        for worker in workers:
-            if worker.pid and worker.is_alive():
-                os.kill(worker.pid, sig)
-
-    signal.signal(signal.SIGINT, forward)
-    signal.signal(signal.SIGTERM, forward)
-    code = 0
-    for worker in workers:
-        worker.join()
-        code = code or (worker.exitcode or 0)
-    return code
+    return run_processes(_worker_entry, (settings, cwmp_sock, api_sock), settings.workers)
 
 
 def _redact(url: str) -> str:

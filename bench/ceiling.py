@@ -9,8 +9,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import multiprocessing
-import os
 import secrets
 import signal
 import socket
@@ -20,7 +18,7 @@ import uvicorn
 
 from acs.cwmp import messages as m
 from acs.cwmp import soap
-from acs.server import _Server, bind
+from acs.server import UVICORN_OPTIONS, _Server, bind, run_processes
 
 INFORM_RESPONSE = soap.render_envelope(
     m.InformResponse(1), namespace=soap.CWMP_NAMESPACES["1.2"], cwmp_id="1"
@@ -56,16 +54,7 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
 
 
 async def _worker(sock: socket.socket) -> None:
-    server = _Server(
-        uvicorn.Config(
-            app,
-            log_config=None,
-            access_log=False,
-            lifespan="off",
-            timeout_keep_alive=30,
-            server_header=False,
-        )
-    )
+    server = _Server(uvicorn.Config(app, **UVICORN_OPTIONS))
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, lambda: setattr(server, "should_exit", True))
@@ -87,21 +76,7 @@ def main() -> None:
         with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(_worker(sock))
         return
-    ctx = multiprocessing.get_context("spawn")
-    procs = [ctx.Process(target=_entry, args=(sock,)) for _ in range(args.workers)]
-    for p in procs:
-        p.start()
-
-    def forward(sig: int, _frame: object) -> None:
-        for p in procs:
-            if p.pid:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(p.pid, sig)
-
-    signal.signal(signal.SIGTERM, forward)
-    signal.signal(signal.SIGINT, forward)
-    for p in procs:
-        p.join()
+    run_processes(_entry, (sock,), args.workers)
 
 
 if __name__ == "__main__":
