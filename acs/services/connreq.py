@@ -29,6 +29,7 @@ from acs.config import Settings
 from acs.cwmp import digest, xsd
 from acs.db import queries
 from acs.db.engine import Database
+from acs.services.devices import DeviceNotFound
 from acs.services.secretbox import SecretBox
 
 log = logging.getLogger("acs.connreq")
@@ -45,10 +46,6 @@ class PokeResult:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-class DeviceNotFound(LookupError):
-    pass
 
 
 _PARAM = re.compile(r'\s*,?\s*([\w-]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]*))\s*')

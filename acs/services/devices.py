@@ -32,7 +32,8 @@ _TAG_RE = re.compile(r"^[A-Za-z0-9_.:@-]{1,64}$")
 
 
 class DeviceNotFound(LookupError):
-    pass
+    """No device with this id (``args[0]``). Raised by every service that takes one; the
+    API answers it with 404."""
 
 
 class BadFilter(ValueError):

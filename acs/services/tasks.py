@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from acs.db import queries
 from acs.db.engine import Database
 from acs.services import task_specs
+from acs.services.devices import DeviceNotFound
 from acs.services.notify import Notifier
 
 STATUSES = (
@@ -48,10 +49,6 @@ t = queries.tasks
 
 
 class TaskNotFound(LookupError):
-    pass
-
-
-class DeviceNotFound(LookupError):
     pass
 
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 from fastapi import Depends, FastAPI, Request, Response
-from fastapi.responses import PlainTextResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 from sqlalchemy import text
 
 from acs import __version__
+from acs.services import devices as devices_service
 from acs.services import metrics, operators
 from acs.services.runtime import Runtime
 from acs.web.api.deps import claimed_name, now, require
@@ -30,6 +31,12 @@ def create_api_app(runtime: Runtime) -> FastAPI:
         redoc_url=None,
     )
     app.state.runtime = runtime
+
+    @app.exception_handler(devices_service.DeviceNotFound)
+    async def device_not_found(
+        _request: Request, exc: devices_service.DeviceNotFound
+    ) -> JSONResponse:
+        return JSONResponse({"detail": f"no device {exc.args[0]!r}"}, status_code=404)
 
     @app.middleware("http")
     async def audit_log(

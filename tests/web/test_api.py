@@ -143,6 +143,29 @@ async def test_audit_log_records_changes_and_refusals(api, device):
     assert (refused["operator"], refused["status"]) == ("eve", 403)
 
 
+async def test_every_device_endpoint_answers_404_for_an_unknown_device(api):
+    auth = as_("ops")
+    missing = "00D09E-IGD-NOSUCH"
+    calls = [
+        api.get(f"/api/v1/devices/{missing}", auth=auth),
+        api.delete(f"/api/v1/devices/{missing}", auth=auth),
+        api.patch(f"/api/v1/devices/{missing}", json={"mode": "ctc"}, auth=auth),
+        api.put(f"/api/v1/devices/{missing}/tags/lab", auth=auth),
+        api.post(f"/api/v1/devices/{missing}/tasks", json={"name": "Reboot"}, auth=auth),
+        api.post(f"/api/v1/devices/{missing}/connection-request", auth=auth),
+        api.post(
+            f"/api/v1/devices/{missing}/sip-accounts",
+            json=[{"line": 1, "auth_user_name": "1001", "auth_password": "pw"}],
+            auth=auth,
+        ),
+    ]
+    for call in calls:
+        r = await call
+        assert (r.status_code, r.json()) == (404, {"detail": f"no device {missing!r}"}), r.url
+    audited = (await api.get("/api/v1/audit", auth=as_("root"))).json()["data"]
+    assert len(audited) == 6 and {e["status"] for e in audited} == {404}
+
+
 async def test_devices_listing_and_filters(api, runtime, device):
     other = ServiceCpe(runtime, FakeCpe(datamodels.phone("00:15:65:11:3a:f8")), host="192.0.2.9")
     assert (await other.inform("0 BOOTSTRAP")).status == 200

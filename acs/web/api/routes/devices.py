@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, HTTPException, Query, Request, Response, status
+from fastapi import APIRouter, Body, HTTPException, Query, Request, Response
 
-from acs.services import connreq, devices, task_specs, tasks, voip
+from acs.services import devices, task_specs, tasks, voip
 from acs.services.task_specs import TaskSpec
 from acs.web.api.deps import OperatorRole, RuntimeDep, Viewer, audit, now
 from acs.web.api.schemas import (
@@ -21,10 +21,6 @@ from acs.web.api.schemas import (
 )
 
 router = APIRouter(prefix="/devices", tags=["devices"])
-
-
-def _not_found(device_id: str) -> HTTPException:
-    return HTTPException(status.HTTP_404_NOT_FOUND, f"no device {device_id!r}")
 
 
 @router.get("", response_model=DevicesPublic)
@@ -88,10 +84,7 @@ async def get_device(
     _: Viewer,
     path: Annotated[str | None, Query(description="only the subtree under this path")] = None,
 ) -> dict[str, Any]:
-    try:
-        return await devices.get_device(runtime.db, device_id, now=now(), path=path)
-    except devices.DeviceNotFound:
-        raise _not_found(device_id) from None
+    return await devices.get_device(runtime.db, device_id, now=now(), path=path)
 
 
 @router.delete("/{device_id}", status_code=204)
@@ -101,18 +94,13 @@ async def delete_device(
     """Forget a device: its tasks, faults and history go too. It re-registers on its next
     Inform (as a new device, provisioned again)."""
     audit(request, device=device_id)
-    try:
-        await devices.delete_device(runtime.db, device_id)
-    except devices.DeviceNotFound:
-        raise _not_found(device_id) from None
+    await devices.delete_device(runtime.db, device_id)
     return Response(status_code=204)
 
 
 async def _tag(runtime: Any, device_id: str, tag: str, present: bool) -> dict[str, Any]:
     try:
         return {"tags": await devices.set_tag(runtime.db, device_id, tag, present)}
-    except devices.DeviceNotFound:
-        raise _not_found(device_id) from None
     except devices.BadFilter as exc:
         raise HTTPException(422, str(exc)) from None
 
@@ -142,8 +130,6 @@ async def update_device(
     try:
         await devices.set_mode(runtime.db, device_id, body.mode)
         return await devices.get_device(runtime.db, device_id, now=now())
-    except devices.DeviceNotFound:
-        raise _not_found(device_id) from None
     except devices.BadFilter as exc:
         raise HTTPException(422, str(exc)) from None
 
@@ -162,8 +148,6 @@ async def sip_accounts(
     try:
         params = await devices.parameters_of(runtime.db, device_id)
         values = voip.parameter_values(params, accounts)
-    except devices.DeviceNotFound:
-        raise _not_found(device_id) from None
     except voip.NoVoiceLines as exc:
         raise HTTPException(409, str(exc)) from None
     spec = task_specs.TASK_ADAPTER.validate_python(
@@ -240,8 +224,6 @@ async def submit_tasks(
             now=now(),
             default_ttl=runtime.settings.task_default_ttl,
         )
-    except tasks.DeviceNotFound:
-        raise _not_found(device_id) from None
     except tasks.TaskValidationError as exc:
         raise HTTPException(422, str(exc)) from None
     runtime.notifier.pulse()
@@ -264,7 +246,4 @@ async def poke_device(
 ) -> dict[str, Any]:
     """Send a connection request now (its outcome is also kept on the device)."""
     audit(request, device=device_id)
-    try:
-        return (await runtime.connection_requests.poke(device_id)).as_dict()
-    except connreq.DeviceNotFound:
-        raise _not_found(device_id) from None
+    return (await runtime.connection_requests.poke(device_id)).as_dict()
