@@ -64,7 +64,6 @@ class Settings(BaseSettings):
     )
     cwmp_tls_certfile: Path | None = None
     cwmp_tls_keyfile: Path | None = None
-    cwmp_path: str = Field("/", description="informational: CPEs may POST to any path")
 
     # --- tasks and provisioning on first contact -----------------------------------------
     periodic_inform_interval: int = Field(
@@ -151,10 +150,6 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite+aiosqlite:///{(self.data_dir / 'acs.db').resolve()}"
-
-    @property
-    def is_sqlite(self) -> bool:
-        return self.resolved_database_url.startswith("sqlite")
 
     @property
     def cwmp_tls(self) -> bool:

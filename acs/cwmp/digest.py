@@ -148,8 +148,8 @@ class NonceAuthority:
         data = f"{payload}:{self.realm}:{binding}".encode()
         return hmac.new(self.secret, data, "sha256").hexdigest()[:32]
 
-    def make_nonce(self, now: float, binding: str = "", salt: str | None = None) -> str:
-        payload = f"{int(now):x}.{salt or secrets.token_hex(6)}"
+    def make_nonce(self, now: float, binding: str = "") -> str:
+        payload = f"{int(now):x}.{secrets.token_hex(6)}"
         return f"{payload}.{self._mac(payload, binding)}"
 
     def nonce_age(self, nonce: str, now: float, binding: str = "") -> float | None:

@@ -442,34 +442,6 @@ class Fault:
 
 # --- registries -----------------------------------------------------------------------
 
-CpeRequest = (
-    Inform
-    | TransferComplete
-    | AutonomousTransferComplete
-    | GetRPCMethods
-    | RequestDownload
-    | Kicked
-)
-AcsRequest = (
-    GetRPCMethods
-    | SetParameterValues
-    | GetParameterValues
-    | GetParameterNames
-    | SetParameterAttributes
-    | GetParameterAttributes
-    | AddObject
-    | DeleteObject
-    | Download
-    | Upload
-    | Reboot
-    | FactoryReset
-    | ScheduleInform
-    | ScheduleDownload
-    | CancelTransfer
-    | GetQueuedTransfers
-    | GetAllQueuedTransfers
-)
-
 # What the CPE may ask of the ACS, and what the ACS answers (A.3.3).
 CPE_REQUEST_RESPONSES: Final[dict[type, type]] = {
     Inform: InformResponse,
@@ -510,24 +482,3 @@ MESSAGES: Final[dict[str, type]] = {
     for pair in (*CPE_REQUEST_RESPONSES.items(), *ACS_REQUEST_RESPONSES.items())
     for cls in pair
 }
-
-# Struct element names used in soap-enc:arrayType ("cwmp:ParameterValueStruct[3]").
-STRUCTS: Final[dict[str, type]] = {
-    cls.__name__: cls
-    for cls in (
-        DeviceIdStruct,
-        EventStruct,
-        ParameterValueStruct,
-        ParameterInfoStruct,
-        SetParameterAttributesStruct,
-        ParameterAttributeStruct,
-        FaultStruct,
-        ArgStruct,
-        TimeWindowStruct,
-        QueuedTransferStruct,
-        AllQueuedTransferStruct,
-        SetParameterValuesFault,
-    )
-}
-
-Message = object  # any class in MESSAGES, or Fault

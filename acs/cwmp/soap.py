@@ -107,11 +107,6 @@ class Envelope:
     supported_cwmp_versions: tuple[str, ...] = ()
     use_cwmp_version: str | None = None
 
-    @property
-    def cwmp_version(self) -> str | None:
-        """Version told by the namespace (1.0, 1.1, 1.2; 1.3 and 1.4 read as 1.2)."""
-        return _NAMESPACE_VERSIONS.get(self.namespace or "")
-
 
 EMPTY: Final = Envelope(message=None)
 

@@ -48,7 +48,6 @@ FILE_KINDS: Final[dict[str, tuple[str, ...]]] = {
     "dialpeer": (".csv",),
     "accesslist": (".csv",),
 }
-TR069_KINDS: Final = frozenset(k for k in FILE_KINDS if k[0].isdigit())
 _NAME_RE: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
 _CONTENT_TYPES: Final = {
     ".xml": "application/xml",
@@ -64,6 +63,10 @@ _CONTENT_TYPES: Final = {
 
 class FileError(ValueError):
     pass
+
+
+class FileTooLarge(FileError):
+    """More bytes than ``ACS_MAX_FILE_BYTES``."""
 
 
 class FileNotFound(LookupError):
@@ -165,7 +168,7 @@ class FileStore:
                 async for chunk in chunks:
                     size += len(chunk)
                     if size > self.max_bytes:
-                        raise FileError(f"file exceeds {self.max_bytes} bytes")
+                        raise FileTooLarge(f"file exceeds {self.max_bytes} bytes")
                     digest.update(chunk)
                     out.write(chunk)
             sha = digest.hexdigest()

@@ -59,7 +59,6 @@ class ConnectionRequestListener:
         self.port = 0
         self.udp_port = 0
         self._agents: dict[str, CpeAgent] = {}
-        self._by_username: dict[str, CpeAgent] = {}
         self._server: asyncio.Server | None = None
         self._udp: asyncio.DatagramTransport | None = None
 

@@ -43,7 +43,6 @@ async def current_principal(
     if bearer is not None:
         principal = await operators.authenticate_token(runtime.db, bearer.credentials, now())
     elif basic is not None:
-        request.state.claimed = basic.username
         principal = await operators.authenticate_password(
             runtime.db, basic.username, basic.password
         )

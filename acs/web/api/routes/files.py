@@ -38,9 +38,10 @@ async def upload(
             created_by=principal.name,
             now=now(),
         )
+    except files.FileTooLarge as exc:
+        raise HTTPException(413, str(exc)) from None
     except files.FileError as exc:
-        status = 413 if "exceeds" in str(exc) else 422
-        raise HTTPException(status, str(exc)) from None
+        raise HTTPException(422, str(exc)) from None
     return meta.view()
 
 
