@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
@@ -10,6 +11,10 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from acs.cwmp import digest
+
+# What a parameter path given to the ACS for indexing may contain (it is written into SQL,
+# inside quotes, as an index expression).
+INDEXABLE_PATH_RE = re.compile(r"^[A-Za-z0-9_.{}-]{1,256}$")
 
 
 class Settings(BaseSettings):
@@ -125,6 +130,16 @@ class Settings(BaseSettings):
     indexed_parameters: str = Field(
         "", description="comma-separated parameter paths to index for device searches"
     )
+
+    @field_validator("indexed_parameters")
+    @classmethod
+    def _indexable(cls, value: str) -> str:
+        bad = [
+            p for p in value.split(",") if p.strip() and not INDEXABLE_PATH_RE.fullmatch(p.strip())
+        ]
+        if bad:
+            raise ValueError(f"not parameter paths: {bad} (letters, digits and _ . {{ }} -)")
+        return value
 
     @property
     def indexed_parameter_list(self) -> list[str]:

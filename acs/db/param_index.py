@@ -10,23 +10,21 @@ but would be rewritten on every Inform of every device: too dear for the hot pat
 from __future__ import annotations
 
 import hashlib
-import re
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from acs.config import INDEXABLE_PATH_RE
 from acs.db.engine import Database
 
-PATH_RE = re.compile(r"^[A-Za-z0-9_.{}-]{1,256}$")  # safe to write inside SQL quotes
 
-
-def value_expression(dialect: str, path: str) -> str:
+def value_expression(dialect: str, path: str, column: str = "devices.parameters") -> str:
     """SQL for "the value of parameter ``path``" (a literal path, so indexes match)."""
-    if not PATH_RE.fullmatch(path):
+    if not INDEXABLE_PATH_RE.fullmatch(path):
         raise ValueError(f"bad parameter path {path!r}")
     if dialect == "postgresql":
-        return f"((devices.parameters -> '{path}') ->> 'value')"
-    return f"json_extract(devices.parameters, '$.\"{path}\".value')"
+        return f"(({column} -> '{path}') ->> 'value')"
+    return f"json_extract({column}, '$.\"{path}\".value')"
 
 
 def index_name(path: str) -> str:
@@ -51,7 +49,7 @@ async def ensure_indexes(db: Database, paths: list[str]) -> None:
 
 
 async def _ensure(conn: AsyncConnection, dialect: str, path: str) -> None:
-    expression = value_expression(dialect, path).replace("devices.parameters", "parameters")
+    expression = value_expression(dialect, path, column="parameters")
     await conn.execute(
         text(f"CREATE INDEX IF NOT EXISTS {index_name(path)} ON devices ({expression})")
     )

@@ -4,11 +4,17 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import pytest
+from pydantic import ValidationError
 from sqlalchemy import text
 
+from acs import server
+from acs.config import Settings
 from acs.db import param_index
+from acs.db.engine import Database
 from acs.services import devices
 from acs.simulator import datamodels
+from tests.conftest import make_settings
 from tests.fake_cpe import FakeCpe
 from tests.services.harness import ServiceCpe
 
@@ -52,3 +58,31 @@ async def test_search_by_an_indexed_parameter_uses_the_index(runtime, db):
                 )
             )
     assert param_index.index_name(PATH) in plan, plan
+
+
+async def test_start_up_creates_the_indexes_the_setting_names(database_url, tmp_path):
+    path = "Device.DeviceInfo.ProvisioningCode"
+    settings = make_settings(database_url, tmp_path, indexed_parameters=f" {path} ,")
+    assert settings.indexed_parameter_list == [path]
+    await server.prepare(settings)
+    name = param_index.index_name(path)
+    db = Database(database_url)
+    try:
+        lookup = (
+            "SELECT indexname FROM pg_indexes WHERE indexname = :n"
+            if db.is_postgresql
+            else "SELECT name FROM sqlite_master WHERE type = 'index' AND name = :n"
+        )
+        async with db.read() as conn:
+            assert await conn.scalar(text(lookup), {"n": name}) == name
+        async with db.write() as conn:  # the PostgreSQL test database outlives this test
+            await conn.execute(text(f"DROP INDEX {name}"))
+    finally:
+        await db.dispose()
+
+
+def test_paths_that_cannot_be_indexed_are_refused(tmp_path):
+    with pytest.raises(ValidationError, match="not parameter paths"):
+        Settings(_env_file=None, data_dir=tmp_path, indexed_parameters="A.B, x'); DROP TABLE d;--")
+    with pytest.raises(ValueError, match="bad parameter path"):
+        param_index.value_expression("sqlite", "A.B'")

@@ -366,3 +366,17 @@ async def test_metrics_can_be_public(make_runtime):
     transport = httpx.ASGITransport(app=create_api_app(rt))
     async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
         assert (await client.get("/metrics")).status_code == 200
+
+
+async def test_admin_password_setting_creates_the_admin_once(make_runtime):
+    rt = await make_runtime(admin_password="first-password")
+    admin = await operators.authenticate_password(rt.db, "admin", "first-password")
+    assert admin is not None and admin.role == "admin"
+    # a later start (or another node) with another value leaves the existing admin alone
+    again = await make_runtime(admin_password="second-password")
+    assert await operators.authenticate_password(again.db, "admin", "second-password") is None
+    assert await operators.authenticate_password(again.db, "admin", "first-password")
+    created = await operators.ensure_admin(again.db, "third-password", datetime.now(UTC))
+    assert created is False
+    with pytest.raises(operators.OperatorError, match="at least 8"):
+        await operators.ensure_admin(again.db, "short", datetime.now(UTC))
