@@ -1,4 +1,5 @@
-"""Periodic housekeeping inside each worker: expire abandoned sessions, prune nonces.
+"""Periodic housekeeping inside each worker: expire abandoned sessions (pruning old nonce
+counts), expire tasks, flag silent devices, advance rollouts.
 
 Every job is idempotent, so several workers and nodes may run it at once; on PostgreSQL
 they simply find less to do.
