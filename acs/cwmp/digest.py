@@ -272,3 +272,72 @@ def uri_matches(digest_uri: str, request_path: str) -> bool:
 def basic_matches(creds: BasicCredentials, realm: str, ha1_md5: str) -> bool:
     """Check Basic credentials against a stored MD5 HA1 (we never keep the password)."""
     return hmac.compare_digest(ha1("MD5", creds.username, realm, creds.password), ha1_md5)
+
+
+# --- the client side: connection requests to CPEs, and the simulated CPEs ------------------
+
+_CHALLENGE_PARAM = re.compile(r'\s*,?\s*([\w-]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]*))\s*')
+_CHALLENGE_SCHEME = re.compile(r"\s*,?\s*([A-Za-z][\w-]*)(?:\s+|$)")
+
+
+def parse_challenges(values: Iterable[str]) -> list[tuple[str, dict[str, str]]]:
+    """``WWW-Authenticate`` values as (scheme, params); one header may hold several."""
+    out: list[tuple[str, dict[str, str]]] = []
+    for value in values:
+        pos = 0
+        current: dict[str, str] | None = None
+        while pos < len(value):
+            param = _CHALLENGE_PARAM.match(value, pos)
+            if param and current is not None:
+                quoted, bare = param.group(2), param.group(3)
+                current[param.group(1).lower()] = (
+                    re.sub(r"\\(.)", r"\1", quoted) if quoted is not None else bare
+                )
+                pos = param.end()
+                continue
+            scheme = _CHALLENGE_SCHEME.match(value, pos)
+            if not scheme or scheme.end() == pos:
+                break
+            current = {}
+            out.append((scheme.group(1).capitalize(), current))
+            pos = scheme.end()
+    return out
+
+
+def client_authorization(
+    challenge: dict[str, str], username: str, password: str, *, method: str, uri: str, nc: int = 1
+) -> str:
+    """The ``Authorization: Digest`` answering one challenge (params from
+    ``parse_challenges``), with qop=auth when offered. ValueError for an algorithm we lack."""
+    algorithm = challenge.get("algorithm", "MD5")
+    realm, nonce = challenge.get("realm", ""), challenge.get("nonce", "")
+    qops = [q.strip().lower() for q in challenge.get("qop", "").split(",") if q.strip()]
+    qop = "auth" if "auth" in qops else None
+    count = f"{nc:08x}"
+    cnonce = secrets.token_hex(8)
+    response = compute_response(
+        algorithm,
+        ha1(algorithm, username, realm, password),
+        nonce=nonce,
+        nc=count,
+        cnonce=cnonce,
+        qop=qop,
+        method=method,
+        uri=uri,
+    )
+    header = (
+        f'Digest username="{username}", realm="{realm}", nonce="{nonce}", uri="{uri}", '
+        f'response="{response}", algorithm={algorithm}'
+    )
+    if qop:
+        header += f', qop={qop}, nc={count}, cnonce="{cnonce}"'
+    if "opaque" in challenge:
+        header += f', opaque="{challenge["opaque"]}"'
+    return header
+
+
+def udp_signature(password: str, ts: str, message_id: str, username: str, cnonce: str) -> str:
+    """``sig`` of a UDP connection request (TR-069 Annex G.2.2.1): HMAC-SHA1 over ts, id, un
+    and cn, keyed with the connection-request password, in upper-case hex."""
+    text = f"{ts}{message_id}{username}{cnonce}"
+    return hmac.new(password.encode(), text.encode(), hashlib.sha1).hexdigest().upper()

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import hashlib
-import hmac
 import logging
 import re
 import secrets
@@ -48,34 +46,6 @@ class PokeResult:
         return asdict(self)
 
 
-_PARAM = re.compile(r'\s*,?\s*([\w-]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]*))\s*')
-_SCHEME = re.compile(r"\s*,?\s*([A-Za-z][\w-]*)(?:\s+|$)")
-
-
-def parse_challenges(values: list[str]) -> list[tuple[str, dict[str, str]]]:
-    """``WWW-Authenticate`` values as (scheme, params); one header may hold several."""
-    out: list[tuple[str, dict[str, str]]] = []
-    for value in values:
-        pos = 0
-        current: dict[str, str] | None = None
-        while pos < len(value):
-            param = _PARAM.match(value, pos)
-            if param and current is not None:
-                quoted, bare = param.group(2), param.group(3)
-                current[param.group(1).lower()] = (
-                    re.sub(r"\\(.)", r"\1", quoted) if quoted is not None else bare
-                )
-                pos = param.end()
-                continue
-            scheme = _SCHEME.match(value, pos)
-            if not scheme or scheme.end() == pos:
-                break
-            current = {}
-            out.append((scheme.group(1).capitalize(), current))
-            pos = scheme.end()
-    return out
-
-
 def authorization(
     challenges: list[tuple[str, dict[str, str]]], username: str, password: str, uri: str
 ) -> str | None:
@@ -84,34 +54,10 @@ def authorization(
     # prefer SHA-256 when the CPE offers it, else the first (usually MD5)
     digests.sort(key=lambda p: 0 if p.get("algorithm", "MD5").upper().startswith("SHA-256") else 1)
     for params in digests:
-        algorithm = params.get("algorithm", "MD5")
         try:
-            ha1 = digest.ha1(algorithm, username, params.get("realm", ""), password)
+            return digest.client_authorization(params, username, password, method="GET", uri=uri)
         except ValueError:
             continue
-        qops = [q.strip().lower() for q in params.get("qop", "").split(",") if q.strip()]
-        qop = "auth" if "auth" in qops else None
-        cnonce = secrets.token_hex(8)
-        response = digest.compute_response(
-            algorithm,
-            ha1,
-            nonce=params.get("nonce", ""),
-            nc="00000001",
-            cnonce=cnonce,
-            qop=qop,
-            method="GET",
-            uri=uri,
-        )
-        header = (
-            f'Digest username="{username}", realm="{params.get("realm", "")}", '
-            f'nonce="{params.get("nonce", "")}", uri="{uri}", response="{response}", '
-            f"algorithm={algorithm}"
-        )
-        if qop:
-            header += f', qop={qop}, nc=00000001, cnonce="{cnonce}"'
-        if "opaque" in params:
-            header += f', opaque="{params["opaque"]}"'
-        return header
     if any(scheme == "Basic" for scheme, _ in challenges):
         return "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()
     return None
@@ -133,7 +79,7 @@ async def http_connection_request(
         async with httpx.AsyncClient(timeout=seconds, follow_redirects=False, trust_env=False) as c:
             response = await c.get(url)
             if response.status_code == 401:
-                challenges = parse_challenges(response.headers.get_list("www-authenticate"))
+                challenges = digest.parse_challenges(response.headers.get_list("www-authenticate"))
                 if not username:
                     return result(
                         False,
@@ -162,8 +108,7 @@ def udp_message(
     host: str, port: int, username: str, password: str, *, ts: int, message_id: int, cnonce: str
 ) -> bytes:
     """The UDP connection request of TR-069 Annex G.2.2.1 (an HTTP GET line, signed)."""
-    text = f"{ts}{message_id}{username}{cnonce}"
-    sig = hmac.new(password.encode(), text.encode(), hashlib.sha1).hexdigest().upper()
+    sig = digest.udp_signature(password, str(ts), str(message_id), username, cnonce)
     authority = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     return (
         f"GET http://{authority}?ts={ts}&id={message_id}&un={username}&cn={cnonce}&sig={sig} "

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import hmac
 import logging
 import re
@@ -450,12 +449,8 @@ class CpeAgent:
             return False
         username = self.connection_request_username()
         password = self._param(".ManagementServer.ConnectionRequestPassword")
-        expected = hmac.new(password.encode(), f"{ts}{mid}{un}{cn}".encode(), hashlib.sha1)
-        if (
-            method != "GET"
-            or un != username
-            or not hmac.compare_digest(expected.hexdigest().upper(), sig.upper())
-        ):
+        expected = digest.udp_signature(password, ts, mid, un, cn)
+        if method != "GET" or un != username or not hmac.compare_digest(expected, sig.upper()):
             return False
         if (
             not re.fullmatch(r"\d+", ts)

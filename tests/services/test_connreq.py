@@ -11,6 +11,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from acs.cwmp import digest
 from acs.services import connreq
 from acs.simulator import datamodels
 from acs.simulator.agent import CpeAgent
@@ -240,7 +241,7 @@ def test_udp_message_format():
 
 
 def test_challenge_parsing_and_answers():
-    challenges = connreq.parse_challenges(
+    challenges = digest.parse_challenges(
         ['Digest realm="r", nonce="n,1", qop="auth,auth-int", algorithm=MD5, Basic realm="b"']
     )
     assert challenges == [
