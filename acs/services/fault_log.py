@@ -39,6 +39,34 @@ async def record(
     )
 
 
+async def record_many(
+    conn: AsyncConnection,
+    targets: list[tuple[str, int | None]],
+    *,
+    now: datetime,
+    source: str,
+    code: int,
+) -> None:
+    """``record`` one fault for each (device, task), in one statement."""
+    if targets:
+        string = faults.describe(code)
+        await conn.execute(
+            f.insert(),
+            [
+                {
+                    "device_id": device_id,
+                    "task_id": task_id,
+                    "time": now,
+                    "source": source,
+                    "code": code,
+                    "string": string,
+                    "detail": None,
+                }
+                for device_id, task_id in targets
+            ],
+        )
+
+
 def fault_view(row: Any) -> dict[str, Any]:
     return {
         "id": row.id,

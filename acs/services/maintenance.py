@@ -38,23 +38,28 @@ async def expire_tasks(db: Database, now: datetime, batch: int = 1000) -> int:
         )
         changed += result.rowcount or 0
         for status, code in _TIMEOUTS.items():
+            due = (
+                select(t.c.id)
+                .where(t.c.status == status, t.c.expires <= now)
+                .limit(batch)
+                .scalar_subquery()
+            )
+            fault = {"code": code, "string": faults.describe(code)}
             rows = (
                 await conn.execute(
-                    select(t.c.id, t.c.device_id)
-                    .where(t.c.status == status, t.c.expires <= now)
-                    .limit(batch)
+                    update(t)
+                    .where(t.c.id.in_(due), t.c.status == status)
+                    .values(status="fault", finished=now, fault=fault)
+                    .returning(t.c.id, t.c.device_id)
                 )
             ).all()
-            for row in rows:
-                fault = {"code": code, "string": faults.describe(code)}
-                await conn.execute(
-                    update(t)
-                    .where(t.c.id == row.id, t.c.status == status)
-                    .values(status="fault", finished=now, fault=fault)
-                )
-                await fault_log.record(
-                    conn, device_id=row.device_id, task_id=row.id, now=now, source="acs", code=code
-                )
+            await fault_log.record_many(
+                conn,
+                [(row.device_id, row.id) for row in rows],
+                now=now,
+                source="acs",
+                code=code,
+            )
             changed += len(rows)
     return changed
 

@@ -533,6 +533,13 @@ async def test_transfer_and_boot_timeouts(make_runtime, clock):
     assert await maintenance.expire_tasks(rt.db, later) == 2
     assert (await tasks.get(rt.db, download))["fault"]["code"] == 8892
     assert (await tasks.get(rt.db, reboot))["fault"]["code"] == 8893
+    logged, count = await fault_log.list_faults(rt.db, device_id=DEVICE)
+    assert count == 2
+    assert {(e["task_id"], e["code"], e["source"]) for e in logged} == {
+        (download, 8892, "acs"),
+        (reboot, 8893, "acs"),
+    }
+    assert await maintenance.expire_tasks(rt.db, later) == 0  # once only
 
 
 async def test_silent_devices_are_flagged(runtime, clock, cpe, db):
