@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from pydantic import ValidationError
-from sqlalchemy import case, select, update
+from sqlalchemy import case, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from acs.config import Settings
@@ -156,10 +156,10 @@ class TaskRunner(SessionHooks):
             conditions.append((t.c.name == "Reboot") & (t.c.status == "awaiting_boot"))
         if "0 BOOTSTRAP" in codes:
             conditions.append((t.c.name == "FactoryReset") & (t.c.status == "awaiting_boot"))
-        for condition in conditions:
+        if conditions:
             await conn.execute(
                 update(t)
-                .where(t.c.device_id == ctx.device_id, condition)
+                .where(t.c.device_id == ctx.device_id, or_(*conditions))
                 .values(status="done", finished=ctx.now, result=result, session_id=None)
             )
         # Firmware Downloads waiting for the reboot into the new image: check its version.
