@@ -367,7 +367,8 @@ class Provisioning:
             layers = [general.modules]
             urls = await self._urls(conn, base_url, [("model", request.model)])
             variables = {"model": request.model}
-            key, name = general.config_key, phone_models.general_file_name(request.model)
+            config_key, common_key = general.config_key, general.common_key
+            name = phone_models.general_file_name(request.model)
             fmt = fmt or ("xml" if (general.mode or self.settings.mode) == "ctc" else "text")
             cache_key = f"general:{request.model}"
         elif isinstance(request, phone_models.MacFile):
@@ -380,12 +381,9 @@ class Provisioning:
             scopes = [("model", phone.model)] if phone.model else []
             urls = await self._urls(conn, base_url, [*scopes, ("phone", phone.mac)])
             variables = {**phone.variables, "mac": phone.mac, "model": phone.model or ""}
-            key = (
-                named.common_key
-                if named is not None and named.common_key
-                else general.common_key
-                if general is not None
-                else None
+            config_key = general.config_key if general is not None else None
+            common_key = (named.common_key if named is not None else None) or (
+                general.common_key if general is not None else None
             )
             fmt = fmt or request.fmt
             name = phone_models.mac_file_name(phone.mac, "xml" if fmt == "xml" else "text")
@@ -395,9 +393,10 @@ class Provisioning:
             if named is None:
                 raise NotFound(f"no phone or profile named {request.name!r}")
             layers, urls, variables = [named.modules], {}, {}
-            key, fmt = named.common_key, fmt or request.fmt
+            config_key, common_key, fmt = None, named.common_key, fmt or request.fmt
             name = f"{request.name}.{'xml' if fmt == 'xml' else 'cfg'}"
             cache_key = f"named:{request.name}"
+        key = crypto.key_for(request, config_key=config_key, common_key=common_key)
         config = configfile.merge(*layers, {AUTOUPDATE: urls} if urls else {})
         config = configfile.substitute(config, variables)
         digest = configfile.content_digest(config)
@@ -423,20 +422,19 @@ class Provisioning:
     ) -> dict[str, str]:
         """AUTOUPDATE keys for the assigned files; a phone's own assignment wins over its
         model's (scopes are given from the weakest to the strongest)."""
-        by_purpose: dict[str, str] = {}
+        by_purpose: dict[str, tuple[str, str | None]] = {}
         for scope, target in scopes:
             rows = await conn.execute(
-                select(fa.c.purpose, fa.c.file_name).where(
-                    fa.c.scope == scope, fa.c.target == target
-                )
+                select(fa.c.purpose, fa.c.file_name, fl.c.sha256)
+                .select_from(fa.outerjoin(fl, fl.c.name == fa.c.file_name))
+                .where(fa.c.scope == scope, fa.c.target == target)
             )
-            for purpose, file_name in rows:
-                by_purpose[purpose] = file_name
+            for purpose, file_name, sha in rows:
+                by_purpose[purpose] = (file_name, sha)  # a file since deleted: no URL
         urls: dict[str, str] = {}
-        for purpose, file_name in sorted(
+        for purpose, (file_name, sha) in sorted(
             by_purpose.items(), key=lambda item: list(PURPOSES).index(item[0])
         ):
-            sha = await conn.scalar(select(fl.c.sha256).where(fl.c.name == file_name))
             if sha is None:
                 continue
             path = f"/files/{file_name}"
