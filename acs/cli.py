@@ -197,7 +197,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         first_index=args.first_index,
         concurrency=args.concurrency,
         ramp=args.ramp,
-        bootstrap=not args.no_bootstrap,
+        bootstrap=not (args.no_bootstrap or args.running),
+        boot=not args.running,
         cwmp_version=args.cwmp_version,
         udp=args.udp,
     )
@@ -307,6 +308,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sim.add_argument(
         "--no-bootstrap", action="store_true", help="first session says 1 BOOT, not 0 BOOTSTRAP"
+    )
+    sim.add_argument(
+        "--running",
+        action="store_true",
+        help="devices are already up and known to the ACS: first session says 2 PERIODIC",
     )
     sim.add_argument("--cwmp-version", choices=["1.0", "1.1", "1.2", "1.3", "1.4"], default="1.2")
     sim.add_argument("--udp", action="store_true", help="also listen for UDP connection requests")

@@ -272,6 +272,9 @@ async def fleet_run(
             concurrency=concurrency,
             ramp=ramp,
             bootstrap=bootstrap,
+            # Devices the bench registered are up and running: their sessions are periodic
+            # Informs, not a BOOT each time a new fleet object takes them over.
+            boot=bootstrap,
             timeout=120,
         )
     )

@@ -43,6 +43,7 @@ class FleetConfig:
     concurrency: int = 500  # sessions in flight at once
     ramp: float | None = None  # spread the first sessions over this (default: interval)
     bootstrap: bool = True  # first session says 0 BOOTSTRAP (a new device)
+    boot: bool = True  # first session says 1 BOOT (powered on); False: already running
     cwmp_version: str = "1.2"
     udp: bool = False
     timeout: float = 30.0
@@ -83,6 +84,14 @@ def model_from_file(path: Path, serial: str) -> CpeModel:
             value, xsd.normalize_type(spec.get("type")), bool(spec.get("writable", False))
         )
     return model
+
+
+def first_events(config: FleetConfig) -> tuple[str, ...]:
+    """What a device's first session in this run says: a new device bootstraps, a device
+    just powered on boots, one already running informs periodically."""
+    if config.bootstrap:
+        return ("0 BOOTSTRAP", "1 BOOT")
+    return ("1 BOOT",) if config.boot else ("2 PERIODIC",)
 
 
 @dataclass
@@ -219,7 +228,7 @@ class Fleet:
         c = self.config
         ramp = c.interval if c.ramp is None else c.ramp
         await asyncio.sleep(rng.uniform(0, ramp) if ramp > 0 else 0)
-        events: tuple[str, ...] = ("0 BOOTSTRAP", "1 BOOT") if c.bootstrap else ("1 BOOT",)
+        events = first_events(c)
         done = 0
         while not self._stop.is_set():
             if deadline is not None and time.monotonic() >= deadline:
