@@ -34,6 +34,9 @@ class Settings(BaseSettings):
     cwmp_port: int = Field(7547, ge=0, le=65535)
     api_port: int = Field(7557, ge=0, le=65535)
     workers: int = Field(1, ge=1, le=256)
+    event_loop: Literal["auto", "uvloop", "asyncio"] = Field(
+        "auto", description="workers' event loop; auto: uvloop where installed"
+    )
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     secret_key: str | None = Field(
         None,

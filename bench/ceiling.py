@@ -18,7 +18,7 @@ import uvicorn
 
 from acs.cwmp import messages as m
 from acs.cwmp import soap
-from acs.server import UVICORN_OPTIONS, _Server, bind, run_processes
+from acs.server import UVICORN_OPTIONS, _Server, bind, run_loop, run_processes
 
 INFORM_RESPONSE = soap.render_envelope(
     m.InformResponse(1), namespace=soap.CWMP_NAMESPACES["1.2"], cwmp_id="1"
@@ -62,7 +62,7 @@ async def _worker(sock: socket.socket) -> None:
 
 
 def _entry(sock: socket.socket) -> None:
-    asyncio.run(_worker(sock))
+    run_loop(_worker(sock))
 
 
 def main() -> None:
@@ -74,7 +74,7 @@ def main() -> None:
     sock = bind(args.host, args.port)
     if args.workers == 1:
         with contextlib.suppress(KeyboardInterrupt):
-            asyncio.run(_worker(sock))
+            run_loop(_worker(sock))
         return
     run_processes(_entry, (sock,), args.workers)
 

@@ -398,13 +398,15 @@ def test_invalid_settings_are_named_without_echoing_secrets(tmp_path):
     assert not (tmp_path / "acs.db").exists()  # refused before touching anything
 
 
-def test_listener_sockets_get_nagle_turned_off():
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_listener_sockets_get_nagle_turned_off(loop: str):
     """asyncio sets TCP_NODELAY only on sockets whose proto says TCP; with Nagle on, a
-    response written in two parts waited for the client's delayed ACK (~40 ms a request)."""
+    response written in two parts waited for the client's delayed ACK (~40 ms a request).
+    Both event loops a worker may run on (ACS_EVENT_LOOP)."""
     import asyncio
     import socket
 
-    from acs.server import bind
+    from acs.server import bind, run_loop
 
     async def main() -> int:
         seen: asyncio.Future[int] = asyncio.get_running_loop().create_future()
@@ -423,4 +425,14 @@ def test_listener_sockets_get_nagle_turned_off():
             writer.close()
         return value
 
-    assert asyncio.run(main()) != 0
+    assert run_loop(main(), loop) != 0
+
+
+def test_workers_run_on_uvloop_unless_told_otherwise():
+    import uvloop
+
+    from acs.server import loop_factory
+
+    assert loop_factory("auto") is uvloop.new_event_loop  # installed with uvicorn[standard]
+    assert loop_factory("uvloop") is uvloop.new_event_loop
+    assert loop_factory("asyncio") is None  # asyncio.Runner's default loop
