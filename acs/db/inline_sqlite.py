@@ -102,6 +102,11 @@ class Connection:
         self._connection = self._conn
         self._tx = _Inline()
 
+    @property
+    def raw(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection = self._conn
+        return conn
+
     def cursor(self) -> Cursor:
         return Cursor(self._conn.cursor())
 

@@ -14,7 +14,6 @@ from typing import Any, cast
 
 from sqlalchemy import (
     Table,
-    bindparam,
     delete,
     select,
     text,
@@ -23,6 +22,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from acs.db import hot
 from acs.db.models import (
     ApiToken,
     AuditEntry,
@@ -101,22 +101,36 @@ class DeviceAuth:
     session_id: str | None = None
     session_peer_host: str | None = None
     session_expires: datetime | None = None
+    exists: bool = False  # the device has a row (tasks, faults... can only exist if so)
 
 
-_DEVICE_AUTH = text(
+_DEVICE_AUTH_COLUMNS = (
+    "cwmp_username",
+    "cwmp_ha1_md5",
+    "cwmp_ha1_sha256",
+    "cr_username",
+    "periodic_inform_interval",
+    "mode",
+    "session_id",
+    "session_peer_host",
+    "session_expires",
+)
+_DEVICE_AUTH = hot.Statement(
     "SELECT d.cwmp_username, d.cwmp_ha1_md5, d.cwmp_ha1_sha256, d.cr_username, "
     "d.periodic_inform_interval, d.mode, s.id AS session_id, s.peer_host AS session_peer_host, "
     "s.expires AS session_expires "
     "FROM devices AS d LEFT OUTER JOIN cwmp_sessions AS s ON s.device_id = d.id "
-    "WHERE d.id = :device_id"
-).columns(session_expires=UTCDateTime())
+    "WHERE d.id = :device_id",
+    columns=_DEVICE_AUTH_COLUMNS,
+    types={"session_expires": UTCDateTime()},
+)
 
 
 async def device_auth(conn: AsyncConnection, device_id: str) -> DeviceAuth:
-    row = (await conn.execute(_DEVICE_AUTH, {"device_id": device_id})).first()
+    row = await _DEVICE_AUTH.first(conn, {"device_id": device_id})
     if row is None:
         return DeviceAuth()  # a device seen for the first time
-    return DeviceAuth(**row._mapping)
+    return DeviceAuth(**row._asdict(), exists=True)
 
 
 _UPSERT_COLUMNS = (
@@ -189,11 +203,8 @@ def _upsert_statement(dialect: str, bootstrap: bool) -> Any:
         f"VALUES ({', '.join(values)}, :last_inform, '[]') "
         f"ON CONFLICT (id) DO UPDATE SET {', '.join(sets)}"
     )
-    typed = [
-        bindparam(c, type_=UTCDateTime())
-        for c in ("last_inform", "last_boot", "last_bootstrap", "inform_deadline", "silent_since")
-    ]
-    stmt = _UPSERTS[key] = text(sql).bindparams(*typed)
+    typed = ("last_inform", "last_boot", "last_bootstrap", "inform_deadline", "silent_since")
+    stmt = _UPSERTS[key] = hot.Statement(sql, binds={c: UTCDateTime() for c in typed})
     return stmt
 
 
@@ -213,7 +224,7 @@ async def upsert_device_on_inform(
     params = {c: values.get(c) for c in _UPSERT_COLUMNS}
     params["parameters"] = json.dumps(parameters)
     params["last_events"] = json.dumps(values["last_events"])
-    await conn.execute(_upsert_statement(conn.dialect.name, bootstrap), params)
+    await _upsert_statement(conn.dialect.name, bootstrap).execute(conn, params)
 
 
 _PG_MERGE = (
@@ -270,13 +281,14 @@ async def insert_inform(
     dialect = conn.dialect.name
     stmt = _INSERT_INFORM.get(dialect)
     if stmt is None:
-        stmt = _INSERT_INFORM[dialect] = text(
+        stmt = _INSERT_INFORM[dialect] = hot.Statement(
             "INSERT INTO informs (device_id, received, events, retry_count, peer_host) "
             f"VALUES (:device_id, :received, {_json_param(dialect, 'events')}, :retry_count, "
-            ":peer_host)"
-        ).bindparams(bindparam("received", type_=UTCDateTime()))
-    await conn.execute(
-        stmt,
+            ":peer_host)",
+            binds={"received": UTCDateTime()},
+        )
+    await stmt.execute(
+        conn,
         {
             "device_id": device_id,
             "received": received,
@@ -299,28 +311,29 @@ _SESSION_SQL = (
     "EXISTS (SELECT 1 FROM tasks AS t WHERE t.device_id = s.device_id "
     "AND t.status = 'queued') AS has_tasks FROM cwmp_sessions AS s "
 )
+_SESSION_COLUMNS = ("id", "device_id", "state", "peer_host", "peer_port", "expires", "has_tasks")
 _SESSION_TYPES: dict[str, Any] = {"state": JSONDoc, "expires": UTCDateTime()}
-_SESSION_BY_ID = (
-    text(_SESSION_SQL + "WHERE s.id IN :ids AND s.expires > :now")
-    .bindparams(bindparam("ids", expanding=True), bindparam("now", type_=UTCDateTime()))
-    .columns(**_SESSION_TYPES)
-)
-_SESSION_BY_CONNECTION = (
-    text(_SESSION_SQL + "WHERE s.peer_host = :host AND s.peer_port = :port AND s.expires > :now")
-    .bindparams(bindparam("now", type_=UTCDateTime()))
-    .columns(**_SESSION_TYPES)
-)
-_SESSION_BY_HOST = (
-    text(
-        _SESSION_SQL + "WHERE s.peer_host = :host AND s.expires > :now "
-        "ORDER BY s.updated DESC LIMIT 50"
+
+
+def _session_lookup(where: str) -> hot.Statement:
+    return hot.Statement(
+        _SESSION_SQL + where,
+        columns=_SESSION_COLUMNS,
+        binds={"now": UTCDateTime()},
+        types=_SESSION_TYPES,
     )
-    .bindparams(bindparam("now", type_=UTCDateTime()))
-    .columns(**_SESSION_TYPES)
+
+
+_SESSION_BY_ID = _session_lookup("WHERE s.id = :id AND s.expires > :now")
+_SESSION_BY_CONNECTION = _session_lookup(
+    "WHERE s.peer_host = :host AND s.peer_port = :port AND s.expires > :now"
+)
+_SESSION_BY_HOST = _session_lookup(
+    "WHERE s.peer_host = :host AND s.expires > :now ORDER BY s.updated DESC LIMIT 50"
 )
 _INSERT_SESSION: dict[str, Any] = {}
 _SAVE_SESSION: dict[str, Any] = {}
-_DELETE_SESSION = text("DELETE FROM cwmp_sessions WHERE id = :id")
+_DELETE_SESSION = hot.Statement("DELETE FROM cwmp_sessions WHERE id = :id")
 
 
 async def insert_session(
@@ -338,15 +351,14 @@ async def insert_session(
     dialect = conn.dialect.name
     stmt = _INSERT_SESSION.get(dialect)
     if stmt is None:
-        stmt = _INSERT_SESSION[dialect] = text(
+        stmt = _INSERT_SESSION[dialect] = hot.Statement(
             "INSERT INTO cwmp_sessions (id, device_id, state, peer_host, peer_port, started, "
             f"updated, expires) VALUES (:id, :device_id, {_json_param(dialect, 'state')}, "
-            ":peer_host, :peer_port, :now, :now, :expires) ON CONFLICT DO NOTHING"
-        ).bindparams(
-            bindparam("now", type_=UTCDateTime()), bindparam("expires", type_=UTCDateTime())
+            ":peer_host, :peer_port, :now, :now, :expires) ON CONFLICT DO NOTHING",
+            binds={"now": UTCDateTime(), "expires": UTCDateTime()},
         )
-    result = await conn.execute(
-        stmt,
+    count = await stmt.execute(
+        conn,
         {
             "id": session_id,
             "device_id": device_id,
@@ -357,7 +369,7 @@ async def insert_session(
             "expires": expires,
         },
     )
-    return bool(result.rowcount)
+    return bool(count)
 
 
 async def find_sessions(
@@ -367,28 +379,25 @@ async def find_sessions(
     session_ids: Sequence[str] = (),
     peer_host: str | None = None,
     peer_port: int | None = None,
-) -> list[AnyRow]:
+) -> list[Any]:
     """Open sessions by cookie, else by connection, else by peer address, each with
     ``has_tasks`` (does its device have queued tasks).
 
     Each is its own indexed lookup, tried in that order: a cookie settles it at once, and
     thousands of cookie-less sessions behind one address cannot crowd it out.
     """
-    if session_ids:
-        rows = (await conn.execute(_SESSION_BY_ID, {"ids": list(session_ids), "now": now})).all()
-        if rows:
-            return list(rows)
-    if peer_host is None:
-        return []
+    rows: list[Any] = []
+    for session_id in dict.fromkeys(session_ids):  # usually one cookie
+        rows += await _SESSION_BY_ID.fetch(conn, {"id": session_id, "now": now})
+    if rows or peer_host is None:
+        return rows
     if peer_port is not None:
-        rows = (
-            await conn.execute(
-                _SESSION_BY_CONNECTION, {"host": peer_host, "port": peer_port, "now": now}
-            )
-        ).all()
+        rows = await _SESSION_BY_CONNECTION.fetch(
+            conn, {"host": peer_host, "port": peer_port, "now": now}
+        )
         if rows:
-            return list(rows)
-    return list((await conn.execute(_SESSION_BY_HOST, {"host": peer_host, "now": now})).all())
+            return rows
+    return await _SESSION_BY_HOST.fetch(conn, {"host": peer_host, "now": now})
 
 
 async def save_session(
@@ -404,15 +413,14 @@ async def save_session(
     dialect = conn.dialect.name
     stmt = _SAVE_SESSION.get(dialect)
     if stmt is None:
-        stmt = _SAVE_SESSION[dialect] = text(
+        stmt = _SAVE_SESSION[dialect] = hot.Statement(
             f"UPDATE cwmp_sessions SET state = {_json_param(dialect, 'state')}, "
             "peer_host = :peer_host, peer_port = :peer_port, updated = :now, expires = :expires "
-            "WHERE id = :id"
-        ).bindparams(
-            bindparam("now", type_=UTCDateTime()), bindparam("expires", type_=UTCDateTime())
+            "WHERE id = :id",
+            binds={"now": UTCDateTime(), "expires": UTCDateTime()},
         )
-    result = await conn.execute(
-        stmt,
+    count = await stmt.execute(
+        conn,
         {
             "id": session_id,
             "state": json.dumps(state),
@@ -422,12 +430,11 @@ async def save_session(
             "expires": expires,
         },
     )
-    return bool(result.rowcount)
+    return bool(count)
 
 
 async def delete_session(conn: AsyncConnection, session_id: str) -> bool:
-    result = await conn.execute(_DELETE_SESSION, {"id": session_id})
-    return bool(result.rowcount)
+    return bool(await _DELETE_SESSION.execute(conn, {"id": session_id}))
 
 
 async def expired_sessions(conn: AsyncConnection, now: datetime, limit: int = 500) -> list[AnyRow]:

@@ -505,11 +505,11 @@ class _Abort(Exception):
 
 
 def _best_session(
-    rows: Sequence[queries.AnyRow],
+    rows: Sequence[Any],
     request: HttpRequest,
     cookies: list[str],
     envelope: soap.Envelope,
-) -> queries.AnyRow | None:
+) -> Any:
     """Pick the session a request belongs to: cookie, connection, then address."""
     for row in rows:
         if row.id in cookies:

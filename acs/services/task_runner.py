@@ -101,7 +101,7 @@ class TaskRunner(SessionHooks):
         booted = bool(BOOT_EVENTS.intersection(codes))
         # What later requests of this session need to know about its Inform.
         ctx.extra.update(mode=mode, booted=booted, software_version=_software_version(ctx.inform))
-        if booted:
+        if booted and known is not None and known.exists:  # a new device has no tasks yet
             await self._complete_boot_tasks(conn, ctx, events, codes)
         if "0 BOOTSTRAP" in codes or known is None or known.cr_username is None:
             ctx.extra["provision"] = {
