@@ -383,6 +383,7 @@ _INTEGER_RE: Final = re.compile(r"[+-]?[0-9]+")
 
 
 _SPECS: dict[type, tuple[_Field, ...]] = {}
+_BY_XML_NAME: dict[type, tuple[dict[str, _Field], tuple[_Field, ...]]] = {}
 
 
 def _spec(cls: type) -> tuple[_Field, ...]:
@@ -390,6 +391,15 @@ def _spec(cls: type) -> tuple[_Field, ...]:
     if spec is None:
         spec = _SPECS[cls] = _build_spec(cls)
     return spec
+
+
+def _lookup(cls: type) -> tuple[dict[str, _Field], tuple[_Field, ...]]:
+    """A class's fields by XML name, and those that are required (built once per class)."""
+    found = _BY_XML_NAME.get(cls)
+    if found is None:
+        spec = _spec(cls)
+        found = _BY_XML_NAME[cls] = ({f.xml: f for f in spec}, tuple(f for f in spec if f.required))
+    return found
 
 
 def _build_spec(cls: type) -> tuple[_Field, ...]:
@@ -430,8 +440,7 @@ def _is_optional_datetime(hint: Any) -> bool:
 
 
 def _decode(cls: type, el: etree._Element) -> Any:
-    spec = _spec(cls)
-    by_name = {f.xml: f for f in spec}
+    by_name, required = _lookup(cls)
     kwargs: dict[str, Any] = {}
     value_type = None
     for child in _elements(el):
@@ -444,8 +453,8 @@ def _decode(cls: type, el: etree._Element) -> Any:
             kwargs["type"] = value_type
         else:
             kwargs[f.attr] = _decode_field(f, child)
-    for f in spec:
-        if f.required and f.attr not in kwargs:
+    for f in required:
+        if f.attr not in kwargs:
             raise _DecodeError(f"missing {f.xml} in {cls.__name__}")
     if cls is m.ParameterValueStruct and value_type is None:
         kwargs["value"], kwargs["type"] = "", xsd.STRING
