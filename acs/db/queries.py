@@ -101,6 +101,10 @@ class DeviceAuth:
     session_id: str | None = None
     session_peer_host: str | None = None
     session_expires: datetime | None = None
+    # indexed columns an Inform rarely changes (the upsert leaves them alone when unchanged)
+    ip: str | None = None
+    mac: str | None = None
+    software_version: str | None = None
     exists: bool = False  # the device has a row (tasks, faults... can only exist if so)
 
 
@@ -114,11 +118,14 @@ _DEVICE_AUTH_COLUMNS = (
     "session_id",
     "session_peer_host",
     "session_expires",
+    "ip",
+    "mac",
+    "software_version",
 )
 _DEVICE_AUTH = hot.Statement(
     "SELECT d.cwmp_username, d.cwmp_ha1_md5, d.cwmp_ha1_sha256, d.cr_username, "
     "d.periodic_inform_interval, d.mode, s.id AS session_id, s.peer_host AS session_peer_host, "
-    "s.expires AS session_expires "
+    "s.expires AS session_expires, d.ip, d.mac, d.software_version "
     "FROM devices AS d LEFT OUTER JOIN cwmp_sessions AS s ON s.device_id = d.id "
     "WHERE d.id = :device_id",
     columns=_DEVICE_AUTH_COLUMNS,
@@ -165,15 +172,21 @@ _KEEP_KNOWN = (  # an Inform that does not carry these must not erase what we kn
     "last_boot",
     "last_bootstrap",
 )
-_UPSERTS: dict[tuple[str, bool], Any] = {}
+# Part of the id, so never changed by an update.
+_IDENTITY = ("oui", "product_class", "serial_number")
+# Indexed columns that an Inform rarely changes: SQLite rewrites an index entry for every
+# indexed column named in an UPDATE's SET, changed or not (a WAL page each, measured), so the
+# upsert names these only when the Inform changes them.
+_RARELY_CHANGED = ("ip", "mac", "software_version")
+_UPSERTS: dict[tuple[str, bool, frozenset[str]], hot.Statement] = {}
 
 
 def _json_param(dialect: str, name: str) -> str:
     return f"CAST(:{name} AS jsonb)" if dialect == "postgresql" else f":{name}"
 
 
-def _upsert_statement(dialect: str, bootstrap: bool) -> Any:
-    key = (dialect, bootstrap)
+def _upsert_statement(dialect: str, bootstrap: bool, unchanged: frozenset[str]) -> hot.Statement:
+    key = (dialect, bootstrap, unchanged)
     stmt = _UPSERTS.get(key)
     if stmt is not None:
         return stmt
@@ -183,6 +196,8 @@ def _upsert_statement(dialect: str, bootstrap: bool) -> Any:
     ]
     sets = []
     for column in _UPSERT_COLUMNS[1:]:
+        if column in _IDENTITY or column in unchanged:
+            continue
         if column == "parameters":
             merged = (
                 "excluded.parameters"
@@ -214,17 +229,27 @@ async def upsert_device_on_inform(
     parameters: dict[str, dict[str, Any]],
     *,
     bootstrap: bool,
+    known: DeviceAuth | None = None,
 ) -> None:
     """Insert or update a device from an Inform in one statement.
 
     ``parameters`` merge into the stored tree key by key (keeping what an Inform does not
     carry, such as ``writable``); on ``0 BOOTSTRAP`` the tree is replaced instead, since
-    a bootstrapped device's data model is not the one we knew (TR-069 3.7.1.5).
+    a bootstrapped device's data model is not the one we knew (TR-069 3.7.1.5). ``known``,
+    the row as read in this transaction, lets the update skip indexed columns it would not
+    change.
     """
     params = {c: values.get(c) for c in _UPSERT_COLUMNS}
     params["parameters"] = json.dumps(parameters)
     params["last_events"] = json.dumps(values["last_events"])
-    await _upsert_statement(conn.dialect.name, bootstrap).execute(conn, params)
+    unchanged: frozenset[str] = frozenset()
+    if known is not None and known.exists:
+        unchanged = frozenset(
+            c
+            for c in _RARELY_CHANGED
+            if params[c] == getattr(known, c) or (params[c] is None and c in _KEEP_KNOWN)
+        )
+    await _upsert_statement(conn.dialect.name, bootstrap, unchanged).execute(conn, params)
 
 
 _PG_MERGE = (

@@ -264,6 +264,7 @@ class CwmpService:
                     ),
                     inform_values.parameter_patch(inform.parameter_list, now),
                     bootstrap="0 BOOTSTRAP" in inform.event_codes,
+                    known=known,
                 )
                 await queries.insert_inform(
                     conn,

@@ -338,6 +338,26 @@ async def test_known_columns_are_not_erased_by_a_sparse_inform(runtime, db):
     assert tuple(row) == ("1.0.0", "http://cr")
 
 
+async def test_indexed_columns_follow_the_device_and_stay_when_unchanged(runtime, db):
+    """The upsert leaves ip, MAC and software version out when an Inform does not change them
+    (fewer index writes); when it does, they change."""
+    cpe = ServiceCpe(runtime, host="192.0.2.10")
+    parse(await cpe.inform())
+    await cpe.empty()
+    parse(await cpe.inform())  # nothing changed
+    await cpe.empty()
+    assert [tuple(r) for r in await rows(db, "SELECT ip, software_version FROM devices")] == [
+        ("192.0.2.10", "1.0.0")
+    ]
+    cpe.host = "198.51.100.7"
+    cpe.fake.model.set("InternetGatewayDevice.DeviceInfo.SoftwareVersion", "2.0.0")
+    parse(await cpe.inform())
+    await cpe.empty()
+    assert [tuple(r) for r in await rows(db, "SELECT ip, software_version FROM devices")] == [
+        ("198.51.100.7", "2.0.0")
+    ]
+
+
 async def test_cpe_requests_are_answered(runtime, db):
     cpe = ServiceCpe(runtime)
     parse(await cpe.inform("7 TRANSFER COMPLETE", "M Download"))
