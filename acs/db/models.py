@@ -120,7 +120,8 @@ class CwmpSession(Base):
     peer_port: Mapped[int] = mapped_column(Integer)
     started: Mapped[datetime]
     updated: Mapped[datetime]
-    expires: Mapped[datetime] = mapped_column(index=True)
+    # Not indexed: only the sweeper asks by expiry alone, over open sessions (migration 0004).
+    expires: Mapped[datetime]
 
 
 class InformRecord(Base):
