@@ -83,11 +83,14 @@ class Statement:
             return compiled
         binds: dict[str, Processor] = {}
         for name, type_ in self.binds.items():
-            processor = type_.bind_processor(dialect)
+            # the dialect's implementation (a TypeDecorator's own is the generic type's)
+            processor = type_.dialect_impl(dialect).bind_processor(dialect)
             if processor is not None:
                 binds[name] = processor
         results = tuple(
-            self.types[c].result_processor(dialect, None) if c in self.types else None
+            self.types[c].dialect_impl(dialect).result_processor(dialect, None)
+            if c in self.types
+            else None
             for c in self.columns
         )
         if dialect.name == "sqlite":

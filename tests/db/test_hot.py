@@ -197,3 +197,26 @@ async def test_hot_sqlite_commits_are_checkpointed_off_the_event_loop(db: Databa
             break
         await asyncio.sleep(0.01)
     assert db.checkpoints > before
+
+
+@pytest.mark.parametrize("microsecond", [123456, 0])
+async def test_both_paths_store_the_same_text(db: Database, microsecond: int):
+    """SQLite compares datetimes as text: both paths must write the same text for the same
+    instant, also for a whole second (Python's default adapter would drop the fraction)."""
+    moment = NOW.replace(microsecond=microsecond)
+    await _device(db, "dev-f1")
+    await _device(db, "dev-f2")
+    insert = _insert(db)
+    values = {**_session(7, "dev-f1"), "now": moment, "expires": moment}
+    async with db.write(hot=True) as conn:
+        await insert.execute(conn, values)
+    async with db.write() as conn:
+        await insert.execute(conn, {**values, "id": "s8", "device": "dev-f2"})
+    async with db.read() as conn:
+        texts = (
+            await conn.execute(
+                text("SELECT CAST(expires AS TEXT), CAST(started AS TEXT) FROM cwmp_sessions")
+            )
+        ).all()
+    assert len(texts) == 2
+    assert texts[0] == texts[1]
