@@ -9,6 +9,7 @@ import sqlite3
 import ssl
 import subprocess
 import sys
+import time
 import zlib
 from typing import Any
 from urllib.parse import urlsplit
@@ -301,9 +302,14 @@ def test_two_workers_share_the_listeners(start_server, tmp_path):
             assert finish_session(c, server.cwmp_url + "/acs", cpe).status_code == 204
         metrics = httpx.get(server.api_url + "/healthz").json()
         assert metrics["status"] == "ok"
-    for line in server.output().splitlines():
-        if "Started server process" in line:
-            pids.add(line.split("[")[-1].rstrip("]"))
+    # The first worker to come up answers /healthz; the second may still be starting (seen on
+    # a loaded 2-core machine), so wait for it, boundedly.
+    deadline = time.monotonic() + 30
+    while len(pids) < 2 and time.monotonic() < deadline:
+        for line in server.output().splitlines():
+            if "Started server process" in line:
+                pids.add(line.split("[")[-1].rstrip("]"))
+        time.sleep(0.1)
     assert len(pids) == 2, server.output()
 
 
