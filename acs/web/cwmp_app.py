@@ -16,6 +16,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from acs.services.cwmp import HttpReply, HttpRequest, session_cookies
 from acs.services.runtime import Runtime
@@ -86,7 +87,9 @@ class CwmpEndpoint:
                     tls=scope.get("scheme") == "https",
                 )
             )
-        except (DBAPIError, TimeoutError, OSError) as exc:
+        except (DBAPIError, PoolTimeout, TimeoutError, OSError) as exc:
+            # PoolTimeout: every database connection of this worker stayed busy for the pool's
+            # timeout (overload); not a DBAPIError, and it was answered 500 until seen in a storm.
             log.error("storage unavailable: %s", exc)
             return HttpReply.text(503, "storage unavailable, retry later", retry_after="30")
         finally:

@@ -5,6 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+
 from acs.web.cwmp_app import CwmpEndpoint
 
 
@@ -44,3 +48,28 @@ async def test_in_flight_bound_refuses_new_work_but_not_open_sessions(make_runti
     # with a session cookie it continues a session: past the guard, to the service
     assert (await _post(endpoint, cookie))["status"] == 400
     assert endpoint.inflight == 4
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        PoolTimeout("QueuePool limit of size 10 overflow 10 reached, connection timed out"),
+        OperationalError("SELECT 1", {}, Exception("server closed the connection")),
+        ConnectionResetError("reset by peer"),
+    ],
+    ids=["pool-exhausted", "database-error", "connection-reset"],
+)
+async def test_storage_trouble_is_a_503_with_retry_after(make_runtime, monkeypatch, error):
+    """Whatever keeps the database from serving a request (a pool with every connection busy
+    for its timeout in an overload, a lost connection) is "come back later", not a 500."""
+    runtime = await make_runtime()
+    endpoint = CwmpEndpoint(app=None, runtime=runtime)
+
+    async def failing(request: Any) -> Any:
+        raise error
+
+    monkeypatch.setattr(runtime.cwmp, "handle", failing)
+    answer = await _post(endpoint, [])
+    assert answer["status"] == 503
+    assert int(answer["headers"][b"retry-after"]) >= 1
+    assert endpoint.inflight == 0
