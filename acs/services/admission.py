@@ -11,6 +11,15 @@ is older than the session timeout (it may have ended on another worker, or been 
 Refused CPEs are told when to come back (``Retry-After``): a time spread evenly up to how
 long the sessions waiting now take at the rate sessions are completing, so that they come
 back as a stream the worker can absorb and not as the next wave.
+
+``limit`` is an upper bound; the number actually admitted (the window) follows how long the
+worker takes to serve a request. When that grows past ``SLOW_REQUEST_SECONDS`` the worker has
+admitted more than its database keeps up with: its requests wait for connections and locks,
+and CPEs time out in the middle of sessions (seen in a PostgreSQL boot storm on a small
+machine: sessions of two minutes, a pool timeout after 30 s). The window then shrinks in
+proportion, at most once a second, and grows again by one per request served in time. The
+signal is the server's own time per request, never the session's length, which a slow WAN
+link or a long provisioning session stretches without any load here.
 """
 
 from __future__ import annotations
@@ -23,6 +32,8 @@ from collections.abc import Callable
 
 WINDOW_SECONDS = 10.0
 MAX_RETRY_AFTER = 120
+SLOW_REQUEST_SECONDS = 1.0  # serving one request should take milliseconds
+MIN_WINDOW = 8
 
 
 class SessionAdmission:
@@ -40,17 +51,26 @@ class SessionAdmission:
         self._open: dict[str, float] = {}  # session id -> when admitted (insertion ordered)
         self._closed: deque[float] = deque()  # when recent sessions ended
         self._refused: dict[str, float] = {}  # device -> when last turned away (oldest first)
+        self.window = float(limit)  # sessions admitted at once now (see the module docstring)
+        self._service_time = 0.0  # moving average of the time to serve a request
+        self._last_shrink = -math.inf
 
     @property
     def open_sessions(self) -> int:
         return len(self._open)
 
+    @property
+    def admitting(self) -> int:
+        """How many sessions may be open at once right now."""
+        return max(min(self.limit, MIN_WINDOW), min(self.limit, int(self.window)))
+
     def admit(self, device_id: str) -> bool:
         """May a new session of this device start now? (Counts the device as waiting if not.)"""
         now = self.clock()
-        if len(self._open) >= self.limit:
+        admitting = self.admitting
+        if len(self._open) >= admitting:
             self._forget_stale(now)
-        if len(self._open) < self.limit:
+        if len(self._open) < admitting:
             self._refused.pop(device_id, None)
             return True
         self._refused.pop(device_id, None)  # re-insert: the dict stays ordered by time
@@ -63,6 +83,18 @@ class SessionAdmission:
     def closed(self, session_id: str) -> None:
         if self._open.pop(session_id, None) is not None:
             self._closed.append(self.clock())
+
+    def served(self, seconds: float) -> None:
+        """A request of a session took ``seconds`` to serve: adjust the window."""
+        self._service_time += (seconds - self._service_time) * 0.1
+        if self._service_time > SLOW_REQUEST_SECONDS:
+            now = self.clock()
+            if now - self._last_shrink >= 1.0:
+                self._last_shrink = now
+                shrink = max(0.5, SLOW_REQUEST_SECONDS / self._service_time)
+                self.window = max(float(MIN_WINDOW), self.window * shrink)
+        elif self.window < self.limit:
+            self.window = min(float(self.limit), self.window + 1.0)
 
     def retry_after(self) -> int:
         """Seconds a refused CPE should wait: spread evenly up to the time the sessions waiting

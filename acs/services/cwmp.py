@@ -19,7 +19,8 @@ import logging
 import math
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -190,6 +191,17 @@ class CwmpService:
             return await self._inform(request, envelope)
         return await self._in_session(request, envelope)
 
+    @asynccontextmanager
+    async def _request_transaction(self) -> AsyncIterator[AsyncConnection]:
+        """A request's transaction. How long it took, waits for a connection or the write lock
+        included, tells admission how loaded this worker is."""
+        started = time.monotonic()
+        try:
+            async with self.db.write(hot=True) as conn:
+                yield conn
+        finally:
+            self.admission.served(time.monotonic() - started)
+
     # --- Inform: a new session ----------------------------------------------------------
 
     async def _inform(self, request: HttpRequest, envelope: soap.Envelope) -> HttpReply:
@@ -222,7 +234,7 @@ class CwmpService:
         timeout = self._timeout(envelope)
         try:
             # One transaction: authenticate, then record. A refusal rolls back: nothing written.
-            async with self.db.write(hot=True) as conn:
+            async with self._request_transaction() as conn:
                 known = await queries.device_auth(conn, device_id)
                 own = device_credentials(
                     known.cwmp_username, known.cwmp_ha1_md5, known.cwmp_ha1_sha256
@@ -354,7 +366,7 @@ class CwmpService:
         now_ts = self.clock()
         now = datetime.fromtimestamp(now_ts, UTC)
         cookies = session_cookies(request.headers.get("cookie"))
-        async with self.db.write(hot=True) as conn:
+        async with self._request_transaction() as conn:
             rows = await queries.find_sessions(
                 conn,
                 now=now,

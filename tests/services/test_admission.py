@@ -9,7 +9,7 @@ from sqlalchemy import text
 
 from acs.cwmp import messages as m
 from acs.cwmp import soap
-from acs.services.admission import MAX_RETRY_AFTER, SessionAdmission
+from acs.services.admission import MAX_RETRY_AFTER, MIN_WINDOW, SessionAdmission
 from acs.simulator import datamodels
 from tests.fake_cpe import FakeCpe
 from tests.services.harness import ServiceCpe
@@ -79,6 +79,52 @@ def test_the_assumed_rate_keeps_early_retries_short():
     assert max(waits) <= 40  # 10,000 waiting at the assumed 250/s: about 40 s, not minutes
 
 
+def test_slow_requests_shrink_the_window_and_fast_ones_grow_it_back():
+    """Requests served slowly mean more admitted sessions than the database keeps up with:
+    fewer are admitted until requests are fast again; then the window grows back to the limit.
+    It never goes below MIN_WINDOW (nor above the limit)."""
+    tick = Tick()
+    a = SessionAdmission(500, session_timeout=30, clock=tick)
+    assert a.admitting == 500
+    for _ in range(30):  # requests take 4 s (waiting for database connections)
+        a.served(4.0)
+    shrunk = a.admitting
+    assert shrunk < 500
+    tick.now += 1.0
+    a.served(4.0)
+    assert a.admitting < shrunk  # at most once a second, then again
+    for _ in range(20):
+        tick.now += 1.0
+        a.served(4.0)
+    assert a.admitting == MIN_WINDOW
+    for i in range(MIN_WINDOW):
+        assert a.admit(f"d{i}")
+        a.opened(f"s{i}")
+    assert not a.admit("one-too-many")
+    for _ in range(60):  # the backlog drains: requests fast again
+        a.served(0.005)
+    assert a.admit("one-too-many")
+    for _ in range(1000):
+        a.served(0.005)
+    assert a.admitting == 500
+
+
+def test_long_sessions_alone_do_not_shrink_the_window():
+    """A slow WAN link or a long provisioning session is not load: only the time to serve a
+    request counts."""
+    tick = Tick()
+    a = SessionAdmission(50, session_timeout=300, clock=tick)
+    for i in range(50):
+        assert a.admit(f"d{i}")
+        a.opened(f"s{i}")
+    for _ in range(200):
+        tick.now += 1.0
+        a.served(0.01)
+    for i in range(50):
+        a.closed(f"s{i}")  # each session lasted minutes
+    assert a.admitting == 50
+
+
 async def test_a_full_worker_refuses_new_informs_but_serves_open_sessions(runtime, db):
     tick = Tick()
     runtime.cwmp.admission = SessionAdmission(2, session_timeout=30, clock=tick)
@@ -100,3 +146,25 @@ async def test_a_full_worker_refuses_new_informs_but_serves_open_sessions(runtim
     assert isinstance(soap.parse_envelope(reply.body).message, m.InformResponse)
     assert (await cpes[1].empty()).status == 204
     assert (await cpes[2].empty()).status == 204
+
+
+async def test_each_request_transaction_reports_its_time(runtime, monkeypatch):
+    """Inform and in-session requests report how long their transaction took (waiting for
+    the database included); challenges and refusals, which touch no database, do not."""
+    seen: list[float] = []
+    monkeypatch.setattr(runtime.cwmp.admission, "served", seen.append)
+    statuses: list[int] = []
+    handle = runtime.cwmp.handle
+
+    async def counting(request):
+        reply = await handle(request)
+        statuses.append(reply.status)
+        return reply
+
+    monkeypatch.setattr(runtime.cwmp, "handle", counting)
+    cpe = ServiceCpe(runtime)
+    await cpe.inform()  # a 401 challenge first, then the Inform
+    assert statuses == [401, 200] and len(seen) == 1
+    assert (await cpe.empty()).status == 204  # (after bootstrap provisioning in between)
+    assert len(seen) == len(statuses) - 1 >= 2
+    assert all(0 <= s < 5 for s in seen)
