@@ -405,8 +405,8 @@ async def find_sessions(
     peer_host: str | None = None,
     peer_port: int | None = None,
 ) -> list[Any]:
-    """Open sessions by cookie, else by connection, else by peer address, each with
-    ``has_tasks`` (does its device have queued tasks).
+    """Open sessions by cookie, else by connection, else (for a CPE that sends no cookie of
+    ours) by peer address, each with ``has_tasks`` (does its device have queued tasks).
 
     Each is its own indexed lookup, tried in that order: a cookie settles it at once, and
     thousands of cookie-less sessions behind one address cannot crowd it out.
@@ -422,6 +422,11 @@ async def find_sessions(
         )
         if rows:
             return rows
+    if session_ids:
+        # A CPE that keeps our cookie and whose session is gone (expired): the address alone
+        # would hand it another device's session behind the same NAT (seen in a storm: that
+        # session's credentials then refused it, 401 after 401).
+        return []
     return await _SESSION_BY_HOST.fetch(conn, {"host": peer_host, "now": now})
 
 

@@ -510,6 +510,23 @@ async def test_cookieless_cpes_behind_one_address_are_told_apart_by_request_id(r
     assert sorted(dev for dev, _ in hooks.answers) == [device_id(a.fake), device_id(b.fake)]
 
 
+async def test_a_cookie_of_an_expired_session_is_not_matched_by_address(runtime, db):
+    """Found by a storm: a CPE whose session expired under load came back with its cookie on a
+    new connection and was handed another device's session behind the same address."""
+    mine = ServiceCpe(runtime, port=1)
+    other = ServiceCpe(runtime, FakeCpe(datamodels.gateway("NAT-OTHER")), port=2)
+    assert (await mine.inform()).status == 200
+    assert (await other.inform()).status == 200
+    async with db.write() as conn:  # mine expired (the sweeper closed it)
+        await conn.execute(text("DELETE FROM cwmp_sessions WHERE device_id = :d"), {"d": DEVICE})
+    mine.port = 3
+    reply = await mine.empty()
+    assert reply.status == 400
+    assert b"no open CWMP session" in reply.body
+    assert await count(db, "cwmp_sessions") == 1  # the other device's session untouched
+    assert (await other.empty()).status == 204
+
+
 async def test_cookie_wins_over_many_sessions_from_the_same_address(runtime, db):
     # Found by load: with many open sessions behind one address, a session found by its
     # cookie must not be crowded out by the address matches.
