@@ -291,7 +291,11 @@ async def delete_parameter_subtree(conn: AsyncConnection, device_id: str, prefix
     await conn.execute(_DELETE_SUBTREE[conn.dialect.name], {"prefix": prefix, "id": device_id})
 
 
-_INSERT_INFORM: dict[str, Any] = {}
+_INSERT_INFORM = hot.Statement(
+    "INSERT INTO informs (device_id, received, events, retry_count, peer_host) "
+    "VALUES (:device_id, :received, :events, :retry_count, :peer_host)",
+    binds={"received": UTCDateTime(), "events": JSONDoc},
+)
 
 
 async def insert_inform(
@@ -303,21 +307,12 @@ async def insert_inform(
     retry_count: int,
     peer_host: str | None,
 ) -> None:
-    dialect = conn.dialect.name
-    stmt = _INSERT_INFORM.get(dialect)
-    if stmt is None:
-        stmt = _INSERT_INFORM[dialect] = hot.Statement(
-            "INSERT INTO informs (device_id, received, events, retry_count, peer_host) "
-            f"VALUES (:device_id, :received, {_json_param(dialect, 'events')}, :retry_count, "
-            ":peer_host)",
-            binds={"received": UTCDateTime()},
-        )
-    await stmt.execute(
+    await _INSERT_INFORM.execute(
         conn,
         {
             "device_id": device_id,
             "received": received,
-            "events": json.dumps(events),
+            "events": events,
             "retry_count": retry_count,
             "peer_host": peer_host,
         },
@@ -356,8 +351,20 @@ _SESSION_BY_CONNECTION = _session_lookup(
 _SESSION_BY_HOST = _session_lookup(
     "WHERE s.peer_host = :host AND s.expires > :now ORDER BY s.updated DESC LIMIT 50"
 )
-_INSERT_SESSION: dict[str, Any] = {}
-_SAVE_SESSION: dict[str, Any] = {}
+# JSON documents are typed binds: the type's processor serialises them on either path, and
+# PostgreSQL takes the parameter's type (jsonb) from the column it is assigned to.
+_SESSION_BINDS: dict[str, Any] = {"now": UTCDateTime(), "expires": UTCDateTime(), "state": JSONDoc}
+_INSERT_SESSION = hot.Statement(
+    "INSERT INTO cwmp_sessions (id, device_id, state, peer_host, peer_port, started, updated, "
+    "expires) VALUES (:id, :device_id, :state, :peer_host, :peer_port, :now, :now, :expires) "
+    "ON CONFLICT DO NOTHING",
+    binds=_SESSION_BINDS,
+)
+_SAVE_SESSION = hot.Statement(
+    "UPDATE cwmp_sessions SET state = :state, peer_host = :peer_host, peer_port = :peer_port, "
+    "updated = :now, expires = :expires WHERE id = :id",
+    binds=_SESSION_BINDS,
+)
 _DELETE_SESSION = hot.Statement("DELETE FROM cwmp_sessions WHERE id = :id")
 
 
@@ -373,21 +380,12 @@ async def insert_session(
     expires: datetime,
 ) -> bool:
     """Claim the device's one session slot; ``False`` if another session holds it."""
-    dialect = conn.dialect.name
-    stmt = _INSERT_SESSION.get(dialect)
-    if stmt is None:
-        stmt = _INSERT_SESSION[dialect] = hot.Statement(
-            "INSERT INTO cwmp_sessions (id, device_id, state, peer_host, peer_port, started, "
-            f"updated, expires) VALUES (:id, :device_id, {_json_param(dialect, 'state')}, "
-            ":peer_host, :peer_port, :now, :now, :expires) ON CONFLICT DO NOTHING",
-            binds={"now": UTCDateTime(), "expires": UTCDateTime()},
-        )
-    count = await stmt.execute(
+    count = await _INSERT_SESSION.execute(
         conn,
         {
             "id": session_id,
             "device_id": device_id,
-            "state": json.dumps(state),
+            "state": state,
             "peer_host": peer_host,
             "peer_port": peer_port,
             "now": now,
@@ -440,20 +438,11 @@ async def save_session(
     now: datetime,
     expires: datetime,
 ) -> bool:
-    dialect = conn.dialect.name
-    stmt = _SAVE_SESSION.get(dialect)
-    if stmt is None:
-        stmt = _SAVE_SESSION[dialect] = hot.Statement(
-            f"UPDATE cwmp_sessions SET state = {_json_param(dialect, 'state')}, "
-            "peer_host = :peer_host, peer_port = :peer_port, updated = :now, expires = :expires "
-            "WHERE id = :id",
-            binds={"now": UTCDateTime(), "expires": UTCDateTime()},
-        )
-    count = await stmt.execute(
+    count = await _SAVE_SESSION.execute(
         conn,
         {
             "id": session_id,
-            "state": json.dumps(state),
+            "state": state,
             "peer_host": peer_host,
             "peer_port": peer_port,
             "now": now,
