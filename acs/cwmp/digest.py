@@ -75,6 +75,7 @@ class BasicCredentials:
     password: str
 
 
+_QUOTED_PAIR: Final = re.compile(r"\\(.)")
 _PARAM_RE: Final = re.compile(
     r'\s*([A-Za-z0-9_-]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]*))\s*(?:,|$)'
 )
@@ -108,7 +109,10 @@ def parse_authorization(header: str | None) -> DigestCredentials | BasicCredenti
             return None
         key = match.group(1).lower()
         quoted, bare = match.group(2), match.group(3)
-        params[key] = re.sub(r"\\(.)", r"\1", quoted) if quoted is not None else bare
+        if quoted is None:
+            params[key] = bare
+        else:  # quoted-pair unescaping (RFC 7230 3.2.6); most values have no backslash
+            params[key] = _QUOTED_PAIR.sub(r"\1", quoted) if "\\" in quoted else quoted
         pos = match.end()
     try:
         return DigestCredentials(
