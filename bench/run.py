@@ -92,6 +92,9 @@ class Server:
                 pass
         return pids
 
+    def cpu_seconds(self) -> float:
+        return cpu_seconds(self.tree())
+
     def peak_rss_mb(self) -> float:
         total = 0
         for pid in self.tree():
@@ -111,6 +114,60 @@ class Server:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User plus system CPU time the processes have used so far."""
+    ticks = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def postgres_pids() -> list[int]:
+    """The PostgreSQL server's processes on this machine (the bench's database is local)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "comm").read_text().strip() in ("postgres", "postmaster"):
+                    pids.append(int(entry.name))
+            except OSError:
+                pass
+    return pids
+
+
+class CpuMeter:
+    """CPU per completed session, split by who spent it: the server under test, PostgreSQL
+    (when it is the backend), and the load generator (this process). Unlike sessions/s,
+    which depends on the generator and on whatever else the machine runs, this says what a
+    session costs the ACS."""
+
+    def __init__(self, server: Server, postgres: bool):
+        self.server, self.postgres = server, postgres
+
+    def sample(self) -> tuple[float, float, float]:
+        return (
+            self.server.cpu_seconds(),
+            cpu_seconds(postgres_pids()) if self.postgres else 0.0,
+            time.process_time(),
+        )
+
+    def per_session(
+        self, before: tuple[float, float, float], sessions: int
+    ) -> dict[str, float | None]:
+        after = self.sample()
+        n = max(sessions, 1)
+        server, pg, client = (1000 * (a - b) / n for a, b in zip(after, before, strict=True))
+        return {
+            "server_cpu_ms": round(server, 3),
+            "postgres_cpu_ms": round(pg, 3) if self.postgres else None,
+            "client_cpu_ms": round(client, 3),
+        }
 
 
 def wait_healthy(url: str, proc: Server, seconds: float = 60) -> None:
@@ -306,6 +363,7 @@ async def measure_empty(
     concurrency: int,
     auth: str = "digest",
     repeat: int = 1,
+    meter: CpuMeter | None = None,
 ) -> dict[str, Any]:
     """Periodic Informs of running devices for ``seconds``, ``repeat`` times: the best run
     (the one least disturbed by whatever else the machine did), with every run's rate."""
@@ -320,8 +378,10 @@ async def measure_empty(
         concurrency=concurrency,
         auth=auth,
     )
-    runs = [
-        await fleet_run(
+    runs = []
+    for _ in range(max(1, repeat)):
+        before = meter.sample() if meter else None
+        run = await fleet_run(
             url,
             devices=devices,
             prefix=prefix,
@@ -329,10 +389,17 @@ async def measure_empty(
             concurrency=concurrency,
             auth=auth,
         )
-        for _ in range(max(1, repeat))
-    ]
+        if meter and before:
+            run["cpu"] = meter.per_session(before, int(run["sessions_ok"]))
+        runs.append(run)
     best = max(runs, key=lambda r: float(r["sessions_per_s"]))
     best["runs_per_s"] = [r["sessions_per_s"] for r in runs]
+    if meter:
+        # the least of each across runs: what a session costs when the machine disturbs least
+        best["cpu"] = {
+            k: min(r["cpu"][k] for r in runs) if best["cpu"][k] is not None else None
+            for k in best["cpu"]
+        }
     best["sessions_failed"] = sum(int(r["sessions_failed"]) for r in runs)
     return best
 
@@ -515,6 +582,7 @@ def ceiling(
                 concurrency,
                 auth="none",
                 repeat=repeat,
+                meter=CpuMeter(server, postgres=False),
             )
         )
         return summary, server.peak_rss_mb()
@@ -532,6 +600,9 @@ def row_from(
 ) -> Row:
     if "runs_per_s" in summary and len(summary["runs_per_s"]) > 1:
         extra = {"runs": "/".join(f"{r:.0f}" for r in summary["runs_per_s"]), **extra}
+    if "cpu" in summary:  # ms of CPU per session: server, PostgreSQL, load generator
+        cpu = {k: v for k, v in summary["cpu"].items() if v is not None}
+        extra = {**cpu, **extra}
     return Row(
         scenario,
         backend,
@@ -559,20 +630,29 @@ async def run_backend(
                 prefix = "BASE"
                 if workers == args.workers[0]:
                     await register(url, small, prefix)
-                print(f"[{kind} w{workers}] 1 empty sessions", flush=True)
-                s1 = await measure_empty(
-                    url, small, prefix, args.seconds, args.concurrency, repeat=args.repeat
-                )
-                rows.append(
-                    row_from(
-                        "1 empty",
-                        kind,
-                        workers,
-                        s1,
-                        server.peak_rss_mb(),
-                        devices_in_db=await backend.scalar("SELECT count(*) FROM devices"),
+                if "1" in args.scenarios or "4" in args.scenarios:
+                    print(f"[{kind} w{workers}] 1 empty sessions", flush=True)
+                    s1 = await measure_empty(
+                        url,
+                        small,
+                        prefix,
+                        args.seconds,
+                        args.concurrency,
+                        repeat=args.repeat,
+                        meter=CpuMeter(server, postgres=kind == "postgresql"),
                     )
-                )
+                    rows.append(
+                        row_from(
+                            "1 empty",
+                            kind,
+                            workers,
+                            s1,
+                            server.peak_rss_mb(),
+                            devices_in_db=await backend.scalar("SELECT count(*) FROM devices"),
+                        )
+                    )
+                if "2" not in args.scenarios and "3" not in args.scenarios:
+                    continue
                 print(f"[{kind} w{workers}] 2 GPV+SPV sessions", flush=True)
                 queued = await queue_tasks(backend, prefix)
                 s2 = await fleet_run(
@@ -610,6 +690,8 @@ async def run_backend(
                 )
             finally:
                 server.stop()
+        if "4" not in args.scenarios and "5" not in args.scenarios:
+            return finish(rows, ceilings)
         print(f"[{kind}] filling to {args.fleet} devices", flush=True)
         filled = await fill(backend, args.fleet)
         for workers in args.workers:
@@ -617,7 +699,13 @@ async def run_backend(
             try:
                 print(f"[{kind} w{workers}] 4 empty sessions at {args.fleet}", flush=True)
                 s4 = await measure_empty(
-                    url, small, "BASE", args.seconds, args.concurrency, repeat=args.repeat
+                    url,
+                    small,
+                    "BASE",
+                    args.seconds,
+                    args.concurrency,
+                    repeat=args.repeat,
+                    meter=CpuMeter(server, postgres=kind == "postgresql"),
                 )
                 base = next(
                     r
@@ -666,6 +754,11 @@ async def run_backend(
                 server.stop()
     finally:
         await backend.drop()
+    return finish(rows, ceilings)
+
+
+def finish(rows: list[Row], ceilings: dict[int, float]) -> list[Row]:
+    """The scenarios' ratios to the ceiling of the same worker count."""
     for row in rows:
         if row.sessions_per_s and row.scenario in ("1 empty", "4 scale"):
             ceiling_rate = ceilings.get(row.workers)
@@ -720,11 +813,17 @@ def main() -> None:
         help="runs of the ceiling and scenarios 1 and 4; the best counts (all are listed)",
     )
     parser.add_argument(
+        "--scenarios",
+        default="1,2,3,4,5",
+        help="which scenarios to run (4 runs with 1, 2 with 3, 5 with 4)",
+    )
+    parser.add_argument(
         "--quick", action="store_true", help="small sizes: a smoke test of the benchmark itself"
     )
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
     args.workers = [int(w) for w in args.workers.split(",")]
+    args.scenarios = set(args.scenarios.split(","))
     if args.quick:
         args.devices, args.fleet, args.storm = 200, 20_000, 500
         args.seconds, args.api_repeat, args.repeat = 5.0, 20, 1
