@@ -116,8 +116,9 @@ class Server:
                 self.proc.wait()
 
 
-def cpu_seconds(pids: list[int]) -> float:
-    """User plus system CPU time the processes have used so far."""
+def cpu_seconds(pids: list[int], *, reaped: bool = False) -> float:
+    """User plus system CPU time the processes have used so far; ``reaped``: with that of
+    their children that have exited (PostgreSQL's backends come and go)."""
     ticks = 0
     for pid in pids:
         try:
@@ -125,6 +126,8 @@ def cpu_seconds(pids: list[int]) -> float:
         except OSError:
             continue
         ticks += int(fields[11]) + int(fields[12])  # utime, stime
+        if reaped:
+            ticks += int(fields[13]) + int(fields[14])  # cutime, cstime
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
@@ -153,7 +156,7 @@ class CpuMeter:
     def sample(self) -> tuple[float, float, float]:
         return (
             self.server.cpu_seconds(),
-            cpu_seconds(postgres_pids()) if self.postgres else 0.0,
+            cpu_seconds(postgres_pids(), reaped=True) if self.postgres else 0.0,
             time.process_time(),
         )
 
