@@ -30,6 +30,20 @@ class Settings(BaseSettings):
         description="SQLAlchemy async URL; default: SQLite in the data dir. "
         "PostgreSQL: postgresql+asyncpg://user:pass@host/db",
     )
+    db_pool_size: int = Field(
+        20,
+        ge=1,
+        le=1000,
+        description="PostgreSQL connections each worker keeps open; requests beyond wait",
+    )
+    db_max_overflow: int = Field(
+        0,
+        ge=0,
+        le=1000,
+        description="connections a worker may open beyond the pool in a burst; each is "
+        "closed again when returned, so a steady load beyond the pool pays a new connection "
+        "per transaction",
+    )
     bind: str = Field("0.0.0.0", description="address both listeners bind to")  # noqa: S104
     cwmp_port: int = Field(7547, ge=0, le=65535)
     api_port: int = Field(7557, ge=0, le=65535)

@@ -104,7 +104,11 @@ class Runtime:
 
     @classmethod
     async def start(cls, settings: Settings, *, migrate_sqlite: bool = True) -> Runtime:
-        db = Database(settings.resolved_database_url)
+        db = Database(
+            settings.resolved_database_url,
+            pool_size=settings.db_pool_size,
+            max_overflow=settings.db_max_overflow,
+        )
         try:
             if db.is_sqlite and migrate_sqlite:
                 await migrate.upgrade(db)

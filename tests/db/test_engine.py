@@ -77,3 +77,31 @@ async def test_hot_write_waits_out_a_writer_of_another_process(counter: Database
     finally:
         await other.dispose()
     assert await _value(counter) == 11
+
+
+@pytest.mark.parametrize("backend", ["postgresql"])
+async def test_postgresql_connections_are_kept_not_made_per_burst(database_url: str):
+    """More transactions at once than the pool holds wait for a connection; none is opened
+    beyond it and closed again (a new backend per transaction under a steady load)."""
+    db = Database(database_url, pool_size=2)
+    try:
+
+        async def backend_pid() -> int:
+            async with db.write(hot=True) as conn:
+                pid = int(await conn.scalar(text("SELECT pg_backend_pid()")))
+                await asyncio.sleep(0.02)  # all eight are in a transaction at once
+                return pid
+
+        pids = set()
+        for _ in range(3):
+            pids |= set(await asyncio.gather(*(backend_pid() for _ in range(8))))
+        assert len(pids) == 2
+    finally:
+        await db.dispose()
+
+
+@pytest.mark.parametrize("backend", ["postgresql"])
+async def test_runtime_takes_its_pool_from_the_settings(make_runtime):
+    rt = await make_runtime(db_pool_size=3, db_max_overflow=1)
+    pool = rt.db.engine.pool
+    assert (pool.size(), pool._max_overflow) == (3, 1)
