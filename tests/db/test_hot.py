@@ -192,6 +192,8 @@ async def test_hot_sqlite_commits_are_checkpointed_off_the_event_loop(db: Databa
     async with db.write(hot=True) as conn:
         raw = conn.info["acs.raw_sqlite"]
         assert raw.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
+        # and it reads the database file through a memory map (its page cache is small)
+        assert raw.execute("PRAGMA mmap_size").fetchone()[0] == engine_module.HOT_MMAP_BYTES
     for _ in range(200):
         if db.checkpoints > before:
             break
