@@ -383,7 +383,7 @@ async def measure_empty(
     )
     runs = []
     for _ in range(max(1, repeat)):
-        before = meter.sample() if meter else None
+        before = meter.sample() if meter is not None else None
         run = await fleet_run(
             url,
             devices=devices,
@@ -392,12 +392,12 @@ async def measure_empty(
             concurrency=concurrency,
             auth=auth,
         )
-        if meter and before:
+        if meter is not None and before is not None:
             run["cpu"] = meter.per_session(before, int(run["sessions_ok"]))
         runs.append(run)
     best = max(runs, key=lambda r: float(r["sessions_per_s"]))
     best["runs_per_s"] = [r["sessions_per_s"] for r in runs]
-    if meter:
+    if meter is not None:
         # the least of each across runs: what a session costs when the machine disturbs least
         best["cpu"] = {
             k: min(r["cpu"][k] for r in runs) if best["cpu"][k] is not None else None

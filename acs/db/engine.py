@@ -163,8 +163,8 @@ class Database:
         # Read the database file through a memory map rather than read() into SQLite's small
         # page cache: at 1,000,000 devices the indexes an Inform touches outgrow that cache,
         # and each statement paid system calls and copies for pages it had just had
-        # (measured: 22% more CPU per session than at 1,000 devices; with the map, none).
-        # Address space only: memory is what the sessions touch (about 7 MB at 1M devices).
+        # (measured: 15-22% more CPU per session than at 1,000 devices; with the map, 4-7%).
+        # Address space only: memory is what the sessions touch (5-12 MB at 1M devices).
         inline.raw.execute(f"PRAGMA mmap_size={HOT_MMAP_BYTES}")
         if self._checkpointer is None or self._checkpointer.done():
             self._checkpointer = asyncio.get_running_loop().create_task(self._checkpoints())
