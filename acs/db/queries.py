@@ -10,69 +10,14 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import (
-    Table,
-    delete,
-    select,
-    text,
-)
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Row
+from sqlalchemy import delete, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from acs.db import hot
-from acs.db.models import (
-    ApiToken,
-    AuditEntry,
-    ConfigProfile,
-    CwmpSession,
-    Device,
-    DigestNonce,
-    FaultRecord,
-    FileAssignment,
-    InformRecord,
-    Meta,
-    Operator,
-    Phone,
-    RenderedConfig,
-    Rollout,
-    RolloutTarget,
-    StoredFile,
-    Task,
-    WorkOrder,
-)
+from acs.db.tables import AnyRow, insert_for, meta, nonces, sessions
 from acs.db.types import JSONDoc, UTCDateTime
-
-devices = cast(Table, Device.__table__)
-sessions = cast(Table, CwmpSession.__table__)
-informs = cast(Table, InformRecord.__table__)
-meta = cast(Table, Meta.__table__)
-nonces = cast(Table, DigestNonce.__table__)
-tasks = cast(Table, Task.__table__)
-fault_records = cast(Table, FaultRecord.__table__)
-operators = cast(Table, Operator.__table__)
-api_tokens = cast(Table, ApiToken.__table__)
-audit_log = cast(Table, AuditEntry.__table__)
-files = cast(Table, StoredFile.__table__)
-profiles = cast(Table, ConfigProfile.__table__)
-phones = cast(Table, Phone.__table__)
-assignments = cast(Table, FileAssignment.__table__)
-rendered = cast(Table, RenderedConfig.__table__)
-rollouts = cast(Table, Rollout.__table__)
-rollout_targets = cast(Table, RolloutTarget.__table__)
-work_orders = cast(Table, WorkOrder.__table__)
-
-AnyRow = Row[*tuple[Any, ...]]
-
-
-def insert_for(conn: AsyncConnection, table: Any) -> Any:
-    """An INSERT with ``on_conflict_do_*`` for the connection's backend."""
-    if conn.dialect.name == "postgresql":
-        return postgresql.insert(table)
-    return sqlite.insert(table)
-
 
 # --- meta -----------------------------------------------------------------------------
 

@@ -25,7 +25,7 @@ from sqlalchemy import select, update
 
 from acs.config import Settings
 from acs.cwmp import digest, xsd
-from acs.db import queries
+from acs.db import tables
 from acs.db.engine import Database
 from acs.services.devices import DeviceNotFound
 from acs.services.secretbox import SecretBox
@@ -183,7 +183,7 @@ class ConnectionRequester:
 
     async def poke(self, device_id: str) -> PokeResult:
         """Send a connection request to a device and record the outcome on it."""
-        d = queries.devices
+        d = tables.devices
         async with self.db.read() as conn:
             row = (
                 await conn.execute(

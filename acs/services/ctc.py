@@ -28,11 +28,11 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from acs.db import queries
+from acs.db import tables
 from acs.db.engine import Database
 from acs.services import task_specs, tasks
 
-w = queries.work_orders
+w = tables.work_orders
 
 STATUS_BOUND: Final = 0
 STATUS_UNKNOWN_LOID: Final = 1
@@ -180,12 +180,12 @@ async def bind(
     )
     if row.profile:
         mac = await conn.scalar(
-            select(queries.devices.c.mac).where(queries.devices.c.id == device_id)
+            select(tables.devices.c.mac).where(tables.devices.c.id == device_id)
         )
         if mac:
             await conn.execute(
-                update(queries.phones)
-                .where(queries.phones.c.mac == mac.replace(":", ""))
+                update(tables.phones)
+                .where(tables.phones.c.mac == mac.replace(":", ""))
                 .values(profile=row.profile)
             )
     return BindOutcome(STATUS_BOUND, RESULT_OK, row.id, "bound")

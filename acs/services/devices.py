@@ -10,11 +10,11 @@ from typing import Any
 
 from sqlalchemy import Select, bindparam, delete, func, select, text, update
 
-from acs.db import param_index, queries
+from acs.db import param_index, tables
 from acs.db.engine import Database
 from acs.services.cpe_auth import hash_credentials
 
-d = queries.devices
+d = tables.devices
 
 SORTABLE = (
     "id",

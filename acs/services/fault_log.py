@@ -9,10 +9,10 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from acs.cwmp import faults
-from acs.db import queries
+from acs.db import tables
 from acs.db.engine import Database
 
-f = queries.fault_records
+f = tables.fault_records
 
 
 async def record(

@@ -28,10 +28,10 @@ from typing import Any, Final
 
 from sqlalchemy import delete, func, select
 
-from acs.db import queries
+from acs.db import tables
 from acs.db.engine import Database
 
-f = queries.files
+f = tables.files
 
 # TR-069 Download FileTypes (A.3.2.8) and the phone kinds of auto provisioning, with the
 # file name extensions each kind accepts (none listed: anything).
@@ -191,7 +191,7 @@ class FileStore:
         }
         async with self.db.write() as conn:
             old = await conn.scalar(select(f.c.sha256).where(f.c.name == name))
-            stmt = queries.insert_for(conn, f).values(name=name, **values)
+            stmt = tables.insert_for(conn, f).values(name=name, **values)
             await conn.execute(stmt.on_conflict_do_update(index_elements=["name"], set_=values))
         if old and old != sha:
             await self._collect(old)

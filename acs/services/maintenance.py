@@ -12,13 +12,13 @@ from datetime import datetime
 from sqlalchemy import select, update
 
 from acs.cwmp import faults
-from acs.db import queries
+from acs.db import tables
 from acs.db.engine import Database
 from acs.services import fault_log
 
 log = logging.getLogger("acs.maintenance")
-t = queries.tasks
-d = queries.devices
+t = tables.tasks
+d = tables.devices
 
 _TIMEOUTS = {
     "awaiting_transfer": faults.ACS_TRANSFER_TIMEOUT,

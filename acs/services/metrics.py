@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import case, func, select
 
-from acs.db import queries
+from acs.db import tables
 from acs.db.engine import Database
 
 
@@ -30,7 +30,7 @@ def _line(name: str, value: float, **labels: str) -> str:
 
 
 async def render(db: Database, now: datetime, counters: Counters) -> str:
-    d, t, s, f = queries.devices, queries.tasks, queries.sessions, queries.fault_records
+    d, t, s, f = tables.devices, tables.tasks, tables.sessions, tables.fault_records
     async with db.read() as conn:
         total, silent, unknown = (
             await conn.execute(

@@ -21,7 +21,7 @@ from passlib.context import CryptContext
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 
-from acs.db import queries
+from acs.db import tables
 from acs.db.engine import Database
 
 ROLES: Final = ("viewer", "operator", "admin")  # each includes the rights of those before it
@@ -31,9 +31,9 @@ _NAME_RE: Final = re.compile(r"^[A-Za-z0-9_.@-]{1,128}$")
 
 _crypt = CryptContext(schemes=["argon2"], deprecated="auto")
 
-o = queries.operators
-tk = queries.api_tokens
-al = queries.audit_log
+o = tables.operators
+tk = tables.api_tokens
+al = tables.audit_log
 
 
 class OperatorError(ValueError):

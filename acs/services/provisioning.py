@@ -27,18 +27,18 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from acs.config import Settings
 from acs.cwmp import messages as m
-from acs.db import queries
+from acs.db import tables
 from acs.db.engine import Database
 from acs.provisioning import configfile, crypto
 from acs.provisioning import models as phone_models
 from acs.provisioning.errors import ProvisioningError
 from acs.services.files import FileNotFound, FileStore
 
-pr = queries.profiles
-ph = queries.phones
-fa = queries.assignments
-rc = queries.rendered
-fl = queries.files
+pr = tables.profiles
+ph = tables.phones
+fa = tables.assignments
+rc = tables.rendered
+fl = tables.files
 
 AUTOUPDATE: Final = "AUTOUPDATE CONFIG MODULE"
 # Auto-update purposes, their key in the AUTOUPDATE module, and the file kinds they take.
@@ -135,7 +135,7 @@ class Provisioning:
             "updated": now,
         }
         async with self.db.write() as conn:
-            stmt = queries.insert_for(conn, pr).values(kind=kind, name=name, **values)
+            stmt = tables.insert_for(conn, pr).values(kind=kind, name=name, **values)
             await conn.execute(
                 stmt.on_conflict_do_update(index_elements=["kind", "name"], set_=values)
             )
@@ -194,7 +194,7 @@ class Provisioning:
         }
         try:
             async with self.db.write() as conn:
-                stmt = queries.insert_for(conn, ph).values(mac=mac, **values)
+                stmt = tables.insert_for(conn, ph).values(mac=mac, **values)
                 await conn.execute(stmt.on_conflict_do_update(index_elements=["mac"], set_=values))
         except IntegrityError:
             raise ProvisioningError(f"input_id {input_id!r} belongs to another phone") from None
@@ -273,7 +273,7 @@ class Provisioning:
                         "variables": merged,
                         "updated": now,
                     }
-                    stmt = queries.insert_for(conn, ph).values(
+                    stmt = tables.insert_for(conn, ph).values(
                         mac=mac, modules={}, mode=None, **values
                     )
                     await conn.execute(
@@ -301,7 +301,7 @@ class Provisioning:
                 f"{purpose} takes a {' or '.join(kinds)} file, {file_name!r} is a {meta.file_type}"
             )
         async with self.db.write() as conn:
-            stmt = queries.insert_for(conn, fa).values(
+            stmt = tables.insert_for(conn, fa).values(
                 scope=scope, target=target, purpose=purpose, file_name=file_name
             )
             await conn.execute(
@@ -410,7 +410,7 @@ class Provisioning:
             content = crypto.encrypt(content, key, self.settings.phone_aes_mode)
         if previous is None or previous.digest != digest or previous.content != content:
             values = {"digest": digest, "version": version, "content": content, "updated": now}
-            stmt = queries.insert_for(conn, rc).values(key=cache_key, **values)
+            stmt = tables.insert_for(conn, rc).values(key=cache_key, **values)
             await conn.execute(stmt.on_conflict_do_update(index_elements=["key"], set_=values))
         return Rendered(content, fmt, version, bool(key), name)
 
@@ -461,7 +461,7 @@ class Provisioning:
             size, target = row.size, spec.target_file_name or row.name
         else:
             mac = await conn.scalar(
-                select(queries.devices.c.mac).where(queries.devices.c.id == ctx.device_id)
+                select(tables.devices.c.mac).where(tables.devices.c.id == ctx.device_id)
             )
             if mac is None:
                 raise NotFound("the device has reported no MAC address")

@@ -18,15 +18,15 @@ from typing import Any
 from sqlalchemy import case, func, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from acs.db import queries
+from acs.db import tables
 from acs.db.engine import Database
 from acs.db.types import JSONDoc
 from acs.services import devices, task_specs, tasks
 
-r = queries.rollouts
-rt = queries.rollout_targets
-t = queries.tasks
-d = queries.devices
+r = tables.rollouts
+rt = tables.rollout_targets
+t = tables.tasks
+d = tables.devices
 
 PENDING = ("waiting", "queued", "sent", "awaiting_transfer", "awaiting_boot")
 

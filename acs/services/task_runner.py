@@ -27,7 +27,7 @@ from acs.cwmp import faults, xsd
 from acs.cwmp import messages as m
 from acs.cwmp import session as cs
 from acs.cwmp.soap import to_plain
-from acs.db import queries
+from acs.db import queries, tables
 from acs.services import ctc, fault_log, task_specs
 from acs.services.cpe_auth import hash_credentials
 from acs.services.cwmp import SessionContext, SessionHooks
@@ -36,7 +36,7 @@ from acs.services.secretbox import SecretBox
 
 log = logging.getLogger("acs.tasks")
 
-t = queries.tasks
+t = tables.tasks
 PROVISION_REF = "provision"
 CTC_USERINFO_REF = "ctc-userinfo"
 CTC_STATUS_REF = "ctc-status"
@@ -547,8 +547,8 @@ class TaskRunner(SessionHooks):
             await queries.delete_parameter_subtree(conn, ctx.device_id, spec.object_name)
         elif isinstance(response, m.GetRPCMethodsResponse):
             await conn.execute(
-                update(queries.devices)
-                .where(queries.devices.c.id == ctx.device_id)
+                update(tables.devices)
+                .where(tables.devices.c.id == ctx.device_id)
                 .values(rpc_methods=list(response.method_list))
             )
         elif isinstance(response, m.DownloadResponse | m.UploadResponse):
@@ -633,7 +633,7 @@ class TaskRunner(SessionHooks):
         self, conn: AsyncConnection, ctx: SessionContext, event: cs.Event
     ) -> None:
         provision = ctx.extra.get("provision") or {}
-        devices = queries.devices
+        devices = tables.devices
         if isinstance(event, cs.ResponseReceived):
             values: dict[str, Any] = {
                 "cr_username": provision["username"],

@@ -24,7 +24,7 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from acs.db import queries
+from acs.db import tables
 from acs.db.engine import Database
 from acs.services import task_specs
 from acs.services.devices import DeviceNotFound
@@ -45,7 +45,7 @@ REDACTED = "********"
 # Parameters whose values are secrets (TR-098/TR-181/TR-104 names), masked in task views.
 _SECRET_NAME = re.compile(r"(password|passphrase|presharedkey|wepkey|secret)$", re.IGNORECASE)
 
-t = queries.tasks
+t = tables.tasks
 
 
 class TaskNotFound(LookupError):
@@ -128,7 +128,7 @@ async def queue_in(
 ) -> list[dict[str, Any]]:
     """``queue`` inside the caller's transaction (a session binding a work order...)."""
     params = await conn.scalar(
-        select(queries.devices.c.parameters).where(queries.devices.c.id == device_id)
+        select(tables.devices.c.parameters).where(tables.devices.c.id == device_id)
     )
     if params is None:
         raise DeviceNotFound(device_id)
@@ -171,7 +171,7 @@ async def _check_sources(conn: AsyncConnection, device_id: str, spec: Any) -> No
         return
     if spec.file is not None:
         kind = await conn.scalar(
-            select(queries.files.c.file_type).where(queries.files.c.name == spec.file)
+            select(tables.files.c.file_type).where(tables.files.c.name == spec.file)
         )
         if kind is None:
             raise TaskValidationError(f"file: no stored file {spec.file!r}")
@@ -181,12 +181,12 @@ async def _check_sources(conn: AsyncConnection, device_id: str, spec: Any) -> No
             )
     if spec.config:
         mac = await conn.scalar(
-            select(queries.devices.c.mac).where(queries.devices.c.id == device_id)
+            select(tables.devices.c.mac).where(tables.devices.c.id == device_id)
         )
         if mac is None:
             raise TaskValidationError("config: the device has reported no MAC address")
         known = await conn.scalar(
-            select(queries.phones.c.mac).where(queries.phones.c.mac == mac.replace(":", ""))
+            select(tables.phones.c.mac).where(tables.phones.c.mac == mac.replace(":", ""))
         )
         if known is None:
             raise TaskValidationError(f"config: no phone configuration for MAC {mac}")

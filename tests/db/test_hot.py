@@ -13,7 +13,7 @@ from sqlalchemy import insert, text
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from acs.db import engine as engine_module
-from acs.db import hot, queries
+from acs.db import hot, queries, tables
 from acs.db.engine import Database
 from acs.db.types import JSONDoc, UTCDateTime
 
@@ -45,7 +45,7 @@ SELECT = hot.Statement(
 async def _device(db: Database, device_id: str) -> None:
     async with db.write() as conn:
         await conn.execute(
-            insert(queries.devices).values(
+            insert(tables.devices).values(
                 id=device_id,
                 manufacturer="Acme",
                 oui="OUI",

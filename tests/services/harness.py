@@ -118,7 +118,7 @@ async def device_columns(db: Database, *names: str) -> Any:
     """Typed columns of the one device (Core select: dates come back as datetimes)."""
     from sqlalchemy import select
 
-    from acs.db import queries
+    from acs.db import tables
 
     async with db.read() as conn:
-        return (await conn.execute(select(*(queries.devices.c[n] for n in names)))).one()
+        return (await conn.execute(select(*(tables.devices.c[n] for n in names)))).one()

@@ -1,0 +1,59 @@
+"""Table handles of the models, for SQLAlchemy Core statements (``tables.devices.c.id``)."""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+from sqlalchemy import Table
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Row
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from acs.db.models import (
+    ApiToken,
+    AuditEntry,
+    ConfigProfile,
+    CwmpSession,
+    Device,
+    DigestNonce,
+    FaultRecord,
+    FileAssignment,
+    InformRecord,
+    Meta,
+    Operator,
+    Phone,
+    RenderedConfig,
+    Rollout,
+    RolloutTarget,
+    StoredFile,
+    Task,
+    WorkOrder,
+)
+
+devices = cast(Table, Device.__table__)
+sessions = cast(Table, CwmpSession.__table__)
+informs = cast(Table, InformRecord.__table__)
+meta = cast(Table, Meta.__table__)
+nonces = cast(Table, DigestNonce.__table__)
+tasks = cast(Table, Task.__table__)
+fault_records = cast(Table, FaultRecord.__table__)
+operators = cast(Table, Operator.__table__)
+api_tokens = cast(Table, ApiToken.__table__)
+audit_log = cast(Table, AuditEntry.__table__)
+files = cast(Table, StoredFile.__table__)
+profiles = cast(Table, ConfigProfile.__table__)
+phones = cast(Table, Phone.__table__)
+assignments = cast(Table, FileAssignment.__table__)
+rendered = cast(Table, RenderedConfig.__table__)
+rollouts = cast(Table, Rollout.__table__)
+rollout_targets = cast(Table, RolloutTarget.__table__)
+work_orders = cast(Table, WorkOrder.__table__)
+
+AnyRow = Row[*tuple[Any, ...]]
+
+
+def insert_for(conn: AsyncConnection, table: Any) -> Any:
+    """An INSERT with ``on_conflict_do_*`` for the connection's backend."""
+    if conn.dialect.name == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)
