@@ -20,9 +20,9 @@ from datetime import UTC, datetime
 from acs.config import Settings
 from acs.cwmp import session as cs
 from acs.cwmp import soap
+from acs.cwmp.http import session_cookies
 from acs.services import inform as inform_values
 from acs.services.cpe_auth import CpeAuthenticator
-from acs.services.cwmp import session_cookies
 from acs.simulator.agent import CpeAgent
 from acs.simulator.datamodels import gateway
 from acs.simulator.rawhttp import Authenticator

@@ -23,13 +23,19 @@ Sloppy CPEs are tolerated where the spec's intent is clear:
 * an empty POST, or a new request, instead of the answer to an ACS request: the request
   is reported as ``RequestUnanswered`` and the session goes on;
 * an answer without a cwmp:ID is matched by its type; an answer with a *different* ID, or
-  of the wrong type, is never credited to the pending request (``RequestUnanswered``).
+  of the wrong type, is never credited to the pending request (``RequestUnanswered``);
+* an answer where the CPE may only send requests: a CPE that started a new session (a new
+  Inform on the same connection) while the ACS waited for its answer, and then sends that
+  answer. It is reported as ``StrayAnswer`` (the caller may credit it by its cwmp:ID to
+  what sent it in the earlier session, or drop it), and the CPE, which now waits for the
+  ACS, is taken to be done with its own requests.
 
 States (``State``)::
 
     AWAIT_INFORM --Inform--> INFORM_RECEIVED --InformResponse--> CPE_REQUESTS
     CPE_REQUESTS --request--> CPE_REQUEST_RECEIVED --response/fault--> CPE_REQUESTS
     CPE_REQUESTS --empty POST--> ACS_REQUESTS
+    CPE_REQUESTS --stray answer--> ACS_REQUESTS
     ACS_REQUESTS --ACS request--> AWAIT_RESPONSE --response/fault/empty--> ACS_REQUESTS
     ACS_REQUESTS --end (204)--> ENDED
 """
@@ -83,6 +89,9 @@ TRANSITIONS: Final[dict[tuple[State, Move], State]] = {
     # Tolerated: the CPE skipped the answer (reported as RequestUnanswered).
     (State.AWAIT_RESPONSE, Move.CPE_EMPTY): State.ACS_REQUESTS,
     (State.AWAIT_RESPONSE, Move.CPE_REQUEST): State.CPE_REQUEST_RECEIVED,
+    # Tolerated: an answer to a request of an earlier session (reported as StrayAnswer).
+    (State.CPE_REQUESTS, Move.CPE_RESPONSE): State.ACS_REQUESTS,
+    (State.CPE_REQUESTS, Move.CPE_FAULT): State.ACS_REQUESTS,
 }
 
 
@@ -150,6 +159,15 @@ class RequestUnanswered:
     reason: str
 
 
+@dataclass(frozen=True, slots=True)
+class StrayAnswer:
+    """An answer (a response or an ``m.Fault``) to no request of this session; ``cwmp_id``
+    is what it carried, which names the request of an earlier session it answers."""
+
+    cwmp_id: str | None
+    message: Any
+
+
 Event = (
     InformReceived
     | CpeRequestReceived
@@ -157,6 +175,7 @@ Event = (
     | ResponseReceived
     | FaultReceived
     | RequestUnanswered
+    | StrayAnswer
 )
 
 _RESPONSE_TYPES: Final = {cls.__name__ for cls in m.ACS_REQUEST_RESPONSES.values()}
@@ -239,8 +258,9 @@ class CwmpSession:
                 self.pending = None
             else:
                 events.append(CpeRequestsDone())
+        elif self.pending is None:  # an answer to no request of ours: see StrayAnswer
+            events += [StrayAnswer(envelope.cwmp_id, envelope.message), CpeRequestsDone()]
         else:  # a response or fault to our pending request
-            assert self.pending is not None
             events.append(self._match(envelope, move))
             self.pending = None
         self.state = next_state

@@ -1,22 +1,24 @@
 """Named queries of the CWMP hot path. Each is one statement; none depends on fleet size.
 
-Both backends get the same semantics; where SQL differs (JSON merge), the dialect picks.
+They run on a ``hot.Transaction`` (the driver inside ``Database.hot_write``, or SQLAlchemy
+through ``hot.over``). Both backends get the same semantics; where SQL differs (JSON merge),
+a statement carries one text per dialect. JSON documents are always typed binds (``JSONDoc``):
+the type's processor serialises them on every path, and PostgreSQL types the parameter from
+its column (or a CAST where no column does).
 """
 
 from __future__ import annotations
 
-import json
 import secrets
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select, text
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from acs.db import hot
-from acs.db.tables import AnyRow, insert_for, meta, nonces, sessions
+from acs.db.tables import insert_for, meta
 from acs.db.types import JSONDoc, UTCDateTime
 
 # --- meta -----------------------------------------------------------------------------
@@ -78,8 +80,8 @@ _DEVICE_AUTH = hot.Statement(
 )
 
 
-async def device_auth(conn: AsyncConnection, device_id: str) -> DeviceAuth:
-    row = await _DEVICE_AUTH.first(conn, {"device_id": device_id})
+async def device_auth(tx: hot.Transaction, device_id: str) -> DeviceAuth:
+    row = await tx.first(_DEVICE_AUTH, device_id=device_id)
     if row is None:
         return DeviceAuth()  # a device seen for the first time
     return DeviceAuth(**row._asdict(), exists=True)
@@ -123,53 +125,52 @@ _IDENTITY = ("oui", "product_class", "serial_number")
 # indexed column named in an UPDATE's SET, changed or not (a WAL page each, measured), so the
 # upsert names these only when the Inform changes them.
 _RARELY_CHANGED = ("ip", "mac", "software_version")
-_UPSERTS: dict[tuple[str, bool, frozenset[str]], hot.Statement] = {}
+_UPSERTS: dict[tuple[bool, frozenset[str]], hot.Statement] = {}
+_UPSERT_BINDS: dict[str, Any] = {
+    **{c: UTCDateTime() for c in ("last_inform", "last_boot", "last_bootstrap")},
+    **{c: UTCDateTime() for c in ("inform_deadline", "silent_since")},
+    "parameters": JSONDoc,
+    "last_events": JSONDoc,
+}
 
 
-def _json_param(dialect: str, name: str) -> str:
-    return f"CAST(:{name} AS jsonb)" if dialect == "postgresql" else f":{name}"
-
-
-def _upsert_statement(dialect: str, bootstrap: bool, unchanged: frozenset[str]) -> hot.Statement:
-    key = (dialect, bootstrap, unchanged)
-    stmt = _UPSERTS.get(key)
-    if stmt is not None:
-        return stmt
-    values = [
-        _json_param(dialect, c) if c in ("parameters", "last_events") else f":{c}"
-        for c in _UPSERT_COLUMNS
-    ]
+def _upsert_sql(dialect: str, bootstrap: bool, unchanged: frozenset[str]) -> str:
     sets = []
     for column in _UPSERT_COLUMNS[1:]:
         if column in _IDENTITY or column in unchanged:
             continue
         if column == "parameters":
-            merged = (
-                "excluded.parameters"
-                if bootstrap
-                else (
-                    _PG_MERGE.format(patch="excluded.parameters")
-                    if dialect == "postgresql"
-                    else "json_patch(devices.parameters, excluded.parameters)"
-                )
-            )
+            if bootstrap:
+                merged = "excluded.parameters"
+            elif dialect == "postgresql":
+                merged = _PG_MERGE.format(patch="excluded.parameters")
+            else:
+                merged = "json_patch(devices.parameters, excluded.parameters)"
             sets.append(f"parameters = {merged}")
         elif column in _KEEP_KNOWN:
             sets.append(f"{column} = COALESCE(excluded.{column}, devices.{column})")
         else:
             sets.append(f"{column} = excluded.{column}")
-    sql = (
+    return (
         f"INSERT INTO devices ({', '.join(_UPSERT_COLUMNS)}, first_seen, tags) "
-        f"VALUES ({', '.join(values)}, :last_inform, '[]') "
+        f"VALUES ({', '.join(':' + c for c in _UPSERT_COLUMNS)}, :last_inform, '[]') "
         f"ON CONFLICT (id) DO UPDATE SET {', '.join(sets)}"
     )
-    typed = ("last_inform", "last_boot", "last_bootstrap", "inform_deadline", "silent_since")
-    stmt = _UPSERTS[key] = hot.Statement(sql, binds={c: UTCDateTime() for c in typed})
+
+
+def _upsert_statement(bootstrap: bool, unchanged: frozenset[str]) -> hot.Statement:
+    key = (bootstrap, unchanged)
+    stmt = _UPSERTS.get(key)
+    if stmt is None:
+        stmt = _UPSERTS[key] = hot.Statement(
+            {d: _upsert_sql(d, bootstrap, unchanged) for d in ("sqlite", "postgresql")},
+            binds=_UPSERT_BINDS,
+        )
     return stmt
 
 
 async def upsert_device_on_inform(
-    conn: AsyncConnection,
+    tx: hot.Transaction,
     values: dict[str, Any],
     parameters: dict[str, dict[str, Any]],
     *,
@@ -185,8 +186,7 @@ async def upsert_device_on_inform(
     change.
     """
     params = {c: values.get(c) for c in _UPSERT_COLUMNS}
-    params["parameters"] = json.dumps(parameters)
-    params["last_events"] = json.dumps(values["last_events"])
+    params["parameters"] = parameters
     unchanged: frozenset[str] = frozenset()
     if known is not None and known.exists:
         unchanged = frozenset(
@@ -194,7 +194,7 @@ async def upsert_device_on_inform(
             for c in _RARELY_CHANGED
             if params[c] == getattr(known, c) or (params[c] is None and c in _KEEP_KNOWN)
         )
-    await _upsert_statement(conn.dialect.name, bootstrap, unchanged).execute(conn, params)
+    await tx.execute(_upsert_statement(bootstrap, unchanged), **params)
 
 
 _PG_MERGE = (
@@ -204,36 +204,38 @@ _PG_MERGE = (
 )
 
 
-_PG_MERGE_PATCH = _PG_MERGE.format(patch="CAST(:patch AS jsonb)")
-_MERGE_SQL = {
-    "postgresql": f"UPDATE devices SET parameters = {_PG_MERGE_PATCH} WHERE id = :id",
-    "sqlite": "UPDATE devices SET parameters = json_patch(parameters, :patch) WHERE id = :id",
-}
-_DELETE_SUBTREE_SQL = {
-    "postgresql": "UPDATE devices SET parameters = COALESCE((SELECT jsonb_object_agg(e.key, "
-    "e.value) FROM jsonb_each(devices.parameters) AS e WHERE NOT starts_with(e.key, :prefix)), "
-    "'{}'::jsonb) WHERE id = :id",
-    "sqlite": "UPDATE devices SET parameters = COALESCE((SELECT json_group_object(e.key, "
-    "json(e.value)) FROM json_each(devices.parameters) AS e WHERE substr(e.key, 1, "
-    "length(:prefix)) <> :prefix), '{}') WHERE id = :id",
-}
-
-
-_MERGE = {dialect: text(sql) for dialect, sql in _MERGE_SQL.items()}
-_DELETE_SUBTREE = {dialect: text(sql) for dialect, sql in _DELETE_SUBTREE_SQL.items()}
+_MERGE = hot.Statement(
+    {
+        "postgresql": "UPDATE devices SET parameters = "
+        + _PG_MERGE.format(patch="CAST(:patch AS jsonb)")
+        + " WHERE id = :id",
+        "sqlite": "UPDATE devices SET parameters = json_patch(parameters, :patch) WHERE id = :id",
+    },
+    binds={"patch": JSONDoc},
+)
+_DELETE_SUBTREE = hot.Statement(
+    {
+        "postgresql": "UPDATE devices SET parameters = COALESCE((SELECT jsonb_object_agg(e.key, "
+        "e.value) FROM jsonb_each(devices.parameters) AS e WHERE NOT starts_with(e.key, :prefix)), "
+        "'{}'::jsonb) WHERE id = :id",
+        "sqlite": "UPDATE devices SET parameters = COALESCE((SELECT json_group_object(e.key, "
+        "json(e.value)) FROM json_each(devices.parameters) AS e WHERE substr(e.key, 1, "
+        "length(:prefix)) <> :prefix), '{}') WHERE id = :id",
+    }
+)
 
 
 async def merge_parameters(
-    conn: AsyncConnection, device_id: str, patch: dict[str, dict[str, Any]]
+    tx: hot.Transaction, device_id: str, patch: dict[str, dict[str, Any]]
 ) -> None:
     """Merge ``{path: {key: value}}`` into a device's parameter tree (one statement)."""
     if patch:
-        await conn.execute(_MERGE[conn.dialect.name], {"patch": json.dumps(patch), "id": device_id})
+        await tx.execute(_MERGE, patch=patch, id=device_id)
 
 
-async def delete_parameter_subtree(conn: AsyncConnection, device_id: str, prefix: str) -> None:
+async def delete_parameter_subtree(tx: hot.Transaction, device_id: str, prefix: str) -> None:
     """Forget every parameter under ``prefix`` (a deleted object instance)."""
-    await conn.execute(_DELETE_SUBTREE[conn.dialect.name], {"prefix": prefix, "id": device_id})
+    await tx.execute(_DELETE_SUBTREE, prefix=prefix, id=device_id)
 
 
 _INSERT_INFORM = hot.Statement(
@@ -244,7 +246,7 @@ _INSERT_INFORM = hot.Statement(
 
 
 async def insert_inform(
-    conn: AsyncConnection,
+    tx: hot.Transaction,
     *,
     device_id: str,
     received: datetime,
@@ -252,15 +254,13 @@ async def insert_inform(
     retry_count: int,
     peer_host: str | None,
 ) -> None:
-    await _INSERT_INFORM.execute(
-        conn,
-        {
-            "device_id": device_id,
-            "received": received,
-            "events": events,
-            "retry_count": retry_count,
-            "peer_host": peer_host,
-        },
+    await tx.execute(
+        _INSERT_INFORM,
+        device_id=device_id,
+        received=received,
+        events=events,
+        retry_count=retry_count,
+        peer_host=peer_host,
     )
 
 
@@ -289,15 +289,15 @@ def _session_lookup(where: str) -> hot.Statement:
     )
 
 
-_SESSION_BY_ID = _session_lookup("WHERE s.id = :id AND s.expires > :now")
-_SESSION_BY_CONNECTION = _session_lookup(
+# Each lookup of ``acs.cwmp.http.lookups`` is its own indexed query (``has_tasks``: whether the
+# device has queued tasks, so an empty session never queries the task queue).
+SESSION_BY_COOKIE = _session_lookup("WHERE s.id = :id AND s.expires > :now")
+SESSION_BY_CONNECTION = _session_lookup(
     "WHERE s.peer_host = :host AND s.peer_port = :port AND s.expires > :now"
 )
-_SESSION_BY_HOST = _session_lookup(
+SESSIONS_BY_ADDRESS = _session_lookup(
     "WHERE s.peer_host = :host AND s.expires > :now ORDER BY s.updated DESC LIMIT 50"
 )
-# JSON documents are typed binds: the type's processor serialises them on either path, and
-# PostgreSQL takes the parameter's type (jsonb) from the column it is assigned to.
 _SESSION_BINDS: dict[str, Any] = {"now": UTCDateTime(), "expires": UTCDateTime(), "state": JSONDoc}
 _INSERT_SESSION = hot.Statement(
     "INSERT INTO cwmp_sessions (id, device_id, state, peer_host, peer_port, started, updated, "
@@ -310,11 +310,20 @@ _SAVE_SESSION = hot.Statement(
     "updated = :now, expires = :expires WHERE id = :id",
     binds=_SESSION_BINDS,
 )
-_DELETE_SESSION = hot.Statement("DELETE FROM cwmp_sessions WHERE id = :id")
+_DELETE_SESSION = hot.Statement(
+    "DELETE FROM cwmp_sessions WHERE id = :id RETURNING state",
+    columns=("state",),
+    types={"state": JSONDoc},
+)
+_EXPIRED_SESSIONS = hot.Statement(
+    "SELECT id, device_id FROM cwmp_sessions WHERE expires <= :now LIMIT :limit",
+    columns=("id", "device_id"),
+    binds={"now": UTCDateTime()},
+)
 
 
 async def insert_session(
-    conn: AsyncConnection,
+    tx: hot.Transaction,
     *,
     session_id: str,
     device_id: str,
@@ -325,56 +334,21 @@ async def insert_session(
     expires: datetime,
 ) -> bool:
     """Claim the device's one session slot; ``False`` if another session holds it."""
-    count = await _INSERT_SESSION.execute(
-        conn,
-        {
-            "id": session_id,
-            "device_id": device_id,
-            "state": state,
-            "peer_host": peer_host,
-            "peer_port": peer_port,
-            "now": now,
-            "expires": expires,
-        },
+    count = await tx.execute(
+        _INSERT_SESSION,
+        id=session_id,
+        device_id=device_id,
+        state=state,
+        peer_host=peer_host,
+        peer_port=peer_port,
+        now=now,
+        expires=expires,
     )
     return bool(count)
 
 
-async def find_sessions(
-    conn: AsyncConnection,
-    *,
-    now: datetime,
-    session_ids: Sequence[str] = (),
-    peer_host: str | None = None,
-    peer_port: int | None = None,
-) -> list[Any]:
-    """Open sessions by cookie, else by connection, else (for a CPE that sends no cookie of
-    ours) by peer address, each with ``has_tasks`` (does its device have queued tasks).
-
-    Each is its own indexed lookup, tried in that order: a cookie settles it at once, and
-    thousands of cookie-less sessions behind one address cannot crowd it out.
-    """
-    rows: list[Any] = []
-    for session_id in dict.fromkeys(session_ids):  # usually one cookie
-        rows += await _SESSION_BY_ID.fetch(conn, {"id": session_id, "now": now})
-    if rows or peer_host is None:
-        return rows
-    if peer_port is not None:
-        rows = await _SESSION_BY_CONNECTION.fetch(
-            conn, {"host": peer_host, "port": peer_port, "now": now}
-        )
-        if rows:
-            return rows
-    if session_ids:
-        # A CPE that keeps our cookie and whose session is gone (expired): the address alone
-        # would hand it another device's session behind the same NAT (seen in a storm: that
-        # session's credentials then refused it, 401 after 401).
-        return []
-    return await _SESSION_BY_HOST.fetch(conn, {"host": peer_host, "now": now})
-
-
 async def save_session(
-    conn: AsyncConnection,
+    tx: hot.Transaction,
     session_id: str,
     *,
     state: dict[str, Any],
@@ -383,47 +357,46 @@ async def save_session(
     now: datetime,
     expires: datetime,
 ) -> bool:
-    count = await _SAVE_SESSION.execute(
-        conn,
-        {
-            "id": session_id,
-            "state": state,
-            "peer_host": peer_host,
-            "peer_port": peer_port,
-            "now": now,
-            "expires": expires,
-        },
+    count = await tx.execute(
+        _SAVE_SESSION,
+        id=session_id,
+        state=state,
+        peer_host=peer_host,
+        peer_port=peer_port,
+        now=now,
+        expires=expires,
     )
     return bool(count)
 
 
-async def delete_session(conn: AsyncConnection, session_id: str) -> bool:
-    return bool(await _DELETE_SESSION.execute(conn, {"id": session_id}))
+async def delete_session(tx: hot.Transaction, session_id: str) -> dict[str, Any] | None:
+    """Delete a session; its last state, or ``None`` if it was gone already."""
+    row = await tx.first(_DELETE_SESSION, id=session_id)
+    return None if row is None else dict(row.state or {})
 
 
-async def expired_sessions(conn: AsyncConnection, now: datetime, limit: int = 500) -> list[AnyRow]:
+async def expired_sessions(tx: hot.Transaction, now: datetime, limit: int = 500) -> list[Any]:
     """Ids and devices of sessions past their expiry (their state is not needed to close them)."""
-    stmt = select(sessions.c.id, sessions.c.device_id).where(sessions.c.expires <= now).limit(limit)
-    return list((await conn.execute(stmt)).all())
+    return await tx.fetch(_EXPIRED_SESSIONS, now=now, limit=limit)
 
 
 # --- digest nonce counts (strict mode) ----------------------------------------------------
 
+_ADVANCE_NONCE = hot.Statement(
+    "INSERT INTO digest_nonces (nonce, last_nc, expires) VALUES (:nonce, :nc, :expires) "
+    "ON CONFLICT (nonce) DO UPDATE SET last_nc = excluded.last_nc "
+    "WHERE digest_nonces.last_nc < excluded.last_nc",
+    binds={"expires": UTCDateTime()},
+)
+_PRUNE_NONCES = hot.Statement(
+    "DELETE FROM digest_nonces WHERE expires <= :now", binds={"now": UTCDateTime()}
+)
 
-async def advance_nonce_count(
-    conn: AsyncConnection, nonce: str, nc: int, expires: datetime
-) -> bool:
+
+async def advance_nonce_count(tx: hot.Transaction, nonce: str, nc: int, expires: datetime) -> bool:
     """Record ``nc`` for ``nonce``; ``False`` if it is not higher than one seen before."""
-    stmt = insert_for(conn, nonces).values(nonce=nonce, last_nc=nc, expires=expires)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=["nonce"],
-        set_={"last_nc": stmt.excluded.last_nc},
-        where=nonces.c.last_nc < stmt.excluded.last_nc,
-    )
-    result = await conn.execute(stmt)
-    return bool(result.rowcount)
+    return bool(await tx.execute(_ADVANCE_NONCE, nonce=nonce, nc=nc, expires=expires))
 
 
-async def prune_nonces(conn: AsyncConnection, now: datetime) -> int:
-    result = await conn.execute(delete(nonces).where(nonces.c.expires <= now))
-    return int(result.rowcount or 0)
+async def prune_nonces(tx: hot.Transaction, now: datetime) -> int:
+    return await tx.execute(_PRUNE_NONCES, now=now)

@@ -11,11 +11,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 from acs.config import Settings
 from acs.cwmp import digest
-from acs.db import queries
+from acs.db import hot, queries
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,7 +122,7 @@ class CpeAuthenticator:
 
     async def authenticate(
         self,
-        conn: AsyncConnection,
+        tx: hot.Transaction,
         authorization: str | None,
         *,
         method: str,
@@ -145,16 +143,16 @@ class CpeAuthenticator:
             binding=binding,
             now=now,
         )
-        if outcome.ok and not await self._nonce_count_fresh(conn, outcome, now):
+        if outcome.ok and not await self._nonce_count_fresh(tx, outcome, now):
             return self._refuse("nonce count replayed", now, binding)
         return outcome
 
     async def _nonce_count_fresh(
-        self, conn: AsyncConnection, outcome: AuthOutcome, now: float
+        self, tx: hot.Transaction, outcome: AuthOutcome, now: float
     ) -> bool:
         if not self.strict or outcome.scheme != "digest" or outcome.nonce is None:
             return True
         if outcome.nonce_count is None:
             return False
         expires = datetime.fromtimestamp(now, UTC) + timedelta(seconds=self.lifetime + 60)
-        return await queries.advance_nonce_count(conn, outcome.nonce, outcome.nonce_count, expires)
+        return await queries.advance_nonce_count(tx, outcome.nonce, outcome.nonce_count, expires)

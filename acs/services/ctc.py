@@ -24,12 +24,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection
 
-from acs.db import tables
+from acs.db import hot, tables
 from acs.db.engine import Database
+from acs.db.types import JSONDoc, UTCDateTime
 from acs.services import task_specs, tasks
 
 w = tables.work_orders
@@ -148,8 +148,21 @@ def userinfo_from(parameters: Sequence[Any]) -> tuple[str | None, str | None]:
     return loid, password
 
 
+_ORDER_BY_LOID = hot.Statement(
+    "SELECT id, password, status, device_id, tasks, profile FROM work_orders WHERE loid = :loid",
+    columns=("id", "password", "status", "device_id", "tasks", "profile"),
+    types={"tasks": JSONDoc},
+)
+_BOUND = hot.Statement(
+    "UPDATE work_orders SET status = 'bound', device_id = :device_id, bound = :now WHERE id = :id",
+    binds={"now": UTCDateTime()},
+)
+_DEVICE_MAC = hot.Statement("SELECT mac FROM devices WHERE id = :id", columns=("mac",))
+_PHONE_PROFILE = hot.Statement("UPDATE phones SET profile = :profile WHERE mac = :mac")
+
+
 async def bind(
-    conn: AsyncConnection,
+    tx: hot.Transaction,
     *,
     device_id: str,
     loid: str | None,
@@ -160,7 +173,7 @@ async def bind(
     """Match a device's LOID with its work order; queue the order's tasks on success."""
     if not loid:
         return BindOutcome(STATUS_UNKNOWN_LOID, RESULT_NONE, None, "the device sent no LOID")
-    row = (await conn.execute(select(w).where(w.c.loid == loid))).first()
+    row = await tx.first(_ORDER_BY_LOID, loid=loid)
     if row is None:
         return BindOutcome(STATUS_UNKNOWN_LOID, RESULT_NONE, None, f"no work order for {loid}")
     if row.password and row.password != (password or ""):
@@ -173,19 +186,11 @@ async def bind(
         )
     specs = [task_specs.TASK_ADAPTER.validate_python(t) for t in row.tasks]
     await tasks.queue_in(
-        conn, device_id, specs, created_by=f"work-order:{row.id}", now=now, default_ttl=task_ttl
+        tx, device_id, specs, created_by=f"work-order:{row.id}", now=now, default_ttl=task_ttl
     )
-    await conn.execute(
-        update(w).where(w.c.id == row.id).values(status="bound", device_id=device_id, bound=now)
-    )
+    await tx.execute(_BOUND, id=row.id, device_id=device_id, now=now)
     if row.profile:
-        mac = await conn.scalar(
-            select(tables.devices.c.mac).where(tables.devices.c.id == device_id)
-        )
-        if mac:
-            await conn.execute(
-                update(tables.phones)
-                .where(tables.phones.c.mac == mac.replace(":", ""))
-                .values(profile=row.profile)
-            )
+        device = await tx.first(_DEVICE_MAC, id=device_id)
+        if device is not None and device.mac:
+            await tx.execute(_PHONE_PROFILE, profile=row.profile, mac=device.mac.replace(":", ""))
     return BindOutcome(STATUS_BOUND, RESULT_OK, row.id, "bound")

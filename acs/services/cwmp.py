@@ -1,38 +1,41 @@
 """The CWMP exchange: one HTTP POST from a CPE in, one HTTP response out.
 
-This is where the sans-I/O session machine (``acs.cwmp.session``) meets the database.
-Each request runs in one transaction: find the session, advance the machine, let the
-hooks (tasks, provisioning) act, store the new state. Nothing lives in process memory
-between requests, so any worker of any node can serve any request of a session.
+This is where the sans-I/O session machine (``acs.cwmp.session``) and its HTTP binding
+(``acs.cwmp.http``) meet the database and the session policy (``acs.services.policy``). Each
+request runs in one transaction (``Database.hot_write``): find the session, advance the
+machine, let the policy act, store the new state (a ``StoredSession``). Nothing lives in
+process memory between requests, so any worker of any node can serve any request of a
+session. A storage failure anywhere in it is answered here, 503 with Retry-After, and the
+transaction leaves nothing behind.
 
-How a request finds its session (CPEs differ, TR-069 3.4.1 only says "SHOULD"):
-cookie, else the TCP connection (peer address and port), else the peer address alone.
 An Inform always starts a new session. If the device still has an open session, the new
 Inform replaces it when it plainly comes from the same CPE (it carries that session's
-cookie, or comes from the same address: a connection request raced the session, or the
-CPE gave up on it); otherwise the CPE is told to come back later (503, Retry-After).
+cookie, or comes from the same address: a connection request raced the session, or the CPE
+gave up on it); otherwise the CPE is told to come back later (503, Retry-After). What the
+replaced session left unanswered is remembered, so that its answer, if the CPE sends it in
+the new session, still counts.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-import re
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 from acs.config import Settings
 from acs.cwmp import faults, soap
+from acs.cwmp import http as binding
 from acs.cwmp import messages as m
 from acs.cwmp import session as cs
-from acs.db import queries
+from acs.cwmp.http import HttpReply, HttpRequest
+from acs.db import hot, queries
 from acs.db.engine import Database
+from acs.db.errors import UNAVAILABLE
 from acs.services import inform as inform_values
 from acs.services.admission import SessionAdmission
 from acs.services.cpe_auth import (
@@ -41,118 +44,58 @@ from acs.services.cpe_auth import (
     DeviceCredentials,
     device_credentials,
 )
+from acs.services.policy import SessionContext, SessionFacts, SessionPolicy
 
 log = logging.getLogger("acs.cwmp")
 
-COOKIE_NAME = "acs_session"
-MAX_CPE_SESSION_TIMEOUT = 300  # honour a CPE's SessionTimeout header up to this
+STORAGE_RETRY_AFTER = 30
 
 
 @dataclass(frozen=True, slots=True)
-class HttpRequest:
-    """What the web layer hands us: no framework types below this line."""
+class StoredSession:
+    """A session between two requests, as its row keeps it (``cwmp_sessions.state``)."""
 
-    method: str
-    path: str
-    headers: dict[str, str]  # lower-case names
-    body: bytes
-    peer_host: str
-    peer_port: int
-    tls: bool = False
+    machine: dict[str, Any]  # CwmpSession.to_json()
+    timeout: int
+    facts: SessionFacts
+    # later requests are checked against these, without a lookup (None: the shared pair)
+    auth: DeviceCredentials | None = None
+    flows: dict[str, Any] = field(default_factory=dict)  # the policy's, by component
+    # the request a replaced session left unanswered (its answer may still come)
+    orphan: cs.PendingRequest | None = None
 
-
-@dataclass(slots=True)
-class HttpReply:
-    status: int
-    body: bytes = b""
-    headers: list[tuple[str, str]] = field(default_factory=list)
+    def to_json(self) -> dict[str, Any]:
+        orphan = self.orphan
+        return {
+            "machine": self.machine,
+            "timeout": self.timeout,
+            "facts": self.facts.to_json(),
+            "auth": None
+            if self.auth is None
+            else {"user": self.auth.username, "ha1": self.auth.ha1},
+            "flows": self.flows,
+            "orphan": None
+            if orphan is None
+            else {"cwmp_id": orphan.cwmp_id, "method": orphan.method, "ref": orphan.ref},
+        }
 
     @classmethod
-    def text(cls, status: int, message: str, **headers: str) -> HttpReply:
-        reply = cls(status, message.encode() + b"\n", [("content-type", "text/plain")])
-        reply.headers.extend((k.replace("_", "-"), v) for k, v in headers.items())
-        return reply
+    def from_json(cls, data: Mapping[str, Any]) -> StoredSession:
+        auth, orphan = data.get("auth"), data.get("orphan")
+        return cls(
+            machine=data["machine"],
+            timeout=int(data["timeout"]),
+            facts=SessionFacts.from_json(data["facts"]),
+            auth=None if auth is None else DeviceCredentials(auth["user"], auth["ha1"]),
+            flows=dict(data.get("flows") or {}),
+            orphan=None if orphan is None else cs.PendingRequest(**orphan),
+        )
 
 
-@dataclass(slots=True)
-class SessionContext:
-    """One request's view of its session, handed to the hooks."""
-
-    session_id: str
-    device_id: str
-    machine: cs.CwmpSession
-    now: datetime
-    peer_host: str
-    base_url: str = ""  # how this CPE reaches us, for URLs we hand it (Download)
-    inform: m.Inform | None = None
-    known: queries.DeviceAuth | None = None  # the device row as it was before this Inform
-    # Set by a hook to end the session after the current exchange (e.g. after Reboot).
-    end_after_answer: bool = False
-    # Hook state that must survive to the session's later requests (JSON, stored with it).
-    extra: dict[str, Any] = field(default_factory=dict)
-    # Whether the device has queued tasks right now (None: unknown, look).
-    has_queued_tasks: bool | None = None
-
-
-class SessionHooks:
-    """What the ACS does inside a session beyond the protocol itself.
-
-    The defaults answer every CPE request correctly and send no ACS requests; the task
-    queue and provisioning services override them. Every hook runs inside the request's
-    transaction (``conn``): what it writes commits or rolls back with the session state.
-    """
-
-    async def on_inform(self, conn: AsyncConnection, ctx: SessionContext) -> None:
-        """The device row is up to date; act on the Inform's events."""
-
-    async def on_cpe_request(self, conn: AsyncConnection, ctx: SessionContext, request: Any) -> Any:
-        """Return the response (or an ``m.Fault``) to a CPE request other than Inform."""
-        if isinstance(request, m.GetRPCMethods):
-            return m.GetRPCMethodsResponse(method_list=m.ACS_METHODS)
-        if isinstance(request, m.TransferComplete):
-            return m.TransferCompleteResponse()
-        if isinstance(request, m.AutonomousTransferComplete):
-            return m.AutonomousTransferCompleteResponse()
-        if isinstance(request, m.RequestDownload):
-            return m.RequestDownloadResponse()
-        if isinstance(request, m.Kicked):
-            return m.KickedResponse(next_url=request.next)
-        return m.Fault(faults.ACS_METHOD_NOT_SUPPORTED)
-
-    async def next_request(
-        self, conn: AsyncConnection, ctx: SessionContext
-    ) -> tuple[Any, str | None] | None:
-        """The next ACS request to send, with a reference for its answer; ``None`` ends."""
-        return None
-
-    async def on_answer(self, conn: AsyncConnection, ctx: SessionContext, event: cs.Event) -> None:
-        """A ``ResponseReceived``, ``FaultReceived`` or ``RequestUnanswered``."""
-
-    async def on_session_closed(
-        self, conn: AsyncConnection, device_id: str, reason: str, now: datetime
-    ) -> None:
-        """A session ended other than by a 204 (replaced, expired, protocol error)."""
-
-
-class _SlotTaken(Exception):
-    """Another session of the device won the race for its session slot."""
-
-
-def session_cookies(header: str | None) -> list[str]:
-    """Our session ids in a Cookie header, however the CPE mangled it.
-
-    Seen in the field: ``acs_session=x``; attributes echoed back
-    (``acs_session=x; Path=/; HttpOnly``); several cookies joined by commas.
-    """
-    if not header:
-        return []
-    out = []
-    for part in re.split(r"[;,]", header):
-        name, sep, value = part.strip().partition("=")
-        value = value.strip().strip('"')
-        if sep and name.strip() == COOKIE_NAME and value:
-            out.append(value)
-    return out
+def _unanswered(state: Mapping[str, Any] | None) -> cs.PendingRequest | None:
+    """What a deleted session's machine still waited for, from its stored state."""
+    pending = ((state or {}).get("machine") or {}).get("pending")
+    return None if pending is None else cs.PendingRequest(**pending)
 
 
 class CwmpService:
@@ -161,7 +104,7 @@ class CwmpService:
         db: Database,
         settings: Settings,
         authenticator: CpeAuthenticator,
-        hooks: SessionHooks | None = None,
+        policy: SessionPolicy | None = None,
         clock: Callable[[], float] = time.time,
         after_commit: Callable[[], None] | None = None,
         admission: SessionAdmission | None = None,
@@ -172,7 +115,7 @@ class CwmpService:
         )
         self.settings = settings
         self.auth = authenticator
-        self.hooks = hooks or SessionHooks()
+        self.policy = policy or SessionPolicy([])
         self.clock = clock
         # told after every committed request, so that waiters in this process look again
         self.after_commit = after_commit or (lambda: None)
@@ -187,18 +130,22 @@ class CwmpService:
         except soap.SoapError as exc:
             log.info("unreadable body from %s: %s", request.peer_host, exc)
             return HttpReply.text(400, f"not a CWMP envelope: {exc}")
-        if cs.classify(envelope) is cs.Move.CPE_INFORM:
-            return await self._inform(request, envelope)
-        return await self._in_session(request, envelope)
+        try:
+            if cs.classify(envelope) is cs.Move.CPE_INFORM:
+                return await self._inform(request, envelope)
+            return await self._in_session(request, envelope)
+        except UNAVAILABLE as exc:
+            log.error("storage unavailable: %s", exc)
+            return HttpReply.busy("storage unavailable, retry later", STORAGE_RETRY_AFTER)
 
     @asynccontextmanager
-    async def _request_transaction(self) -> AsyncIterator[AsyncConnection]:
+    async def _request_transaction(self) -> AsyncIterator[hot.Transaction]:
         """A request's transaction. How long it took, waits for a connection or the write lock
         included, tells admission how loaded this worker is."""
         started = time.monotonic()
         try:
-            async with self.db.write(hot=True) as conn:
-                yield conn
+            async with self.db.hot_write() as tx:
+                yield tx
         finally:
             self.admission.served(time.monotonic() - started)
 
@@ -224,23 +171,23 @@ class CwmpService:
             )
         if not self.admission.admit(device_id):
             # A boot storm: turn new sessions away (sessions already open go on being served).
-            retry = self.admission.retry_after()
-            return HttpReply.text(503, "busy, retry later", retry_after=str(retry))
-        cookies = session_cookies(request.headers.get("cookie"))
+            return HttpReply.busy("busy, retry later", self.admission.retry_after())
         session_id = queries.new_session_id()
-        machine = cs.CwmpSession(id_prefix=session_id[:8] + ".")
+        machine = cs.CwmpSession(id_prefix=binding.id_prefix(session_id))
         [event] = machine.receive(envelope)
         assert isinstance(event, cs.InformReceived)
-        timeout = self._timeout(envelope)
+        timeout = binding.session_timeout(
+            self.settings.cwmp_session_timeout, envelope.session_timeout
+        )
         try:
             # One transaction: authenticate, then record. A refusal rolls back: nothing written.
-            async with self._request_transaction() as conn:
-                known = await queries.device_auth(conn, device_id)
+            async with self._request_transaction() as tx:
+                known = await queries.device_auth(tx, device_id)
                 own = device_credentials(
                     known.cwmp_username, known.cwmp_ha1_md5, known.cwmp_ha1_sha256
                 )
                 outcome = await self.auth.authenticate(
-                    conn,
+                    tx,
                     authorization,
                     method=request.method,
                     path=request.path,
@@ -251,21 +198,17 @@ class CwmpService:
                 )
                 if not outcome.ok:
                     raise _Abort(self._unauthorized(outcome, request, device_id))
-                replace = self._replaceable(known, cookies, request, now, device_id)
-                if replace is not None:
-                    await self._close(conn, replace, device_id, "replaced by a new Inform", now)
-                ctx = SessionContext(
-                    session_id=session_id,
-                    device_id=device_id,
-                    machine=machine,
-                    now=now,
-                    peer_host=request.peer_host,
-                    base_url=self._base_url(request),
-                    inform=inform,
-                    known=known,
-                )
+                orphan = None
+                replace_id = self._replaceable(known, request, now, device_id)
+                if replace_id is not None:
+                    left = await self._close(
+                        tx, replace_id, device_id, "replaced by a new Inform", now
+                    )
+                    orphan = _unanswered(left)
+                facts = SessionFacts.of(inform, known.mode or self.settings.mode)
+                ctx = SessionContext(session_id, device_id, now, self._base_url(request), facts)
                 await queries.upsert_device_on_inform(
-                    conn,
+                    tx,
                     inform_values.device_values(
                         inform,
                         peer_host=request.peer_host,
@@ -279,63 +222,50 @@ class CwmpService:
                     known=known,
                 )
                 await queries.insert_inform(
-                    conn,
+                    tx,
                     device_id=device_id,
                     received=now,
                     events=[[e.event_code, e.command_key] for e in inform.event],
                     retry_count=inform.retry_count,
                     peer_host=request.peer_host,
                 )
-                await self.hooks.on_inform(conn, ctx)
+                flows = await self.policy.on_inform(tx, ctx, inform, known)
                 body = machine.send_inform_response()
-                state = {
-                    "machine": machine.to_json(),
-                    "timeout": timeout,
-                    "extra": ctx.extra,
-                    # later requests are checked against these, without a lookup
-                    "auth": None if own is None else {"user": own.username, "ha1": own.ha1},
-                }
+                stored = StoredSession(machine.to_json(), timeout, facts, own, flows, orphan)
                 claimed = await queries.insert_session(
-                    conn,
+                    tx,
                     session_id=session_id,
                     device_id=device_id,
-                    state=state,
+                    state=stored.to_json(),
                     peer_host=request.peer_host,
                     peer_port=request.peer_port,
                     now=now,
                     expires=now + timedelta(seconds=timeout),
                 )
                 if not claimed:
-                    raise _Abort(
-                        HttpReply.text(503, "device already in a session", retry_after="5")
-                    )
+                    raise _Abort(HttpReply.busy("device already in a session", 5))
         except _Abort as abort:
             return abort.reply
         self.after_commit()
         self.admission.opened(session_id)
         log.debug("%s: session %s opened, events %s", device_id, session_id, inform.event_codes)
-        return self._xml(body, session_id, request.tls)
+        return HttpReply.xml(body, session_id, tls=request.tls)
 
     def _invalid_inform(self, envelope: soap.Envelope, reason: str) -> HttpReply:
         """Fault 8003 to an Inform the ACS cannot act on; no session is opened."""
         machine = cs.CwmpSession()
         machine.receive(envelope)
-        return self._xml(machine.send_fault(faults.ACS_INVALID_ARGUMENTS, f"Inform: {reason}"))
+        return HttpReply.xml(machine.send_fault(faults.ACS_INVALID_ARGUMENTS, f"Inform: {reason}"))
 
     def _replaceable(
-        self,
-        known: queries.DeviceAuth,
-        cookies: list[str],
-        request: HttpRequest,
-        now: datetime,
-        device_id: str,
+        self, known: queries.DeviceAuth, request: HttpRequest, now: datetime, device_id: str
     ) -> str | None:
         """The device's open session this Inform replaces; 503 if it must wait instead."""
         if known.session_id is None or known.session_expires is None:
             return None
         if known.session_expires <= now:
             return known.session_id  # abandoned: take it over
-        if known.session_id in cookies or known.session_peer_host == request.peer_host:
+        if known.session_id in request.cookies or known.session_peer_host == request.peer_host:
             return known.session_id  # the same CPE starting over
         wait = math.ceil((known.session_expires - now).total_seconds())
         log.info(
@@ -344,9 +274,7 @@ class CwmpService:
             request.peer_host,
             known.session_peer_host,
         )
-        raise _Abort(
-            HttpReply.text(503, "device already in a session", retry_after=str(max(1, wait)))
-        )
+        raise _Abort(HttpReply.busy("device already in a session", wait))
 
     def _base_url(self, request: HttpRequest) -> str:
         if self.settings.public_url:
@@ -354,152 +282,175 @@ class CwmpService:
         host = request.headers.get("host") or "localhost"
         return f"{'https' if request.tls else 'http'}://{host}"
 
-    def _timeout(self, envelope: soap.Envelope) -> int:
-        timeout = self.settings.cwmp_session_timeout
-        if envelope.session_timeout:
-            timeout = max(timeout, min(envelope.session_timeout, MAX_CPE_SESSION_TIMEOUT))
-        return timeout
-
     # --- every other POST of a session -------------------------------------------------
+
+    async def _find(
+        self, tx: hot.Transaction, request: HttpRequest, cwmp_id: str | None, now: datetime
+    ) -> Any:
+        """The open session a request belongs to (``acs.cwmp.http``: cookie, connection,
+        address), or ``None``."""
+        for lookup in binding.lookups(request):
+            if isinstance(lookup, binding.ByCookie):
+                rows = await tx.fetch(queries.SESSION_BY_COOKIE, id=lookup.session_id, now=now)
+            elif isinstance(lookup, binding.ByConnection):
+                rows = await tx.fetch(
+                    queries.SESSION_BY_CONNECTION, host=lookup.host, port=lookup.port, now=now
+                )
+            else:
+                rows = await tx.fetch(queries.SESSIONS_BY_ADDRESS, host=lookup.host, now=now)
+            if rows:
+                return binding.pick(rows, request, cwmp_id)
+        return None
 
     async def _in_session(self, request: HttpRequest, envelope: soap.Envelope) -> HttpReply:
         now_ts = self.clock()
         now = datetime.fromtimestamp(now_ts, UTC)
-        cookies = session_cookies(request.headers.get("cookie"))
-        async with self._request_transaction() as conn:
-            rows = await queries.find_sessions(
-                conn,
-                now=now,
-                session_ids=cookies,
-                peer_host=request.peer_host,
-                peer_port=request.peer_port,
-            )
-            row = _best_session(rows, request, cookies, envelope)
+        async with self._request_transaction() as tx:
+            row = await self._find(tx, request, envelope.cwmp_id, now)
             if row is None:
                 return HttpReply.text(400, "no open CWMP session: a session starts with an Inform")
-            state = dict(row.state)
+            try:
+                stored = StoredSession.from_json(row.state)
+            except (KeyError, TypeError, ValueError) as exc:  # written by an older acs
+                await self._close(tx, row.id, row.device_id, f"unreadable state: {exc!r}", now)
+                return HttpReply.text(400, "CWMP session state unreadable; session closed")
             authorization = request.headers.get("authorization")
             if authorization is not None:
                 # The session was authenticated at its Inform; a request that shows
                 # credentials again must show the right ones (checked without a lookup).
-                own = state.get("auth")
                 outcome = await self.auth.authenticate(
-                    conn,
+                    tx,
                     authorization,
                     method=request.method,
                     path=request.path,
                     tls=request.tls,
-                    credentials=None if own is None else DeviceCredentials(own["user"], own["ha1"]),
+                    credentials=stored.auth,
                     binding=row.device_id,
                     now=now_ts,
                 )
                 if not outcome.ok:
                     return self._unauthorized(outcome, request, row.device_id)
-            machine = cs.CwmpSession.from_json(state["machine"])
+            machine = cs.CwmpSession.from_json(stored.machine)
             ctx = SessionContext(
-                session_id=row.id,
-                device_id=row.device_id,
-                machine=machine,
-                now=now,
-                peer_host=request.peer_host,
-                base_url=self._base_url(request),
-                extra=dict(state.get("extra") or {}),
+                row.id,
+                row.device_id,
+                now,
+                self._base_url(request),
+                stored.facts,
                 has_queued_tasks=bool(row.has_tasks),
             )
             try:
                 events = machine.receive(envelope)
             except cs.ProtocolError as exc:
                 log.info("%s: protocol error, session closed: %s", row.device_id, exc)
-                await self._close(conn, row.id, row.device_id, f"protocol error: {exc}", now)
+                await self._close(tx, row.id, row.device_id, f"protocol error: {exc}", now)
                 return HttpReply.text(400, f"CWMP protocol error: {exc}; session closed")
-            body = await self._advance(conn, ctx, events)
+            body, stored = await self._advance(tx, ctx, machine, events, stored)
             if machine.finished:
-                await queries.delete_session(conn, row.id)
+                await queries.delete_session(tx, row.id)
                 log.debug("%s: session %s ended", row.device_id, row.id)
             else:
-                state["machine"] = machine.to_json()
-                state["extra"] = ctx.extra
+                stored = replace(stored, machine=machine.to_json())
                 await queries.save_session(
-                    conn,
+                    tx,
                     row.id,
-                    state=state,
+                    state=stored.to_json(),
                     peer_host=request.peer_host,
                     peer_port=request.peer_port,
                     now=now,
-                    expires=now + timedelta(seconds=int(state.get("timeout", 30))),
+                    expires=now + timedelta(seconds=stored.timeout),
                 )
         self.after_commit()
         if machine.finished:
             self.admission.closed(row.id)
             return HttpReply(204)
         assert body is not None
-        return self._xml(body, row.id, request.tls)
+        return HttpReply.xml(body, row.id, tls=request.tls)
 
     async def _advance(
-        self, conn: AsyncConnection, ctx: SessionContext, events: list[cs.Event]
-    ) -> bytes | None:
-        machine = ctx.machine
+        self,
+        tx: hot.Transaction,
+        ctx: SessionContext,
+        machine: cs.CwmpSession,
+        events: list[cs.Event],
+        stored: StoredSession,
+    ) -> tuple[bytes | None, StoredSession]:
+        policy = self.policy
+        flows = stored.flows
+        end = False
         for event in events:
             if isinstance(event, cs.CpeRequestReceived):
-                return await self._answer_cpe(conn, ctx, event)
-            if isinstance(event, cs.ResponseReceived | cs.FaultReceived | cs.RequestUnanswered):
-                await self.hooks.on_answer(conn, ctx, event)
+                body, flows = await self._answer_cpe(tx, ctx, machine, event, flows)
+                return body, replace(stored, flows=flows)
+            if isinstance(event, cs.StrayAnswer):
+                if not await policy.on_stray_answer(tx, ctx, stored.orphan, event):
+                    log.info(
+                        "%s: dropped an answer to no request (cwmp:ID %r)",
+                        ctx.device_id,
+                        event.cwmp_id,
+                    )
+                stored = replace(stored, orphan=None)
+            elif isinstance(event, cs.ResponseReceived | cs.FaultReceived | cs.RequestUnanswered):
+                flows, ended = await policy.on_answer(tx, ctx, event, flows)
+                end = end or ended
         # The ACS's turn: send the next request, or end the session.
         assert machine.state is cs.State.ACS_REQUESTS
-        if not ctx.end_after_answer:
-            nxt = await self.hooks.next_request(conn, ctx)
-            if nxt is not None:
-                request, ref = nxt
-                return machine.send_request(request, ref=ref)
+        if not end:
+            offer = await policy.next_request(tx, ctx, flows)
+            if offer is not None:
+                request, ref, flows = offer
+                return machine.send_request(request, ref=ref.encode()), replace(stored, flows=flows)
         machine.end()
-        return None
+        return None, replace(stored, flows=flows)
 
     async def _answer_cpe(
-        self, conn: AsyncConnection, ctx: SessionContext, event: cs.CpeRequestReceived
-    ) -> bytes:
-        machine = ctx.machine
+        self,
+        tx: hot.Transaction,
+        ctx: SessionContext,
+        machine: cs.CwmpSession,
+        event: cs.CpeRequestReceived,
+        flows: dict[str, Any],
+    ) -> tuple[bytes, dict[str, Any]]:
         request = event.request
         if event.held:
-            return machine.send_fault(faults.ACS_REQUEST_DENIED, "HoldRequests is set")
+            return machine.send_fault(faults.ACS_REQUEST_DENIED, "HoldRequests is set"), flows
         if isinstance(request, soap.InvalidMessage):
-            return machine.send_fault(
-                faults.ACS_INVALID_ARGUMENTS, f"{request.name}: {request.reason}"
-            )
+            reason = f"{request.name}: {request.reason}"
+            return machine.send_fault(faults.ACS_INVALID_ARGUMENTS, reason), flows
         if isinstance(request, soap.UnknownMethod):
-            return machine.send_fault(faults.ACS_METHOD_NOT_SUPPORTED, f"{request.name} is unknown")
-        answer = await self.hooks.on_cpe_request(conn, ctx, request)
+            reason = f"{request.name} is unknown"
+            return machine.send_fault(faults.ACS_METHOD_NOT_SUPPORTED, reason), flows
+        answer, flows = await self.policy.on_cpe_request(tx, ctx, request, flows)
         if isinstance(answer, m.Fault):
-            return machine.send_fault(answer.fault_code, answer.fault_string)
-        return machine.send_response(answer)
+            return machine.send_fault(answer.fault_code, answer.fault_string), flows
+        return machine.send_response(answer), flows
 
     async def _close(
-        self, conn: AsyncConnection, session_id: str, device_id: str, reason: str, now: datetime
-    ) -> bool:
-        """End a session other than by a 204; ``False`` if it was gone already."""
-        if not await queries.delete_session(conn, session_id):
-            return False
+        self, tx: hot.Transaction, session_id: str, device_id: str, reason: str, now: datetime
+    ) -> dict[str, Any] | None:
+        """End a session other than by a 204; its last state, or ``None`` if it was gone."""
+        state = await queries.delete_session(tx, session_id)
+        if state is None:
+            return None
         self.admission.closed(session_id)
-        await self.hooks.on_session_closed(conn, device_id, reason, now)
-        return True
+        await self.policy.on_session_closed(tx, device_id, reason, now)
+        return state
 
     async def expire_sessions(self) -> int:
         """Close sessions that saw no request within their timeout (the sweeper calls this)."""
         now = datetime.fromtimestamp(self.clock(), UTC)
         closed = 0
-        async with self.db.write(hot=True) as conn:
-            for row in await queries.expired_sessions(conn, now):
-                closed += await self._close(conn, row.id, row.device_id, "session timed out", now)
-            await queries.prune_nonces(conn, now)
+        async with self.db.hot_write() as tx:
+            for row in await queries.expired_sessions(tx, now):
+                if (
+                    await self._close(tx, row.id, row.device_id, "session timed out", now)
+                    is not None
+                ):
+                    closed += 1
+            await queries.prune_nonces(tx, now)
         return closed
 
     # --- replies -----------------------------------------------------------------------
-
-    def _xml(self, body: bytes, session_id: str | None = None, tls: bool = False) -> HttpReply:
-        headers = [("content-type", 'text/xml; charset="utf-8"')]
-        if session_id is not None:
-            cookie = f"{COOKIE_NAME}={session_id}; Path=/; HttpOnly"
-            headers.append(("set-cookie", cookie + ("; Secure" if tls else "")))
-        return HttpReply(200, body, headers)
 
     def _unauthorized(
         self, outcome: AuthOutcome, request: HttpRequest, device_id: str
@@ -507,7 +458,7 @@ class CwmpService:
         log.info(
             "%s: authentication from %s refused: %s", device_id, request.peer_host, outcome.reason
         )
-        return HttpReply(401, b"", [("www-authenticate", value) for value in outcome.challenge])
+        return HttpReply.unauthorized(outcome.challenge)
 
 
 class _Abort(Exception):
@@ -515,25 +466,3 @@ class _Abort(Exception):
 
     def __init__(self, reply: HttpReply):
         self.reply = reply
-
-
-def _best_session(
-    rows: Sequence[Any],
-    request: HttpRequest,
-    cookies: list[str],
-    envelope: soap.Envelope,
-) -> Any:
-    """Pick the session a request belongs to: cookie, connection, then address."""
-    for row in rows:
-        if row.id in cookies:
-            return row
-    for row in rows:
-        if row.peer_host == request.peer_host and row.peer_port == request.peer_port:
-            return row
-    by_address = [row for row in rows if row.peer_host == request.peer_host]
-    if len(by_address) > 1 and envelope.cwmp_id:
-        # Several cookie-less CPEs behind one address: our request ids carry the session.
-        matching = [r for r in by_address if envelope.cwmp_id.startswith(r.id[:8] + ".")]
-        if matching:
-            return matching[0]
-    return by_address[0] if by_address else None

@@ -6,17 +6,24 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from acs.cwmp import faults
-from acs.db import tables
+from acs.db import hot, tables
 from acs.db.engine import Database
+from acs.db.types import JSONDoc, UTCDateTime
 
 f = tables.fault_records
 
 
+_RECORD = hot.Statement(
+    "INSERT INTO faults (device_id, task_id, time, source, code, string, detail) "
+    "VALUES (:device_id, :task_id, :time, :source, :code, :string, :detail)",
+    binds={"time": UTCDateTime(), "detail": JSONDoc},
+)
+
+
 async def record(
-    conn: AsyncConnection,
+    tx: hot.Transaction,
     *,
     device_id: str,
     task_id: int | None,
@@ -26,44 +33,36 @@ async def record(
     string: str = "",
     detail: dict[str, Any] | None = None,
 ) -> None:
-    await conn.execute(
-        f.insert().values(
-            device_id=device_id,
-            task_id=task_id,
-            time=now,
-            source=source,
-            code=code,
-            string=string or faults.describe(code),
-            detail=detail,
-        )
+    await tx.execute(
+        _RECORD,
+        device_id=device_id,
+        task_id=task_id,
+        time=now,
+        source=source,
+        code=code,
+        string=string or faults.describe(code),
+        detail=detail,
     )
 
 
 async def record_many(
-    conn: AsyncConnection,
-    targets: list[tuple[str, int | None]],
+    tx: hot.Transaction,
+    targets: list[tuple[str, int | None, str]],
     *,
     now: datetime,
     source: str,
     code: int,
 ) -> None:
-    """``record`` one fault for each (device, task), in one statement."""
-    if targets:
-        string = faults.describe(code)
-        await conn.execute(
-            f.insert(),
-            [
-                {
-                    "device_id": device_id,
-                    "task_id": task_id,
-                    "time": now,
-                    "source": source,
-                    "code": code,
-                    "string": string,
-                    "detail": None,
-                }
-                for device_id, task_id in targets
-            ],
+    """``record`` one fault for each (device, task, string)."""
+    for device_id, task_id, string in targets:
+        await record(
+            tx,
+            device_id=device_id,
+            task_id=task_id,
+            now=now,
+            source=source,
+            code=code,
+            string=string,
         )
 
 

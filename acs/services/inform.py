@@ -10,6 +10,9 @@ from acs.cwmp import messages as m
 from acs.cwmp import xsd
 
 BOOT_EVENTS = frozenset({"0 BOOTSTRAP", "1 BOOT", "M Reboot"})
+# Parameters whose values are secrets (TR-098/TR-181/TR-104 names): masked in task views, and
+# kept out of the parameter tree (CPEs read them back as empty strings anyway, TR-069 A.3.2.1).
+_SECRET_NAME = re.compile(r"(password|passphrase|presharedkey|wepkey|secret)$", re.IGNORECASE)
 _MAC_RE = re.compile(r"^[0-9A-Fa-f]{2}([:-]?)[0-9A-Fa-f]{2}(\1[0-9A-Fa-f]{2}){4}$")
 
 
@@ -99,9 +102,26 @@ def _int(value: xsd.Value) -> int | None:
         return None
 
 
+def is_secret(name: str) -> bool:
+    return _SECRET_NAME.search(name) is not None
+
+
 def parameter_patch(
     params: tuple[m.ParameterValueStruct, ...], now: datetime
 ) -> dict[str, dict[str, Any]]:
     """``{path: {"value", "type", "updated"}}`` for merging into the parameter tree."""
     stamp = xsd.format_datetime(now)
     return {p.name: {"value": p.value, "type": p.type, "updated": stamp} for p in params}
+
+
+def set_values_patch(
+    params: tuple[m.ParameterValueStruct, ...], now: datetime
+) -> dict[str, dict[str, Any]]:
+    """What the ACS set (a SetParameterValues the CPE accepted), for the parameter tree: the
+    values with their types, so that a later SetParameterValues of the same path knows its
+    type; secrets with their type only."""
+    patch = parameter_patch(params, now)
+    for name, entry in patch.items():
+        if is_secret(name):
+            entry["value"] = ""
+    return patch

@@ -23,12 +23,12 @@ from typing import Any, Final
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from acs.config import Settings
 from acs.cwmp import messages as m
-from acs.db import tables
+from acs.db import hot, tables
 from acs.db.engine import Database
+from acs.db.types import JSONDoc, OrderedJSON, UTCDateTime
 from acs.provisioning import configfile, crypto
 from acs.provisioning import models as phone_models
 from acs.provisioning.errors import ProvisioningError
@@ -345,11 +345,13 @@ class Provisioning:
     ) -> Rendered:
         """The bytes a phone gets for what it asked (static provisioning, TR-069 Download)."""
         async with self.db.write() as conn:
-            return await self.render_in(conn, request, base_url=base_url, now=now, fmt=fmt)
+            return await self.render_in(
+                hot.over(conn), request, base_url=base_url, now=now, fmt=fmt
+            )
 
     async def render_in(
         self,
-        conn: AsyncConnection,
+        tx: hot.Transaction,
         request: phone_models.ProvisioningRequest,
         *,
         base_url: str,
@@ -357,29 +359,35 @@ class Provisioning:
         fmt: str | None = None,
     ) -> Rendered:
         if isinstance(request, phone_models.NamedFile):
-            mac = await conn.scalar(select(ph.c.mac).where(ph.c.input_id == request.name))
-            if mac is not None:  # an $input id an operator gave a phone
-                request = phone_models.MacFile(mac, request.fmt)
+            found = await tx.first(_PHONE_BY_INPUT, input_id=request.name)
+            if found is not None:  # an $input id an operator gave a phone
+                request = phone_models.MacFile(found.mac, request.fmt)
         if isinstance(request, phone_models.GeneralFile):
-            general = await self._profile(conn, "general", request.model)
+            general = await tx.first(_PROFILE, kind="general", name=request.model)
             if general is None:
                 raise NotFound(f"no general profile for {request.model}")
             layers = [general.modules]
-            urls = await self._urls(conn, base_url, [("model", request.model)])
+            urls = await self._urls(tx, base_url, [("model", request.model)])
             variables = {"model": request.model}
             config_key, common_key = general.config_key, general.common_key
             name = phone_models.general_file_name(request.model)
             fmt = fmt or ("xml" if (general.mode or self.settings.mode) == "ctc" else "text")
             cache_key = f"general:{request.model}"
         elif isinstance(request, phone_models.MacFile):
-            phone = (await conn.execute(select(ph).where(ph.c.mac == request.mac))).first()
+            phone = await tx.first(_PHONE, mac=request.mac)
             if phone is None:
                 raise NotFound(f"no phone {request.mac}")
-            general = await self._profile(conn, "general", phone.model) if phone.model else None
-            named = await self._profile(conn, "named", phone.profile) if phone.profile else None
+            general = (
+                await tx.first(_PROFILE, kind="general", name=phone.model) if phone.model else None
+            )
+            named = (
+                await tx.first(_PROFILE, kind="named", name=phone.profile)
+                if phone.profile
+                else None
+            )
             layers = [p.modules for p in (general, named) if p is not None] + [phone.modules]
             scopes = [("model", phone.model)] if phone.model else []
-            urls = await self._urls(conn, base_url, [*scopes, ("phone", phone.mac)])
+            urls = await self._urls(tx, base_url, [*scopes, ("phone", phone.mac)])
             variables = {**phone.variables, "mac": phone.mac, "model": phone.model or ""}
             config_key = general.config_key if general is not None else None
             common_key = (named.common_key if named is not None else None) or (
@@ -389,7 +397,7 @@ class Provisioning:
             name = phone_models.mac_file_name(phone.mac, "xml" if fmt == "xml" else "text")
             cache_key = f"mac:{phone.mac}"
         else:
-            named = await self._profile(conn, "named", request.name)
+            named = await tx.first(_PROFILE, kind="named", name=request.name)
             if named is None:
                 raise NotFound(f"no phone or profile named {request.name!r}")
             layers, urls, variables = [named.modules], {}, {}
@@ -401,36 +409,33 @@ class Provisioning:
         config = configfile.substitute(config, variables)
         digest = configfile.content_digest(config)
         cache_key += f":{fmt}"
-        previous = (await conn.execute(select(rc).where(rc.c.key == cache_key))).first()
+        previous = await tx.first(_RENDERED, key=cache_key)
         version = configfile.next_version(
             previous.version if previous else None, previous.digest if previous else None, digest
         )
         content = configfile.render(config, version, "xml" if fmt == "xml" else "text")
         if key:
             content = crypto.encrypt(content, key, self.settings.phone_aes_mode)
-        if previous is None or previous.digest != digest or previous.content != content:
-            values = {"digest": digest, "version": version, "content": content, "updated": now}
-            stmt = tables.insert_for(conn, rc).values(key=cache_key, **values)
-            await conn.execute(stmt.on_conflict_do_update(index_elements=["key"], set_=values))
+        if previous is None or previous.digest != digest or bytes(previous.content) != content:
+            await tx.execute(
+                _KEEP_RENDERED,
+                key=cache_key,
+                digest=digest,
+                version=version,
+                content=content,
+                updated=now,
+            )
         return Rendered(content, fmt, version, bool(key), name)
 
-    async def _profile(self, conn: AsyncConnection, kind: str, name: str) -> Any:
-        return (await conn.execute(select(pr).where(pr.c.kind == kind, pr.c.name == name))).first()
-
     async def _urls(
-        self, conn: AsyncConnection, base_url: str, scopes: list[tuple[str, str]]
+        self, tx: hot.Transaction, base_url: str, scopes: list[tuple[str, str]]
     ) -> dict[str, str]:
         """AUTOUPDATE keys for the assigned files; a phone's own assignment wins over its
         model's (scopes are given from the weakest to the strongest)."""
         by_purpose: dict[str, tuple[str, str | None]] = {}
         for scope, target in scopes:
-            rows = await conn.execute(
-                select(fa.c.purpose, fa.c.file_name, fl.c.sha256)
-                .select_from(fa.outerjoin(fl, fl.c.name == fa.c.file_name))
-                .where(fa.c.scope == scope, fa.c.target == target)
-            )
-            for purpose, file_name, sha in rows:
-                by_purpose[purpose] = (file_name, sha)  # a file since deleted: no URL
+            for row in await tx.fetch(_ASSIGNED, scope=scope, target=target):
+                by_purpose[row.purpose] = (row.file_name, row.sha256)  # deleted file: no URL
         urls: dict[str, str] = {}
         for purpose, (file_name, sha) in sorted(
             by_purpose.items(), key=lambda item: list(PURPOSES).index(item[0])
@@ -444,13 +449,13 @@ class Provisioning:
     # --- TR-069: Download of a stored file or of the device's configuration -----------------
 
     async def resolve(
-        self, conn: AsyncConnection, ctx: Any, spec: Any, command_key: str
+        self, tx: hot.Transaction, ctx: Any, spec: Any, command_key: str
     ) -> tuple[m.Download, dict[str, Any]]:
         """The Download request for a ``file`` or ``config`` task, with a fresh signed URL
         (valid ``ACS_FILE_URL_TTL``), FileType, FileSize and TargetFileName filled in."""
         expires = int((ctx.now + timedelta(seconds=self.settings.file_url_ttl)).timestamp())
         if spec.file is not None:
-            row = (await conn.execute(select(fl).where(fl.c.name == spec.file))).first()
+            row = await tx.first(_FILE, name=spec.file)
             if row is None:
                 raise FileNotFound(spec.file)
             path = f"/files/{row.name}"
@@ -460,17 +465,13 @@ class Provisioning:
                 extra["expected_version"] = row.version
             size, target = row.size, spec.target_file_name or row.name
         else:
-            mac = await conn.scalar(
-                select(tables.devices.c.mac).where(tables.devices.c.id == ctx.device_id)
-            )
-            if mac is None:
+            device = await tx.first(_DEVICE_MAC, id=ctx.device_id)
+            if device is None or device.mac is None:
                 raise NotFound("the device has reported no MAC address")
-            fmt: phone_models.Format = (
-                "xml" if ctx.extra.get("mode", self.settings.mode) == "ctc" else "text"
-            )
+            fmt: phone_models.Format = "xml" if ctx.facts.mode == "ctc" else "text"
             rendered = await self.render_in(
-                conn,
-                phone_models.MacFile(mac.replace(":", ""), fmt),
+                tx,
+                phone_models.MacFile(device.mac.replace(":", ""), fmt),
                 base_url=ctx.base_url,
                 now=ctx.now,
             )
@@ -491,6 +492,46 @@ class Provisioning:
             spec.success_url,
             spec.failure_url,
         ), extra
+
+
+# Statements of rendering and Downloads: they run inside CWMP sessions too (hot.Transaction).
+_PROFILE_COLUMNS = ("modules", "config_key", "common_key", "mode")
+_PROFILE = hot.Statement(
+    "SELECT modules, config_key, common_key, mode FROM config_profiles "
+    "WHERE kind = :kind AND name = :name",
+    columns=_PROFILE_COLUMNS,
+    types={"modules": OrderedJSON},
+)
+_PHONE = hot.Statement(
+    "SELECT mac, model, profile, variables, modules FROM phones WHERE mac = :mac",
+    columns=("mac", "model", "profile", "variables", "modules"),
+    types={"variables": JSONDoc, "modules": OrderedJSON},
+)
+_PHONE_BY_INPUT = hot.Statement(
+    "SELECT mac FROM phones WHERE input_id = :input_id", columns=("mac",)
+)
+_ASSIGNED = hot.Statement(
+    "SELECT a.purpose, a.file_name, f.sha256 FROM file_assignments AS a "
+    "LEFT OUTER JOIN files AS f ON f.name = a.file_name "
+    "WHERE a.scope = :scope AND a.target = :target",
+    columns=("purpose", "file_name", "sha256"),
+)
+_RENDERED = hot.Statement(
+    "SELECT digest, version, content FROM rendered_configs WHERE key = :key",
+    columns=("digest", "version", "content"),
+)
+_KEEP_RENDERED = hot.Statement(
+    "INSERT INTO rendered_configs (key, digest, version, content, updated) "
+    "VALUES (:key, :digest, :version, :content, :updated) ON CONFLICT (key) DO UPDATE SET "
+    "digest = excluded.digest, version = excluded.version, content = excluded.content, "
+    "updated = excluded.updated",
+    binds={"updated": UTCDateTime()},
+)
+_FILE = hot.Statement(
+    "SELECT name, file_type, version, sha256, size FROM files WHERE name = :name",
+    columns=("name", "file_type", "version", "sha256", "size"),
+)
+_DEVICE_MAC = hot.Statement("SELECT mac FROM devices WHERE id = :id", columns=("mac",))
 
 
 def _profile_view(row: Any) -> dict[str, Any]:

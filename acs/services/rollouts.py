@@ -18,17 +18,20 @@ from typing import Any
 from sqlalchemy import case, func, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from acs.db import tables
+from acs.db import hot, tables
 from acs.db.engine import Database
 from acs.db.types import JSONDoc
 from acs.services import devices, task_specs, tasks
+from acs.services import task_lifecycle as lifecycle
+from acs.services.task_lifecycle import Move, TaskStatus
 
 r = tables.rollouts
 rt = tables.rollout_targets
 t = tables.tasks
 d = tables.devices
 
-PENDING = ("waiting", "queued", "sent", "awaiting_transfer", "awaiting_boot")
+# "waiting": the wave is not queued yet; the others are the tasks' unfinished statuses
+PENDING = ("waiting", *(s.value for s in TaskStatus if s not in lifecycle.FINISHED))
 
 
 class RolloutNotFound(LookupError):
@@ -163,7 +166,7 @@ async def _queue_wave(
                 rt.c.device_id,
                 literal(spec.name),
                 literal(arguments, JSONDoc),
-                literal("queued"),
+                literal(TaskStatus.QUEUED.value),
                 literal(0),
                 literal(command_key),
                 literal(now, t.c.created.type),
@@ -262,10 +265,12 @@ async def stop(db: Database, rollout_id: int, now: datetime, reason: str) -> dic
             if status is None:
                 raise RolloutNotFound(rollout_id)
             raise RolloutError(f"rollout {rollout_id} is {status}")
-        await conn.execute(
-            update(t)
-            .where(t.c.created_by == f"rollout:{rollout_id}", t.c.status == "queued")
-            .values(status="cancelled", finished=now)
+        await lifecycle.move_all(
+            hot.over(conn),
+            Move.CANCEL,
+            now,
+            where="created_by = :creator AND status = 'queued'",
+            params={"creator": f"rollout:{rollout_id}"},
         )
     return await get(db, rollout_id)
 

@@ -24,9 +24,9 @@ from acs.services.files import FileStore
 from acs.services.metrics import Counters
 from acs.services.notify import Notifier
 from acs.services.operators import ensure_admin
+from acs.services.policy import default_policy
 from acs.services.provisioning import Provisioning
 from acs.services.secretbox import SecretBox
-from acs.services.task_runner import TaskRunner
 
 log = logging.getLogger("acs")
 
@@ -88,9 +88,9 @@ class Runtime:
             max_bytes=settings.max_file_bytes,
         )
         self.provisioning = Provisioning(db, self.files, settings)
-        self.hooks = TaskRunner(settings, self.box, self.provisioning)
+        self.policy = default_policy(settings, self.box, self.provisioning)
         self.cwmp = CwmpService(
-            db, settings, self.authenticator, self.hooks, after_commit=self.notifier.pulse
+            db, settings, self.authenticator, self.policy, after_commit=self.notifier.pulse
         )
         self.connection_requests = ConnectionRequester(db, self.box, settings)
         self.counters = Counters()

@@ -1,49 +1,32 @@
 """The task queue as operators see it: queue, list, cancel, retry, wait.
 
-Task statuses::
-
-    queued -> sent -> done | fault
-                   -> awaiting_transfer -> done | fault    (Download, Upload, ScheduleDownload)
-                   -> awaiting_boot -> done | fault        (Reboot, FactoryReset)
-                   -> queued (transient fault or lost answer: retried with backoff)
-    queued -> expired | cancelled
-
-``sent`` means "in flight in the device's current session"; a session that dies leaves its
-``sent`` task ``queued`` again (``acs.services.task_runner``).
+How a task's status moves is ``acs.services.task_lifecycle``; how it runs inside sessions,
+``acs.services.policy.task_queue``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import re
 import secrets
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import func, select
 
-from acs.db import tables
+from acs.db import hot, tables
 from acs.db.engine import Database
+from acs.db.types import JSONDoc, UTCDateTime
+from acs.services import task_lifecycle as lifecycle
 from acs.services import task_specs
 from acs.services.devices import DeviceNotFound
+from acs.services.inform import is_secret
 from acs.services.notify import Notifier
+from acs.services.task_lifecycle import Move, TaskStatus
 
-STATUSES = (
-    "queued",
-    "sent",
-    "awaiting_transfer",
-    "awaiting_boot",
-    "done",
-    "fault",
-    "expired",
-    "cancelled",
-)
-FINISHED = frozenset({"done", "fault", "expired", "cancelled"})
+STATUSES = tuple(s.value for s in TaskStatus)
+FINISHED = frozenset(s.value for s in lifecycle.FINISHED)
 REDACTED = "********"
-# Parameters whose values are secrets (TR-098/TR-181/TR-104 names), masked in task views.
-_SECRET_NAME = re.compile(r"(password|passphrase|presharedkey|wepkey|secret)$", re.IGNORECASE)
 
 t = tables.tasks
 
@@ -66,7 +49,7 @@ def redact_arguments(name: str, arguments: dict[str, Any]) -> dict[str, Any]:
         out["password"] = REDACTED
     if name == "SetParameterValues":
         out["parameter_values"] = [
-            {**pv, "value": REDACTED} if _SECRET_NAME.search(pv["name"]) else pv
+            {**pv, "value": REDACTED} if is_secret(pv["name"]) else pv
             for pv in out.get("parameter_values", [])
         ]
     return out
@@ -106,7 +89,7 @@ async def queue(
     """Queue tasks for one device, in order, in one transaction."""
     async with db.write() as conn:
         return await queue_in(
-            conn,
+            hot.over(conn),
             device_id,
             specs,
             created_by=created_by,
@@ -116,8 +99,27 @@ async def queue(
         )
 
 
+_DEVICE_PARAMETERS = hot.Statement(
+    "SELECT parameters FROM devices WHERE id = :id",
+    columns=("parameters",),
+    types={"parameters": JSONDoc},
+)
+_DEVICE_MAC = hot.Statement("SELECT mac FROM devices WHERE id = :id", columns=("mac",))
+_FILE_TYPE = hot.Statement("SELECT file_type FROM files WHERE name = :name", columns=("file_type",))
+_PHONE = hot.Statement("SELECT mac FROM phones WHERE mac = :mac", columns=("mac",))
+_INSERT = hot.Statement(
+    "INSERT INTO tasks (device_id, name, arguments, status, priority, command_key, created, "
+    "created_by, expires, attempts) VALUES (:device_id, :name, :arguments, "
+    f"'{TaskStatus.QUEUED.value}', :priority, :command_key, :created, :created_by, :expires, 0) "
+    f"RETURNING {', '.join(lifecycle.COLUMNS)}",
+    columns=lifecycle.COLUMNS,
+    binds={"arguments": JSONDoc, "created": UTCDateTime(), "expires": UTCDateTime()},
+    types=lifecycle.TYPES,
+)
+
+
 async def queue_in(
-    conn: AsyncConnection,
+    tx: hot.Transaction,
     device_id: str,
     specs: Sequence[Any],
     *,
@@ -127,68 +129,53 @@ async def queue_in(
     priority: int = 0,
 ) -> list[dict[str, Any]]:
     """``queue`` inside the caller's transaction (a session binding a work order...)."""
-    params = await conn.scalar(
-        select(tables.devices.c.parameters).where(tables.devices.c.id == device_id)
-    )
-    if params is None:
+    device = await tx.first(_DEVICE_PARAMETERS, id=device_id)
+    if device is None:
         raise DeviceNotFound(device_id)
     out = []
     for spec in specs:
-        spec = _with_known_types(spec, params)
-        await _check_sources(conn, device_id, spec)
+        spec = _with_known_types(spec, device.parameters or {})
+        await _check_sources(tx, device_id, spec)
         command_key = None
         if spec.uses_command_key:
             command_key = getattr(spec, "command_key", None) or new_command_key()
         arguments = spec.arguments()
         if "command_key" in arguments and spec.uses_command_key:
             arguments["command_key"] = command_key
-        expires = spec.expires or now + timedelta(seconds=default_ttl)
-        row = (
-            await conn.execute(
-                t.insert()
-                .values(
-                    device_id=device_id,
-                    name=spec.name,
-                    arguments=arguments,
-                    status="queued",
-                    priority=priority,
-                    command_key=command_key,
-                    created=now,
-                    created_by=created_by,
-                    expires=expires,
-                    attempts=0,
-                )
-                .returning(*t.c)
-            )
-        ).one()
+        row = await tx.first(
+            _INSERT,
+            device_id=device_id,
+            name=spec.name,
+            arguments=arguments,
+            priority=priority,
+            command_key=command_key,
+            created=now,
+            created_by=created_by,
+            expires=spec.expires or now + timedelta(seconds=default_ttl),
+        )
         out.append(task_view(row))
     return out
 
 
-async def _check_sources(conn: AsyncConnection, device_id: str, spec: Any) -> None:
+async def _check_sources(tx: hot.Transaction, device_id: str, spec: Any) -> None:
     """A Download of a stored file, or of the device's configuration, must be possible."""
     if not isinstance(spec, task_specs.DownloadTask):
         return
     if spec.file is not None:
-        kind = await conn.scalar(
-            select(tables.files.c.file_type).where(tables.files.c.name == spec.file)
-        )
-        if kind is None:
+        row = await tx.first(_FILE_TYPE, name=spec.file)
+        if row is None:
             raise TaskValidationError(f"file: no stored file {spec.file!r}")
+        kind = row.file_type
         if spec.file_type is None and not (kind[0].isdigit() or kind.startswith("X ")):
             raise TaskValidationError(
                 f"file: {spec.file!r} is a {kind}, not a TR-069 FileType; give file_type"
             )
     if spec.config:
-        mac = await conn.scalar(
-            select(tables.devices.c.mac).where(tables.devices.c.id == device_id)
-        )
+        device = await tx.first(_DEVICE_MAC, id=device_id)
+        mac = device.mac if device is not None else None
         if mac is None:
             raise TaskValidationError("config: the device has reported no MAC address")
-        known = await conn.scalar(
-            select(tables.phones.c.mac).where(tables.phones.c.mac == mac.replace(":", ""))
-        )
-        if known is None:
+        if await tx.first(_PHONE, mac=mac.replace(":", "")) is None:
             raise TaskValidationError(f"config: no phone configuration for MAC {mac}")
 
 
@@ -257,49 +244,42 @@ async def cancel(db: Database, task_id: int, now: datetime) -> dict[str, Any]:
     """Cancel a task that has not finished. One in flight is cancelled too: its answer, if
     it ever comes, is recorded in the result but changes nothing."""
     async with db.write() as conn:
-        row = (
-            await conn.execute(
-                update(t)
-                .where(t.c.id == task_id, t.c.status.not_in(FINISHED))
-                .values(status="cancelled", finished=now)
-                .returning(*t.c)
-            )
-        ).first()
+        tx = hot.over(conn)
+        row = await lifecycle.move_returning(tx, task_id, Move.CANCEL, now)
         if row is None:
-            status = await _status(conn, task_id)
+            status = await _status(tx, task_id)
             raise TaskStateError(f"task {task_id} is already {status}")
     return task_view(row)
 
 
-async def _status(conn: Any, task_id: int) -> str:
-    """The status of a task an update did not match; ``TaskNotFound`` if there is none."""
-    status = await conn.scalar(select(t.c.status).where(t.c.id == task_id))
-    if status is None:
+_STATUS = hot.Statement("SELECT status FROM tasks WHERE id = :id", columns=("status",))
+
+
+async def _status(tx: hot.Transaction, task_id: int) -> str:
+    """The status of a task a move did not apply to; ``TaskNotFound`` if there is none."""
+    row = await tx.first(_STATUS, id=task_id)
+    if row is None:
         raise TaskNotFound(task_id)
-    return str(status)
+    return str(row.status)
 
 
 async def retry(db: Database, task_id: int, now: datetime, default_ttl: int) -> dict[str, Any]:
     """Queue a failed, expired or cancelled task again (attempts start over)."""
     async with db.write() as conn:
-        row = (
-            await conn.execute(
-                update(t)
-                .where(t.c.id == task_id, t.c.status.in_(("fault", "expired", "cancelled")))
-                .values(
-                    status="queued",
-                    attempts=0,
-                    next_attempt=None,
-                    finished=None,
-                    fault=None,
-                    session_id=None,
-                    expires=now + timedelta(seconds=default_ttl),
-                )
-                .returning(*t.c)
-            )
-        ).first()
+        tx = hot.over(conn)
+        row = await lifecycle.move_returning(
+            tx,
+            task_id,
+            Move.RETRY,
+            now,
+            attempts=0,
+            next_attempt=None,
+            finished=None,
+            fault=None,
+            expires=now + timedelta(seconds=default_ttl),
+        )
         if row is None:
-            status = await _status(conn, task_id)
+            status = await _status(tx, task_id)
             raise TaskStateError(
                 f"task {task_id} is {status}; only fault, expired or cancelled tasks can be retried"
             )

@@ -5,7 +5,8 @@ CWMP POSTs are the hot path of the whole ACS (every periodic Inform of every dev
 they are served by a lean ASGI layer in front of the FastAPI app: it reads the body, hands
 ``acs.services.cwmp`` an ``HttpRequest`` and writes its ``HttpReply``, without routing,
 request objects or dependency solving (measured: about a quarter of the per-request CPU).
-Everything else goes on to FastAPI.
+It only moves bytes: what a request means, and what to answer when storage fails, is the
+service's. Everything else goes on to FastAPI.
 """
 
 from __future__ import annotations
@@ -15,10 +16,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import FastAPI
-from sqlalchemy.exc import DBAPIError
-from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from acs.services.cwmp import HttpReply, HttpRequest, session_cookies
+from acs.cwmp.http import HttpReply, HttpRequest, session_cookies
 from acs.services.runtime import Runtime
 from acs.web.body import BadEncoding, BodyTooLarge, asgi_chunks, read_body
 from acs.web.fileserver import add_file_routes
@@ -60,8 +59,7 @@ class CwmpEndpoint:
             # More requests than memory should hold: refuse what does not continue a session
             # (new sessions are limited further on, by CwmpService's admission), telling the
             # CPE when to retry instead of queueing it.
-            retry = self.service.admission.retry_after()
-            return HttpReply.text(503, "busy, retry later", retry_after=str(retry))
+            return HttpReply.busy("busy, retry later", self.service.admission.retry_after())
         self.inflight += 1
         try:
             try:
@@ -87,11 +85,6 @@ class CwmpEndpoint:
                     tls=scope.get("scheme") == "https",
                 )
             )
-        except (DBAPIError, PoolTimeout, TimeoutError, OSError) as exc:
-            # PoolTimeout: every database connection of this worker stayed busy for the pool's
-            # timeout (overload); not a DBAPIError, and it was answered 500 until seen in a storm.
-            log.error("storage unavailable: %s", exc)
-            return HttpReply.text(503, "storage unavailable, retry later", retry_after="30")
         finally:
             self.inflight -= 1
 

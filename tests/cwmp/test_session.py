@@ -208,14 +208,36 @@ def test_illegal_moves_raise_and_leave_state_unchanged():
     with pytest.raises(cs.ProtocolError, match="does not answer Inform"):
         s.send_response(m.TransferCompleteResponse())
     s.send_inform_response()
-    with pytest.raises(cs.ProtocolError, match="cpe_response is not allowed in state cpe_requests"):
-        s.receive(cpe.parse(cpe._render(m.RebootResponse(), "1")))
     with pytest.raises(cs.ProtocolError, match="cpe_inform is not allowed"):
         s.receive(cpe.parse(cpe.inform()))
     assert s.state is cs.State.CPE_REQUESTS
     s.receive(cpe.parse(b""))
     with pytest.raises(cs.ProtocolError, match="InformResponse is not an ACS request"):
         s.send_request(m.InformResponse())
+
+
+def test_an_answer_where_the_cpe_may_only_ask_is_a_stray_answer():
+    """A CPE that started a new session on the connection where the ACS waited for its answer,
+    then sends that answer: reported for the caller to credit by its cwmp:ID, and the CPE,
+    which now waits for the ACS, has done with its own requests."""
+    cpe = FakeCpe()
+    s = cs.CwmpSession("new.")
+    s.receive(cpe.parse(cpe.inform()))
+    s.send_inform_response()
+    events = s.receive(cpe.parse(cpe._render(m.RebootResponse(), "old.3")))
+    assert events == [cs.StrayAnswer("old.3", m.RebootResponse()), cs.CpeRequestsDone()]
+    assert s.state is cs.State.ACS_REQUESTS
+    fault = m.Fault(9002, "Internal error")
+    s.send_request(m.GetRPCMethods(), ref="t1")
+    assert s.pending == cs.PendingRequest("new.1", "GetRPCMethods", "t1")
+    s.receive(cpe.parse(b""))  # unanswered
+    s.end()
+    # a fault just the same, and one without an ID
+    s = cs.CwmpSession("new.")
+    s.receive(cpe.parse(cpe.inform()))
+    s.send_inform_response()
+    [stray, done] = s.receive(cpe.parse(cpe._render(fault, None)))
+    assert (stray.cwmp_id, stray.message.fault_code, done) == (None, 9002, cs.CpeRequestsDone())
 
 
 def test_cwmp_14_negotiation_uses_supported_versions_and_cwmp_1_2_namespace():

@@ -1,29 +1,47 @@
-"""Transactions of ``Database``: the CWMP hot path (inline SQLite driver) and the threaded one
-commit, roll back and serialise writers the same way, within and across processes."""
+"""Transactions of ``Database``: the CWMP hot path (``hot_write``, on the driver) and the
+SQLAlchemy one (``write``) commit, roll back and serialise writers the same way, within and
+across processes."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import pytest
 from sqlalchemy import text
 
+from acs.db import hot as hot_statements
 from acs.db.engine import Database
+from acs.db.sqlite import SqliteDatabase
 
 COUNTER = "test-counter"
+# SQLite: the whole database is locked by the write transaction
+READ = hot_statements.Statement(
+    {
+        "sqlite": "SELECT value FROM meta WHERE key = :k",
+        "postgresql": "SELECT value FROM meta WHERE key = :k FOR UPDATE",
+    },
+    columns=("value",),
+)
+WRITE = hot_statements.Statement("UPDATE meta SET value = :v WHERE key = :k")
+
+
+@asynccontextmanager
+async def _transaction(db: Database, *, hot: bool) -> AsyncIterator[hot_statements.Transaction]:
+    if hot:
+        async with db.hot_write() as tx:
+            yield tx
+    else:
+        async with db.write() as conn:
+            yield hot_statements.over(conn)
 
 
 async def _bump(db: Database, *, hot: bool) -> None:
-    lock = " FOR UPDATE" if db.is_postgresql else ""  # SQLite: the whole database is locked
-    async with db.write(hot=hot) as conn:
-        value = await conn.scalar(
-            text(f"SELECT value FROM meta WHERE key = :k{lock}"), {"k": COUNTER}
-        )
+    async with _transaction(db, hot=hot) as tx:
+        value = (await tx.first(READ, k=COUNTER)).value
         await asyncio.sleep(0)  # let other writers run if the lock did not hold them off
-        await conn.execute(
-            text("UPDATE meta SET value = :v WHERE key = :k"),
-            {"v": str(int(value) + 1), "k": COUNTER},
-        )
+        await tx.execute(WRITE, v=str(int(value) + 1), k=COUNTER)
 
 
 async def _value(db: Database) -> int:
@@ -38,16 +56,19 @@ async def counter(db: Database) -> Database:
     return db
 
 
-async def test_hot_engine_is_used_for_sqlite_files_only(counter: Database):
-    assert (counter.hot_engine is not None) == counter.is_sqlite
+async def test_hot_transactions_run_on_the_driver(counter: Database):
+    async with counter.hot_write() as tx:
+        assert isinstance(tx, hot_statements.DriverTransaction)
+    if isinstance(counter, SqliteDatabase):  # a file of its own, not ":memory:"
+        assert counter.path is not None
 
 
 @pytest.mark.parametrize("hot", [True, False])
 async def test_writes_commit_and_roll_back(counter: Database, hot: bool):
     await _bump(counter, hot=hot)
     with pytest.raises(RuntimeError):
-        async with counter.write(hot=hot) as conn:
-            await conn.execute(text("UPDATE meta SET value = '99' WHERE key = :k"), {"k": COUNTER})
+        async with _transaction(counter, hot=hot) as tx:
+            await tx.execute(WRITE, v="99", k=COUNTER)
             raise RuntimeError("abandon")
     assert await _value(counter) == 1
 
@@ -85,10 +106,11 @@ async def test_postgresql_connections_are_kept_not_made_per_burst(database_url: 
     beyond it and closed again (a new backend per transaction under a steady load)."""
     db = Database(database_url, pool_size=2)
     try:
+        backend = hot_statements.Statement("SELECT pg_backend_pid()", columns=("pid",))
 
         async def backend_pid() -> int:
-            async with db.write(hot=True) as conn:
-                pid = int(await conn.scalar(text("SELECT pg_backend_pid()")))
+            async with db.hot_write() as tx:
+                pid = int((await tx.first(backend)).pid)
                 await asyncio.sleep(0.02)  # all eight are in a transaction at once
                 return pid
 

@@ -7,8 +7,8 @@ from typing import Any
 from sqlalchemy import text
 
 from acs.cwmp import soap
+from acs.cwmp.http import HttpReply, HttpRequest
 from acs.db.engine import Database
-from acs.services.cwmp import HttpReply, HttpRequest
 from acs.services.runtime import Runtime
 from tests.cpe_auth_client import digest_header
 from tests.fake_cpe import FakeCpe

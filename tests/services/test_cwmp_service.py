@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -11,8 +12,9 @@ from sqlalchemy import text
 from acs.cwmp import messages as m
 from acs.cwmp import session as cs
 from acs.cwmp import soap
+from acs.cwmp.http import session_cookies
 from acs.services import devices
-from acs.services.cwmp import SessionHooks, session_cookies
+from acs.services.policy import Answered, Component, JsonState, Offer, SessionPolicy
 from acs.simulator import datamodels
 from tests.cpe_auth_client import basic_header, digest_header
 from tests.fake_cpe import FakeCpe, device_id
@@ -445,10 +447,21 @@ async def test_post_outside_a_session_is_400(runtime):
 
 
 async def test_protocol_error_closes_the_session(runtime, db):
+    """A move the session table refuses closes the session. No CPE message reaches one in a
+    state this code stores (an answer to nothing is a StrayAnswer, see tests/services/
+    test_quirks.py), so the stored state is one a request never leaves: the CPE owes
+    nothing in it."""
     cpe = ServiceCpe(runtime)
     parse(await cpe.inform())
-    # a response although the ACS asked nothing
-    reply = await cpe.post(cpe.fake._render(m.RebootResponse(), "1"))
+    async with db.write() as conn:
+        [(raw,)] = (await conn.execute(text("SELECT state FROM cwmp_sessions"))).all()
+        state = raw if isinstance(raw, dict) else json.loads(raw)
+        state["machine"]["state"] = "acs_requests"
+        await conn.execute(
+            text("UPDATE cwmp_sessions SET state = :s"),
+            {"s": json.dumps(state)},
+        )
+    reply = await cpe.post(b"")
     assert reply.status == 400
     assert b"CWMP protocol error" in reply.body
     assert await count(db, "cwmp_sessions") == 0
@@ -465,37 +478,56 @@ async def test_wrong_authorization_mid_session_is_401_and_changes_nothing(runtim
     assert (await cpe.empty()).status == 204
 
 
-class AskOnce(SessionHooks):
+@dataclass(frozen=True)
+class Asked(JsonState):
+    sent: bool = False
+
+
+class AskOnce(Component[Asked]):
     """Sends one GetRPCMethods per session and records what came back."""
+
+    name = "ask"
+    State = Asked
 
     def __init__(self) -> None:
         self.answers: list[Any] = []
 
-    async def next_request(self, conn, ctx):
-        if ctx.machine.request_count == 0:
-            return m.GetRPCMethods(), "ref-1"
+    async def on_inform(self, tx, ctx, inform, known):
+        return Asked()
+
+    async def next_request(self, tx, ctx, state):
+        if state is not None and not state.sent:
+            return Offer(m.GetRPCMethods(), "ref-1", Asked(sent=True))
         return None
 
-    async def on_answer(self, conn, ctx, event):
-        self.answers.append((ctx.device_id, event))
+    async def on_answer(self, tx, ctx, ref_id, answer, state):
+        self.answers.append((ctx.device_id, ref_id, answer))
+        return Answered(state)
+
+
+def ask_once(runtime) -> AskOnce:
+    hooks = AskOnce()
+    runtime.cwmp.policy = SessionPolicy([hooks])
+    return hooks
 
 
 async def test_acs_requests_and_answers_reach_the_hooks(runtime):
-    hooks = runtime.cwmp.hooks = AskOnce()
+    hooks = ask_once(runtime)
     cpe = ServiceCpe(runtime)
     parse(await cpe.inform())
     request = await cpe.post(b"")
     assert isinstance(parse(request).message, m.GetRPCMethods)
     assert (await cpe.post(cpe.fake.answer(request.body))).status == 204
-    [(dev, event)] = hooks.answers
+    [(dev, ref_id, event)] = hooks.answers
     assert dev == DEVICE
     assert isinstance(event, cs.ResponseReceived)
-    assert event.request.ref == "ref-1"
+    assert ref_id == "ref-1"
+    assert event.request.ref == "ask:ref-1"  # the component's name and its own id
     assert "GetParameterValues" in event.response.method_list
 
 
 async def test_cookieless_cpes_behind_one_address_are_told_apart_by_request_id(runtime):
-    hooks = runtime.cwmp.hooks = AskOnce()
+    hooks = ask_once(runtime)
     a = ServiceCpe(runtime, FakeCpe(datamodels.gateway("NAT-A")), cookies=False, port=1)
     b = ServiceCpe(runtime, FakeCpe(datamodels.gateway("NAT-B")), cookies=False, port=2)
     parse(await a.inform())
@@ -507,7 +539,7 @@ async def test_cookieless_cpes_behind_one_address_are_told_apart_by_request_id(r
     a.port, b.port = 11, 12
     assert (await b.raw(b.fake.answer(req_b.body))).status == 204
     assert (await a.raw(a.fake.answer(req_a.body))).status == 204
-    assert sorted(dev for dev, _ in hooks.answers) == [device_id(a.fake), device_id(b.fake)]
+    assert sorted(dev for dev, *_ in hooks.answers) == [device_id(a.fake), device_id(b.fake)]
 
 
 async def test_a_cookie_of_an_expired_session_is_not_matched_by_address(runtime, db):

@@ -3,12 +3,14 @@ session, and still serves requests that continue one."""
 
 from __future__ import annotations
 
+from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
+from acs.db.errors import StorageError
 from acs.web.cwmp_app import CwmpEndpoint
 
 
@@ -56,8 +58,9 @@ async def test_in_flight_bound_refuses_new_work_but_not_open_sessions(make_runti
         PoolTimeout("QueuePool limit of size 10 overflow 10 reached, connection timed out"),
         OperationalError("SELECT 1", {}, Exception("server closed the connection")),
         ConnectionResetError("reset by peer"),
+        StorageError("database is locked"),
     ],
-    ids=["pool-exhausted", "database-error", "connection-reset"],
+    ids=["pool-exhausted", "database-error", "connection-reset", "storage-error"],
 )
 async def test_storage_trouble_is_a_503_with_retry_after(make_runtime, monkeypatch, error):
     """Whatever keeps the database from serving a request (a pool with every connection busy
@@ -65,11 +68,13 @@ async def test_storage_trouble_is_a_503_with_retry_after(make_runtime, monkeypat
     runtime = await make_runtime()
     endpoint = CwmpEndpoint(app=None, runtime=runtime)
 
-    async def failing(request: Any) -> Any:
+    @asynccontextmanager
+    async def failing() -> Any:
         raise error
+        yield
 
-    monkeypatch.setattr(runtime.cwmp, "handle", failing)
-    answer = await _post(endpoint, [])
+    monkeypatch.setattr(runtime.db, "hot_write", failing)
+    answer = await _post(endpoint, [(b"cookie", b"acs_session=abc")])
     assert answer["status"] == 503
     assert int(answer["headers"][b"retry-after"]) >= 1
     assert endpoint.inflight == 0

@@ -1,0 +1,37 @@
+"""The one error storage raises where callers must answer "try again later" (503)."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import asyncpg
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+
+class StorageError(Exception):
+    """The database did not do what was asked: out of reach, connection lost, every pooled
+    connection busy past the pool's timeout, disk full, a statement refused. The work of the
+    transaction was rolled back; nothing of it is kept."""
+
+
+# asyncpg's own: the server's errors, misuse of a closed connection, and the protocol's state
+# errors (a backend terminated mid-statement surfaced as "another operation is in progress").
+ASYNCPG_ERRORS: tuple[type[BaseException], ...] = (
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+)
+# What asyncpg raises on a statement: its own errors, or the socket's.
+ASYNCPG_STATEMENT_ERRORS: tuple[type[BaseException], ...] = (*ASYNCPG_ERRORS, OSError)
+# What drivers and the pool raise for those conditions. PoolTimeout is not a DBAPIError (it was
+# answered 500 until seen in a storm); asyncpg's own errors are not SQLAlchemy's classes.
+DRIVER_ERRORS: tuple[type[BaseException], ...] = (
+    DBAPIError,
+    PoolTimeout,
+    sqlite3.Error,
+    *ASYNCPG_STATEMENT_ERRORS,
+)
+# What the CWMP service answers with 503: the hot transaction's StorageError, or a driver's or
+# the pool's own error that got past it.
+UNAVAILABLE: tuple[type[BaseException], ...] = (StorageError, *DRIVER_ERRORS)

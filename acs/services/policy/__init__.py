@@ -1,0 +1,43 @@
+"""The session policy: small components chained in a fixed order (see ``base``)."""
+
+from __future__ import annotations
+
+from acs.config import Settings
+from acs.services.policy.base import (
+    Answer,
+    Answered,
+    Component,
+    JsonState,
+    Offer,
+    Ref,
+    SessionContext,
+    SessionFacts,
+    SessionPolicy,
+)
+from acs.services.policy.bootstrap import BootstrapProvisioning
+from acs.services.policy.ctc_binding import CtcBinding
+from acs.services.policy.task_queue import DownloadResolver, TaskQueue
+from acs.services.secretbox import SecretBox
+
+__all__ = [
+    "Answer",
+    "Answered",
+    "Component",
+    "JsonState",
+    "Offer",
+    "Ref",
+    "SessionContext",
+    "SessionFacts",
+    "SessionPolicy",
+    "default_policy",
+]
+
+
+def default_policy(
+    settings: Settings, box: SecretBox, downloads: DownloadResolver | None = None
+) -> SessionPolicy:
+    """Built-in provisioning first, then CTC binding (whose work order queues tasks), then
+    the task queue."""
+    return SessionPolicy(
+        [BootstrapProvisioning(settings, box), CtcBinding(settings), TaskQueue(settings, downloads)]
+    )

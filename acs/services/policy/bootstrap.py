@@ -1,0 +1,196 @@
+"""Bootstrap provisioning: what every device gets on its first session and after every
+``0 BOOTSTRAP``, before anything queued for it.
+
+One SetParameterValues: per-device connection-request credentials (the ACS keeps the
+password sealed, so its connection requests can authenticate), the periodic inform settings
+(``ACS_PERIODIC_INFORM_INTERVAL``) and, in CTC mode on a bootstrap, new ACS credentials
+(stored as Digest HA1 only; the device uses them from its next session on).
+
+States::
+
+    pending --SetParameterValues--> sent --response--> (done: the device row has them)
+                                         --fault or none--> (done: tried, not retried every
+                                                             session; the next BOOTSTRAP will)
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from acs.config import Settings
+from acs.cwmp import messages as m
+from acs.cwmp import session as cs
+from acs.cwmp import xsd
+from acs.db import hot, queries
+from acs.db.queries import DeviceAuth
+from acs.db.types import UTCDateTime
+from acs.services import fault_log
+from acs.services.cpe_auth import hash_credentials
+from acs.services.inform import set_values_patch
+from acs.services.policy.base import (
+    Answer,
+    Answered,
+    Component,
+    JsonState,
+    Offer,
+    SessionContext,
+)
+from acs.services.secretbox import SecretBox
+
+
+@dataclass(frozen=True, slots=True)
+class BootstrapState(JsonState):
+    rotate_acs: bool  # CTC: the ACS credentials are rotated on every bootstrap as well
+    sent: bool = False
+    cr_username: str = ""
+    cr_password: str = ""  # sealed
+    acs_username: str = ""
+    acs_password: str = ""  # sealed
+    interval: int = 0
+
+
+_PROVISIONED = hot.Statement(
+    "UPDATE devices SET cr_username = :cr_username, cr_password_enc = :cr_password, "
+    "periodic_inform_interval = COALESCE(:interval, periodic_inform_interval), "
+    "inform_deadline = COALESCE(:deadline, inform_deadline), "
+    "cwmp_username = COALESCE(:acs_username, cwmp_username), "
+    "cwmp_ha1_md5 = COALESCE(:ha1_md5, cwmp_ha1_md5), "
+    "cwmp_ha1_sha256 = COALESCE(:ha1_sha256, cwmp_ha1_sha256) WHERE id = :id",
+    binds={"deadline": UTCDateTime()},
+)
+# Refused or unanswered: cr_username "" marks "tried"; NULL means "never tried".
+_TRIED = hot.Statement("UPDATE devices SET cr_username = '' WHERE id = :id")
+
+
+class BootstrapProvisioning(Component[BootstrapState]):
+    name = "bootstrap"
+    State = BootstrapState
+
+    def __init__(self, settings: Settings, box: SecretBox):
+        self.settings = settings
+        self.box = box
+
+    async def on_inform(
+        self, tx: hot.Transaction, ctx: SessionContext, inform: m.Inform, known: DeviceAuth
+    ) -> BootstrapState | None:
+        bootstrap = "0 BOOTSTRAP" in ctx.facts.events
+        if not bootstrap and known.cr_username is not None:
+            return None
+        return BootstrapState(rotate_acs=ctx.facts.mode == "ctc" and bootstrap)
+
+    async def next_request(
+        self, tx: hot.Transaction, ctx: SessionContext, state: BootstrapState | None
+    ) -> Offer[BootstrapState] | None:
+        if state is None or state.sent:
+            return None
+        cr_username = f"cr-{secrets.token_hex(6)}"
+        cr_password = secrets.token_urlsafe(16)
+        acs_username = acs_password = ""
+        if state.rotate_acs:
+            acs_username = f"acs-{secrets.token_hex(6)}"
+            acs_password = secrets.token_urlsafe(16)
+        interval = self.settings.periodic_inform_interval or 0
+        params = _parameters(
+            ctx.facts.root, cr_username, cr_password, acs_username, acs_password, interval
+        )
+        sent = BootstrapState(
+            rotate_acs=state.rotate_acs,
+            sent=True,
+            cr_username=cr_username,
+            cr_password=self.box.seal(cr_password),
+            acs_username=acs_username,
+            acs_password=self.box.seal(acs_password) if acs_password else "",
+            interval=interval,
+        )
+        return Offer(m.SetParameterValues(params, parameter_key="acs-bootstrap"), "", sent)
+
+    async def on_answer(
+        self,
+        tx: hot.Transaction,
+        ctx: SessionContext,
+        ref_id: str,
+        answer: Answer,
+        state: BootstrapState | None,
+    ) -> Answered[BootstrapState]:
+        if state is None:
+            return Answered(None)
+        if isinstance(answer, cs.ResponseReceived):
+            await self._provisioned(tx, ctx, state)
+        else:
+            await tx.execute(_TRIED, id=ctx.device_id)
+            if isinstance(answer, cs.FaultReceived):
+                await fault_log.record(
+                    tx,
+                    device_id=ctx.device_id,
+                    task_id=None,
+                    now=ctx.now,
+                    source="cpe",
+                    code=answer.fault.fault_code,
+                    string=answer.fault.fault_string,
+                    detail={"bootstrap_provisioning": True},
+                )
+        return Answered(None)
+
+    async def _provisioned(
+        self,
+        tx: hot.Transaction,
+        ctx: SessionContext,
+        state: BootstrapState,
+    ) -> None:
+        values: dict[str, Any] = {
+            "id": ctx.device_id,
+            "cr_username": state.cr_username,
+            "cr_password": state.cr_password,
+            "interval": state.interval or None,
+            "deadline": _deadline(ctx.now, state.interval, self.settings.silent_grace),
+            "acs_username": None,
+            "ha1_md5": None,
+            "ha1_sha256": None,
+        }
+        if state.acs_username:
+            ha1 = hash_credentials(
+                state.acs_username, self.box.open(state.acs_password), self.settings.cwmp_realm
+            )
+            values.update(
+                acs_username=state.acs_username, ha1_md5=ha1["MD5"], ha1_sha256=ha1["SHA-256"]
+            )
+        await tx.execute(_PROVISIONED, **values)
+        # What was set goes into the parameter tree with its types (secrets without values).
+        done = _parameters(
+            ctx.facts.root, state.cr_username, "", state.acs_username, "", state.interval
+        )
+        await queries.merge_parameters(tx, ctx.device_id, set_values_patch(done, ctx.now))
+
+
+def _deadline(now: datetime, interval: int, grace: int) -> datetime | None:
+    """When a device on this interval counts as silent: two Informs missed, plus a grace."""
+    return now + timedelta(seconds=2 * interval + grace) if interval else None
+
+
+def _parameters(
+    root: str,
+    cr_username: str,
+    cr_password: str,
+    acs_username: str,
+    acs_password: str,
+    interval: int,
+) -> tuple[m.ParameterValueStruct, ...]:
+    base = f"{root}.ManagementServer."
+    params = [
+        m.ParameterValueStruct(base + "ConnectionRequestUsername", cr_username, xsd.STRING),
+        m.ParameterValueStruct(base + "ConnectionRequestPassword", cr_password, xsd.STRING),
+    ]
+    if acs_username:
+        params += [
+            m.ParameterValueStruct(base + "Username", acs_username, xsd.STRING),
+            m.ParameterValueStruct(base + "Password", acs_password, xsd.STRING),
+        ]
+    if interval:
+        params += [
+            m.ParameterValueStruct(base + "PeriodicInformEnable", True, xsd.BOOLEAN),
+            m.ParameterValueStruct(base + "PeriodicInformInterval", interval, xsd.UNSIGNED_INT),
+        ]
+    return tuple(params)
