@@ -26,8 +26,8 @@ class Conflict(Exception):
 
 
 class Invalid(ValueError):
-    """The request itself cannot be served, whatever the state: a malformed name, an unknown
-    role, a task that does not fit the device, a filter on a field that does not exist.
+    """What the request gives cannot be served: a malformed name, an unknown role, a filter
+    on a field that does not exist, a task that does not fit the device.
 
     The message says which value and why. The management API answers 422.
     """

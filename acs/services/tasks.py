@@ -28,6 +28,7 @@ from acs.db import queries
 from acs.db.engine import Database
 from acs.services import task_specs
 from acs.services.devices import DeviceNotFound
+from acs.services.errors import Conflict, Invalid, NotFound
 from acs.services.notify import Notifier
 
 STATUSES = (
@@ -48,12 +49,17 @@ _SECRET_NAME = re.compile(r"(password|passphrase|presharedkey|wepkey|secret)$", 
 t = queries.tasks
 
 
-class TaskNotFound(LookupError):
-    pass
+class TaskNotFound(NotFound):
+    """No task with this id (``task_id``)."""
+
+    def __init__(self, task_id: int) -> None:
+        super().__init__(f"no task {task_id}")
+        self.task_id = task_id
 
 
-class TaskStateError(ValueError):
-    pass
+class TaskStateError(Conflict):
+    """The task's status refuses the change: cancelling a finished task, retrying one that
+    is neither failed, expired nor cancelled."""
 
 
 def new_command_key() -> str:
@@ -211,7 +217,7 @@ def _with_known_types(spec: Any, params: dict[str, Any]) -> Any:
     return spec.model_copy(update={"parameter_values": values})
 
 
-class TaskValidationError(ValueError):
+class TaskValidationError(Invalid):
     """A task that is well-formed but does not fit the device."""
 
 
