@@ -7,7 +7,8 @@ class ProvisioningError(ValueError):
     """Something a phone asked for, an operator wrote or a file contains cannot be served.
 
     The message says what and where (a line number for file formats); it never contains key
-    material.
+    material. A ValueError, not ``acs.services.errors.Invalid``: this layer imports nothing
+    of acs; the management API answers it with 422 as it does an Invalid.
     """
 
 

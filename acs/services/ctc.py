@@ -31,6 +31,7 @@ from acs.db import hot, tables
 from acs.db.engine import Database
 from acs.db.types import JSONDoc, UTCDateTime
 from acs.services import task_specs, tasks
+from acs.services.errors import Invalid, NotFound
 
 w = tables.work_orders
 
@@ -43,12 +44,16 @@ RESULT_OK: Final = 1
 USERINFO: Final = "X_CT-COM_UserInfo."
 
 
-class WorkOrderError(ValueError):
-    pass
+class WorkOrderError(Invalid):
+    """A work order the service refuses: a malformed LOID, or one that has an order already."""
 
 
-class WorkOrderNotFound(LookupError):
-    pass
+class WorkOrderNotFound(NotFound):
+    """No work order with this id (``order_id``)."""
+
+    def __init__(self, order_id: int) -> None:
+        super().__init__(f"no work order {order_id}")
+        self.order_id = order_id
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,6 +13,7 @@ from sqlalchemy import Select, bindparam, delete, func, select, text, update
 from acs.db import param_index, tables
 from acs.db.engine import Database
 from acs.services.cpe_auth import hash_credentials
+from acs.services.errors import Invalid, NotFound
 
 d = tables.devices
 
@@ -31,13 +32,16 @@ STATUSES = ("online", "silent", "unknown")
 _TAG_RE = re.compile(r"^[A-Za-z0-9_.:@-]{1,64}$")
 
 
-class DeviceNotFound(LookupError):
-    """No device with this id (``args[0]``). Raised by every service that takes one; the
-    API answers it with 404."""
+class DeviceNotFound(NotFound):
+    """No device with this id (``device_id``). Raised by every service that takes one."""
+
+    def __init__(self, device_id: str) -> None:
+        super().__init__(f"no device {device_id!r}")
+        self.device_id = device_id
 
 
-class BadFilter(ValueError):
-    pass
+class BadFilter(Invalid):
+    """A search filter or sort, a tag or an ACS mode the devices service refuses."""
 
 
 @dataclass

@@ -30,6 +30,7 @@ from sqlalchemy import delete, func, select
 
 from acs.db import tables
 from acs.db.engine import Database
+from acs.services.errors import Invalid, NotFound
 
 f = tables.files
 
@@ -61,16 +62,20 @@ _CONTENT_TYPES: Final = {
 }
 
 
-class FileError(ValueError):
-    pass
+class FileError(Invalid):
+    """A file name, or a file_type for it, the store refuses."""
 
 
 class FileTooLarge(FileError):
-    """More bytes than ``ACS_MAX_FILE_BYTES``."""
+    """More bytes than ``ACS_MAX_FILE_BYTES``: the management API answers 413, not 422."""
 
 
-class FileNotFound(LookupError):
-    pass
+class FileNotFound(NotFound):
+    """No stored file of this name (``name``)."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"no file {name!r}")
+        self.name = name
 
 
 @dataclass(frozen=True, slots=True)

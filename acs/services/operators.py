@@ -23,6 +23,7 @@ from sqlalchemy.exc import IntegrityError
 
 from acs.db import tables
 from acs.db.engine import Database
+from acs.services.errors import Conflict, Invalid, NotFound
 
 ROLES: Final = ("viewer", "operator", "admin")  # each includes the rights of those before it
 _RANK: Final = {role: i for i, role in enumerate(ROLES)}
@@ -36,12 +37,29 @@ tk = tables.api_tokens
 al = tables.audit_log
 
 
-class OperatorError(ValueError):
-    pass
+class OperatorError(Invalid):
+    """An operator the service refuses: a malformed name, an unknown role, a short password,
+    a name taken already, or an update that would leave no enabled admin."""
 
 
-class OperatorNotFound(LookupError):
-    pass
+class OperatorNotFound(NotFound):
+    """No operator of this name (``name``)."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"no operator {name!r}")
+        self.name = name
+
+
+class TokenNotFound(NotFound):
+    """No token with this id (``token_id``), or not the caller's own."""
+
+    def __init__(self, token_id: int) -> None:
+        super().__init__(f"no token {token_id} of yours")
+        self.token_id = token_id
+
+
+class LastAdmin(Conflict):
+    """Deleting this operator would leave no enabled admin: nobody could undo it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,7 +143,7 @@ async def update_operator(
         row = (await conn.execute(select(o).where(o.c.name == name))).first()
         if row is None:
             raise OperatorNotFound(name)
-        await _keep_an_admin(conn)
+        await _keep_an_admin(conn, OperatorError)
     return operator_view(row)
 
 
@@ -134,16 +152,18 @@ async def delete_operator(db: Database, name: str) -> None:
         result = await conn.execute(delete(o).where(o.c.name == name))
         if not result.rowcount:
             raise OperatorNotFound(name)
-        await _keep_an_admin(conn)
+        await _keep_an_admin(conn, LastAdmin)
 
 
-async def _keep_an_admin(conn: Any) -> None:
-    """Refuse (roll back) a change that leaves no enabled admin: nobody could undo it."""
+async def _keep_an_admin(conn: Any, refusal: type[OperatorError | LastAdmin]) -> None:
+    """Refuse (roll back) a change that leaves no enabled admin: nobody could undo it. An
+    update is refused as invalid (422), a deletion as a conflict (409): as the API always
+    answered them."""
     admins = await conn.scalar(
         select(func.count()).select_from(o).where(o.c.role == "admin", o.c.disabled.is_(False))
     )
     if not admins:
-        raise OperatorError("that would leave no enabled admin")
+        raise refusal("that would leave no enabled admin")
 
 
 async def list_operators(db: Database) -> list[dict[str, Any]]:
@@ -255,7 +275,7 @@ async def revoke_token(db: Database, token_id: int, operator: str | None = None)
             )
         result = await conn.execute(stmt)
         if not result.rowcount:
-            raise OperatorNotFound(f"token {token_id}")
+            raise TokenNotFound(token_id)
 
 
 async def authenticate_token(db: Database, token: str, now: datetime) -> Principal | None:

@@ -17,9 +17,10 @@ from __future__ import annotations
 import csv
 import io
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
@@ -32,6 +33,7 @@ from acs.db.types import JSONDoc, OrderedJSON, UTCDateTime
 from acs.provisioning import configfile, crypto
 from acs.provisioning import models as phone_models
 from acs.provisioning.errors import ProvisioningError
+from acs.services import errors
 from acs.services.files import FileNotFound, FileStore
 
 pr = tables.profiles
@@ -55,8 +57,21 @@ MODES: Final = ("common", "ctc")
 _NAME_RE: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
 
-class NotFound(LookupError):
-    pass
+class NotFound(errors.NotFound):
+    """No such profile, phone, assignment or general profile to render; the message names
+    what was looked for."""
+
+
+_T = TypeVar("_T")
+
+
+def _lookup(parse: Callable[[str], _T], name: str) -> _T:
+    """``parse(name)`` for a lookup: a name no model or phone can have (``X9``, ``notamac``)
+    finds nothing, so it is NotFound (404) where writing it is a ProvisioningError (422)."""
+    try:
+        return parse(name)
+    except ProvisioningError as exc:
+        raise NotFound(str(exc)) from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,7 +158,7 @@ class Provisioning:
 
     async def get_profile(self, kind: str, name: str) -> dict[str, Any]:
         if kind == "general":
-            name = phone_models.find_model(name).name
+            name = _lookup(phone_models.find_model, name).name
         async with self.db.read() as conn:
             row = (
                 await conn.execute(select(pr).where(pr.c.kind == kind, pr.c.name == name))
@@ -201,7 +216,7 @@ class Provisioning:
         return await self.get_phone(mac)
 
     async def get_phone(self, mac: str) -> dict[str, Any]:
-        mac = phone_models.normalize_mac(mac)
+        mac = _lookup(phone_models.normalize_mac, mac)
         async with self.db.read() as conn:
             row = (await conn.execute(select(ph).where(ph.c.mac == mac))).first()
         if row is None:
@@ -229,7 +244,7 @@ class Provisioning:
             return [_phone_view(r) for r in rows], int(total or 0)
 
     async def delete_phone(self, mac: str) -> None:
-        mac = phone_models.normalize_mac(mac)
+        mac = _lookup(phone_models.normalize_mac, mac)
         async with self.db.write() as conn:
             result = await conn.execute(delete(ph).where(ph.c.mac == mac))
         if not result.rowcount:

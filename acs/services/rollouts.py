@@ -23,6 +23,7 @@ from acs.db.engine import Database
 from acs.db.types import JSONDoc
 from acs.services import devices, task_specs, tasks
 from acs.services import task_lifecycle as lifecycle
+from acs.services.errors import Conflict, Invalid, NotFound
 from acs.services.task_lifecycle import Move, TaskStatus
 
 r = tables.rollouts
@@ -34,12 +35,26 @@ d = tables.devices
 PENDING = ("waiting", *(s.value for s in TaskStatus if s not in lifecycle.FINISHED))
 
 
-class RolloutNotFound(LookupError):
-    pass
+class RolloutNotFound(NotFound):
+    """No rollout with this id (``rollout_id``)."""
+
+    def __init__(self, rollout_id: int) -> None:
+        super().__init__(f"no rollout {rollout_id}")
+        self.rollout_id = rollout_id
 
 
-class RolloutError(ValueError):
-    pass
+class RolloutError(Exception):
+    """Any refusal of the rollout service; never raised itself: its subclass says which kind
+    (creating one the API answers 422, stopping one that is not running 409)."""
+
+
+class RolloutValidationError(RolloutError, Invalid):
+    """A rollout that cannot be created as given: an unknown or malformed filter, a wave
+    size or failure threshold out of range."""
+
+
+class RolloutStateError(RolloutError, Conflict):
+    """The rollout is not running (done, or stopped already): it cannot be stopped."""
 
 
 def _filter(data: dict[str, Any]) -> devices.DeviceFilter:
@@ -57,7 +72,9 @@ def _filter(data: dict[str, Any]) -> devices.DeviceFilter:
     }
     unknown = set(data) - allowed
     if unknown:
-        raise RolloutError(f"unknown filter fields {sorted(unknown)}; use {sorted(allowed)}")
+        raise RolloutValidationError(
+            f"unknown filter fields {sorted(unknown)}; use {sorted(allowed)}"
+        )
     values = dict(data)
     values["parameters"] = [tuple(p) for p in values.get("parameters", [])]
     return devices.DeviceFilter(**values)
@@ -78,11 +95,15 @@ async def create(
 ) -> tuple[dict[str, Any], list[str]]:
     """Create a rollout and queue its first wave; (the rollout, devices to poke now)."""
     if wave_size < 1:
-        raise RolloutError("wave_size must be at least 1")
+        raise RolloutValidationError("wave_size must be at least 1")
     if not 0 <= failure_threshold <= 1:
-        raise RolloutError("failure_threshold is a share between 0 and 1")
+        raise RolloutValidationError("failure_threshold is a share between 0 and 1")
     spec = task_specs.TASK_ADAPTER.validate_python(task)  # 422 before anything is written
-    conditions = devices.conditions(db.dialect, _filter(filter), now)
+    device_filter = _filter(filter)
+    try:
+        conditions = devices.conditions(db.dialect, device_filter, now)
+    except ValueError as exc:  # BadFilter, or a parameter that is no [path, value] pair
+        raise RolloutValidationError(str(exc)) from None
     async with db.write() as conn:
         rollout_id = (
             await conn.execute(
@@ -264,7 +285,7 @@ async def stop(db: Database, rollout_id: int, now: datetime, reason: str) -> dic
             status = await conn.scalar(select(r.c.status).where(r.c.id == rollout_id))
             if status is None:
                 raise RolloutNotFound(rollout_id)
-            raise RolloutError(f"rollout {rollout_id} is {status}")
+            raise RolloutStateError(f"rollout {rollout_id} is {status}")
         await lifecycle.move_all(
             hot.over(conn),
             Move.CANCEL,

@@ -20,6 +20,7 @@ from acs.db.types import JSONDoc, UTCDateTime
 from acs.services import task_lifecycle as lifecycle
 from acs.services import task_specs
 from acs.services.devices import DeviceNotFound
+from acs.services.errors import Conflict, Invalid, NotFound
 from acs.services.inform import is_secret
 from acs.services.notify import Notifier
 from acs.services.task_lifecycle import Move, TaskStatus
@@ -31,12 +32,17 @@ REDACTED = "********"
 t = tables.tasks
 
 
-class TaskNotFound(LookupError):
-    pass
+class TaskNotFound(NotFound):
+    """No task with this id (``task_id``)."""
+
+    def __init__(self, task_id: int) -> None:
+        super().__init__(f"no task {task_id}")
+        self.task_id = task_id
 
 
-class TaskStateError(ValueError):
-    pass
+class TaskStateError(Conflict):
+    """The task's status refuses the change: cancelling a finished task, retrying one that
+    is neither failed, expired nor cancelled."""
 
 
 def new_command_key() -> str:
@@ -198,7 +204,7 @@ def _with_known_types(spec: Any, params: dict[str, Any]) -> Any:
     return spec.model_copy(update={"parameter_values": values})
 
 
-class TaskValidationError(ValueError):
+class TaskValidationError(Invalid):
     """A task that is well-formed but does not fit the device."""
 
 

@@ -17,6 +17,8 @@ from typing import Any, Final
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from acs.services.errors import Conflict
+
 _V1_LINE: Final = re.compile(r"^(.*\.VoiceService\.\d+\.VoiceProfile\.(\d+)\.)Line\.(\d+)\.")
 _V2_CLIENT: Final = re.compile(r"^(.*\.VoiceService\.\d+\.)SIP\.Client\.(\d+)\.")
 
@@ -39,8 +41,9 @@ class SipAccount(BaseModel):
     user_agent_domain: str | None = Field(None, max_length=256)
 
 
-class NoVoiceLines(LookupError):
-    """The device's tree has no SIP lines yet: fetch its VoiceService first."""
+class NoVoiceLines(Conflict):
+    """The device's tree has no SIP lines yet, or not the lines or settings asked for: fetch
+    its VoiceService first."""
 
 
 @dataclass(frozen=True, slots=True)

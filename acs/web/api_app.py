@@ -3,20 +3,41 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import Final
 
 from fastapi import Depends, FastAPI, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
 from sqlalchemy import text
 
 from acs import __version__
-from acs.services import devices as devices_service
-from acs.services import metrics, operators
+from acs.provisioning.errors import ProvisioningError
+from acs.services import errors, metrics, operators
+from acs.services.files import FileTooLarge
 from acs.services.runtime import Runtime
 from acs.web.api.deps import claimed_name, now, require
 from acs.web.api.routes import devices, faults, files, provisioning, rollouts, tasks
 from acs.web.api.routes import operators as operator_routes
 
 _STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+# What a refusal of a service is answered with, its message as the detail. Starlette picks
+# the handler of the nearest class in the exception's MRO, so a subclass listed here answers
+# differently from its base.
+REFUSALS: Final[dict[type[Exception], int]] = {
+    errors.NotFound: 404,
+    errors.Conflict: 409,
+    errors.Invalid: 422,
+    FileTooLarge: 413,  # a FileError, but Content Too Large (RFC 9110 15.5.14)
+    # acs/provisioning is layer 0 and imports nothing of acs, so its one error cannot derive
+    # from Invalid; it means the same: what an operator wrote cannot be served.
+    ProvisioningError: 422,
+}
+
+
+def _refused(status_code: int) -> Callable[[Request, Exception], Awaitable[JSONResponse]]:
+    async def answer(_request: Request, exc: Exception) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=status_code)
+
+    return answer
 
 
 def create_api_app(runtime: Runtime) -> FastAPI:
@@ -32,11 +53,8 @@ def create_api_app(runtime: Runtime) -> FastAPI:
     )
     app.state.runtime = runtime
 
-    @app.exception_handler(devices_service.DeviceNotFound)
-    async def device_not_found(
-        _request: Request, exc: devices_service.DeviceNotFound
-    ) -> JSONResponse:
-        return JSONResponse({"detail": f"no device {exc.args[0]!r}"}, status_code=404)
+    for refusal, status_code in REFUSALS.items():
+        app.add_exception_handler(refusal, _refused(status_code))
 
     @app.middleware("http")
     async def audit_log(

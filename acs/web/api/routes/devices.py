@@ -68,12 +68,9 @@ async def list_devices(
         last_inform_before=last_inform_before,
         parameters=conditions,
     )
-    try:
-        data, count = await devices.search(
-            runtime.db, f, now=now(), sort=sort, limit=limit, offset=offset
-        )
-    except devices.BadFilter as exc:
-        raise HTTPException(422, str(exc)) from None
+    data, count = await devices.search(
+        runtime.db, f, now=now(), sort=sort, limit=limit, offset=offset
+    )
     return {"data": data, "count": count}
 
 
@@ -98,19 +95,12 @@ async def delete_device(
     return Response(status_code=204)
 
 
-async def _tag(runtime: Any, device_id: str, tag: str, present: bool) -> dict[str, Any]:
-    try:
-        return {"tags": await devices.set_tag(runtime.db, device_id, tag, present)}
-    except devices.BadFilter as exc:
-        raise HTTPException(422, str(exc)) from None
-
-
 @router.put("/{device_id}/tags/{tag}", response_model=TagsPublic)
 async def add_tag(
     device_id: str, tag: str, request: Request, runtime: RuntimeDep, _: OperatorRole
 ) -> dict[str, Any]:
     audit(request, device=device_id, tag=tag)
-    return await _tag(runtime, device_id, tag, True)
+    return {"tags": await devices.set_tag(runtime.db, device_id, tag, True)}
 
 
 @router.delete("/{device_id}/tags/{tag}", response_model=TagsPublic)
@@ -118,7 +108,7 @@ async def remove_tag(
     device_id: str, tag: str, request: Request, runtime: RuntimeDep, _: OperatorRole
 ) -> dict[str, Any]:
     audit(request, device=device_id, tag=tag)
-    return await _tag(runtime, device_id, tag, False)
+    return {"tags": await devices.set_tag(runtime.db, device_id, tag, False)}
 
 
 @router.patch("/{device_id}", response_model=DeviceDetail)
@@ -127,11 +117,8 @@ async def update_device(
 ) -> dict[str, Any]:
     """Set the device's ACS mode (common or ctc; null follows the server default)."""
     audit(request, device=device_id, mode=body.mode)
-    try:
-        await devices.set_mode(runtime.db, device_id, body.mode)
-        return await devices.get_device(runtime.db, device_id, now=now())
-    except devices.BadFilter as exc:
-        raise HTTPException(422, str(exc)) from None
+    await devices.set_mode(runtime.db, device_id, body.mode)
+    return await devices.get_device(runtime.db, device_id, now=now())
 
 
 @router.post("/{device_id}/sip-accounts", response_model=TasksSubmitted, status_code=202)
@@ -145,25 +132,19 @@ async def sip_accounts(
     """Common mode: queue a SetParameterValues of SIP accounts on the device's TR-104 lines
     (the paths its parameter tree shows; fetch its VoiceService first)."""
     audit(request, device=device_id, lines=[a.line for a in accounts])
-    try:
-        params = await devices.parameters_of(runtime.db, device_id)
-        values = voip.parameter_values(params, accounts)
-    except voip.NoVoiceLines as exc:
-        raise HTTPException(409, str(exc)) from None
+    params = await devices.parameters_of(runtime.db, device_id)
+    values = voip.parameter_values(params, accounts)
     spec = task_specs.TASK_ADAPTER.validate_python(
         {"name": "SetParameterValues", "parameter_values": values, "parameter_key": "acs-sip"}
     )
-    try:
-        queued = await tasks.queue(
-            runtime.db,
-            device_id,
-            [spec],
-            created_by=principal.name,
-            now=now(),
-            default_ttl=runtime.settings.task_default_ttl,
-        )
-    except tasks.TaskValidationError as exc:
-        raise HTTPException(422, str(exc)) from None
+    queued = await tasks.queue(
+        runtime.db,
+        device_id,
+        [spec],
+        created_by=principal.name,
+        now=now(),
+        default_ttl=runtime.settings.task_default_ttl,
+    )
     runtime.notifier.pulse()
     return {"data": queued, "count": len(queued), "connection_request": None}
 
@@ -215,17 +196,14 @@ async def submit_tasks(
         tasks=[s.name for s in specs],
         connection_request=connection_request,
     )
-    try:
-        queued = await tasks.queue(
-            runtime.db,
-            device_id,
-            specs,
-            created_by=principal.name,
-            now=now(),
-            default_ttl=runtime.settings.task_default_ttl,
-        )
-    except tasks.TaskValidationError as exc:
-        raise HTTPException(422, str(exc)) from None
+    queued = await tasks.queue(
+        runtime.db,
+        device_id,
+        specs,
+        created_by=principal.name,
+        now=now(),
+        default_ttl=runtime.settings.task_default_ttl,
+    )
     runtime.notifier.pulse()
     poke = None
     if connection_request:

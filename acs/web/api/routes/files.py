@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import FileResponse
 
 from acs.services import files
@@ -27,21 +27,16 @@ async def upload(
 ) -> dict[str, Any]:
     """Store a file from the raw request body (streamed; replaces a file of that name)."""
     audit(request, file=name, file_type=file_type, version=version)
-    try:
-        meta = await runtime.files.store(
-            name,
-            request.stream(),
-            file_type=file_type,
-            oui=oui,
-            product_class=product_class,
-            version=version,
-            created_by=principal.name,
-            now=now(),
-        )
-    except files.FileTooLarge as exc:
-        raise HTTPException(413, str(exc)) from None
-    except files.FileError as exc:
-        raise HTTPException(422, str(exc)) from None
+    meta = await runtime.files.store(
+        name,
+        request.stream(),
+        file_type=file_type,
+        oui=oui,
+        product_class=product_class,
+        version=version,
+        created_by=principal.name,
+        now=now(),
+    )
     return meta.view()
 
 
@@ -63,18 +58,12 @@ async def list_files(
 
 @router.get("/{name}", response_model=FilePublic)
 async def get_file(name: str, runtime: RuntimeDep, _: Viewer) -> dict[str, Any]:
-    try:
-        return (await runtime.files.get(name)).view()
-    except files.FileNotFound:
-        raise HTTPException(404, f"no file {name!r}") from None
+    return (await runtime.files.get(name)).view()
 
 
 @router.get("/{name}/content", response_class=FileResponse)
 async def file_content(name: str, runtime: RuntimeDep, _: Viewer) -> FileResponse:
-    try:
-        meta = await runtime.files.get(name)
-    except files.FileNotFound:
-        raise HTTPException(404, f"no file {name!r}") from None
+    meta = await runtime.files.get(name)
     return FileResponse(
         runtime.files.blob_path(meta.sha256),
         media_type=meta.content_type,
@@ -88,8 +77,5 @@ async def delete_file(
     name: str, request: Request, runtime: RuntimeDep, _: OperatorRole
 ) -> Response:
     audit(request, file=name)
-    try:
-        await runtime.files.delete(name)
-    except files.FileNotFound:
-        raise HTTPException(404, f"no file {name!r}") from None
+    await runtime.files.delete(name)
     return Response(status_code=204)

@@ -38,12 +38,7 @@ async def create_operator(
     body: OperatorCreate, request: Request, runtime: RuntimeDep, _: Admin
 ) -> dict[str, Any]:
     audit(request, operator=body.name, role=body.role)
-    try:
-        return await operators.create_operator(
-            runtime.db, body.name, body.role, body.password, now()
-        )
-    except operators.OperatorError as exc:
-        raise HTTPException(422, str(exc)) from None
+    return await operators.create_operator(runtime.db, body.name, body.role, body.password, now())
 
 
 @router.patch("/operators/{name}", response_model=OperatorPublic)
@@ -57,25 +52,15 @@ async def update_operator(
         disabled=body.disabled,
         password_changed=body.password is not None,
     )
-    try:
-        return await operators.update_operator(
-            runtime.db, name, role=body.role, password=body.password, disabled=body.disabled
-        )
-    except operators.OperatorNotFound:
-        raise HTTPException(404, f"no operator {name!r}") from None
-    except operators.OperatorError as exc:
-        raise HTTPException(422, str(exc)) from None
+    return await operators.update_operator(
+        runtime.db, name, role=body.role, password=body.password, disabled=body.disabled
+    )
 
 
 @router.delete("/operators/{name}", status_code=204)
 async def delete_operator(name: str, request: Request, runtime: RuntimeDep, _: Admin) -> Response:
     audit(request, operator=name)
-    try:
-        await operators.delete_operator(runtime.db, name)
-    except operators.OperatorNotFound:
-        raise HTTPException(404, f"no operator {name!r}") from None
-    except operators.OperatorError as exc:
-        raise HTTPException(409, str(exc)) from None
+    await operators.delete_operator(runtime.db, name)
     return Response(status_code=204)
 
 
@@ -94,12 +79,9 @@ async def create_token(
     if owner != principal.name and not principal.can("admin"):
         raise HTTPException(403, "only admins create tokens for other operators")
     audit(request, operator=owner, token=body.name)
-    try:
-        token, record = await operators.create_token(
-            runtime.db, owner, body.name, now(), body.ttl_seconds
-        )
-    except operators.OperatorNotFound:
-        raise HTTPException(404, f"no operator {owner!r}") from None
+    token, record = await operators.create_token(
+        runtime.db, owner, body.name, now(), body.ttl_seconds
+    )
     return {**record, "token": token}
 
 
@@ -108,12 +90,9 @@ async def revoke_token(
     token_id: int, request: Request, runtime: RuntimeDep, principal: Viewer
 ) -> Response:
     audit(request, token=token_id)
-    try:
-        await operators.revoke_token(
-            runtime.db, token_id, None if principal.can("admin") else principal.name
-        )
-    except operators.OperatorNotFound:
-        raise HTTPException(404, f"no token {token_id} of yours") from None
+    await operators.revoke_token(
+        runtime.db, token_id, None if principal.can("admin") else principal.name
+    )
     return Response(status_code=204)
 
 

@@ -8,8 +8,7 @@ from fastapi import APIRouter, Body, HTTPException, Query, Request, Response
 from pydantic import BaseModel, Field, ValidationError
 
 from acs.provisioning import models as phone_models
-from acs.provisioning.errors import ProvisioningError
-from acs.services import ctc, files, provisioning
+from acs.services import ctc, provisioning
 from acs.web.api.deps import OperatorRole, RuntimeDep, Viewer, audit, now
 from acs.web.api.schemas import Page, WorkOrderCreate, WorkOrderPublic, WorkOrdersPublic
 
@@ -68,10 +67,6 @@ class Assignment(BaseModel):
     file_name: str
 
 
-def _bad(exc: Exception) -> HTTPException:
-    return HTTPException(422, str(exc))
-
-
 @router.get("/profiles", response_model=list[ProfilePublic])
 async def list_profiles(runtime: RuntimeDep, _: Viewer) -> list[dict[str, Any]]:
     return await runtime.provisioning.list_profiles()
@@ -88,26 +83,20 @@ async def put_profile(
 ) -> dict[str, Any]:
     """A model's general profile (``general/X6``) or a user-named one (``named/sales``)."""
     audit(request, profile=f"{kind}/{name}")
-    try:
-        return await runtime.provisioning.put_profile(
-            kind,
-            name,
-            modules=body.modules,
-            config_key=body.config_key,
-            common_key=body.common_key,
-            mode=body.mode,
-            now=now(),
-        )
-    except ProvisioningError as exc:
-        raise _bad(exc) from None
+    return await runtime.provisioning.put_profile(
+        kind,
+        name,
+        modules=body.modules,
+        config_key=body.config_key,
+        common_key=body.common_key,
+        mode=body.mode,
+        now=now(),
+    )
 
 
 @router.get("/profiles/{kind}/{name}", response_model=ProfilePublic)
 async def get_profile(kind: str, name: str, runtime: RuntimeDep, _: Viewer) -> dict[str, Any]:
-    try:
-        return await runtime.provisioning.get_profile(kind, name)
-    except (provisioning.NotFound, ProvisioningError) as exc:
-        raise HTTPException(404, str(exc)) from None
+    return await runtime.provisioning.get_profile(kind, name)
 
 
 @router.delete("/profiles/{kind}/{name}", status_code=204)
@@ -115,10 +104,7 @@ async def delete_profile(
     kind: str, name: str, request: Request, runtime: RuntimeDep, _: OperatorRole
 ) -> Response:
     audit(request, profile=f"{kind}/{name}")
-    try:
-        await runtime.provisioning.delete_profile(kind, name)
-    except provisioning.NotFound as exc:
-        raise HTTPException(404, str(exc)) from None
+    await runtime.provisioning.delete_profile(kind, name)
     return Response(status_code=204)
 
 
@@ -142,27 +128,21 @@ async def put_phone(
     mac: str, body: PhoneBody, request: Request, runtime: RuntimeDep, _: OperatorRole
 ) -> dict[str, Any]:
     audit(request, phone=mac)
-    try:
-        return await runtime.provisioning.put_phone(
-            mac,
-            model=body.model,
-            profile=body.profile,
-            input_id=body.input_id,
-            variables=body.variables,
-            modules=body.modules,
-            mode=body.mode,
-            now=now(),
-        )
-    except ProvisioningError as exc:
-        raise _bad(exc) from None
+    return await runtime.provisioning.put_phone(
+        mac,
+        model=body.model,
+        profile=body.profile,
+        input_id=body.input_id,
+        variables=body.variables,
+        modules=body.modules,
+        mode=body.mode,
+        now=now(),
+    )
 
 
 @router.get("/phones/{mac}", response_model=PhonePublic)
 async def get_phone(mac: str, runtime: RuntimeDep, _: Viewer) -> dict[str, Any]:
-    try:
-        return await runtime.provisioning.get_phone(mac)
-    except (provisioning.NotFound, ProvisioningError) as exc:
-        raise HTTPException(404, str(exc)) from None
+    return await runtime.provisioning.get_phone(mac)
 
 
 @router.delete("/phones/{mac}", status_code=204)
@@ -170,10 +150,7 @@ async def delete_phone(
     mac: str, request: Request, runtime: RuntimeDep, _: OperatorRole
 ) -> Response:
     audit(request, phone=mac)
-    try:
-        await runtime.provisioning.delete_phone(mac)
-    except (provisioning.NotFound, ProvisioningError) as exc:
-        raise HTTPException(404, str(exc)) from None
+    await runtime.provisioning.delete_phone(mac)
     return Response(status_code=204)
 
 
@@ -187,10 +164,7 @@ async def import_phones(
     ],
 ) -> dict[str, int]:
     """Bulk variables (MAC -> SIP account, display name...) from CSV; all rows or none."""
-    try:
-        count = await runtime.provisioning.import_phones(body, now())
-    except ProvisioningError as exc:
-        raise _bad(exc) from None
+    count = await runtime.provisioning.import_phones(body, now())
     audit(request, imported=count)
     return {"imported": count}
 
@@ -205,13 +179,8 @@ async def preview_config(
 ) -> Response:
     """The phone's configuration file as it would be served now (encrypted if keyed)."""
     base = runtime.settings.public_url or f"http://{request.headers.get('host', 'acs')}"
-    try:
-        wanted = phone_models.MacFile(phone_models.normalize_mac(mac), format)
-        rendered = await runtime.provisioning.render(wanted, base_url=base.rstrip("/"), now=now())
-    except provisioning.NotFound as exc:
-        raise HTTPException(404, str(exc)) from None
-    except ProvisioningError as exc:
-        raise _bad(exc) from None
+    wanted = phone_models.MacFile(phone_models.normalize_mac(mac), format)
+    rendered = await runtime.provisioning.render(wanted, base_url=base.rstrip("/"), now=now())
     return Response(
         rendered.content,
         media_type=rendered.content_type,
@@ -230,12 +199,7 @@ async def assign(
 ) -> Assignment:
     """Point a model's or a phone's auto-update URL (image, pbook, etc...) at a stored file."""
     audit(request, **body.model_dump())
-    try:
-        await runtime.provisioning.assign(body.scope, body.target, body.purpose, body.file_name)
-    except files.FileNotFound:
-        raise HTTPException(404, f"no file {body.file_name!r}") from None
-    except ProvisioningError as exc:
-        raise _bad(exc) from None
+    await runtime.provisioning.assign(body.scope, body.target, body.purpose, body.file_name)
     return body
 
 
@@ -244,10 +208,7 @@ async def unassign(
     scope: str, target: str, purpose: str, request: Request, runtime: RuntimeDep, _: OperatorRole
 ) -> Response:
     audit(request, scope=scope, target=target, purpose=purpose)
-    try:
-        await runtime.provisioning.unassign(scope, target, purpose)
-    except provisioning.NotFound as exc:
-        raise HTTPException(404, str(exc)) from None
+    await runtime.provisioning.unassign(scope, target, purpose)
     return Response(status_code=204)
 
 
@@ -267,12 +228,10 @@ async def create_work_order(
             created_by=principal.name,
             now=now(),
         )
-    except ValidationError as exc:
+    except ValidationError as exc:  # only the route knows where in the body the tasks were
         raise HTTPException(
             422, [{**e, "loc": ["body", "tasks", *e["loc"]]} for e in exc.errors(include_url=False)]
         ) from None
-    except ctc.WorkOrderError as exc:
-        raise _bad(exc) from None
 
 
 @router.get("/work-orders", response_model=WorkOrdersPublic)
@@ -292,8 +251,5 @@ async def delete_work_order(
     order_id: int, request: Request, runtime: RuntimeDep, _: OperatorRole
 ) -> Response:
     audit(request, work_order=order_id)
-    try:
-        await ctc.delete_order(runtime.db, order_id)
-    except ctc.WorkOrderNotFound:
-        raise HTTPException(404, f"no work order {order_id}") from None
+    await ctc.delete_order(runtime.db, order_id)
     return Response(status_code=204)

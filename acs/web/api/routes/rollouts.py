@@ -34,12 +34,10 @@ async def create_rollout(
             now=now(),
             task_ttl=body.task_ttl or runtime.settings.task_default_ttl,
         )
-    except ValidationError as exc:
+    except ValidationError as exc:  # only the route knows where in the body the task was
         raise HTTPException(
             422, [{**e, "loc": ["body", "task", *e["loc"]]} for e in exc.errors(include_url=False)]
         ) from None
-    except (rollouts.RolloutError, ValueError) as exc:
-        raise HTTPException(422, str(exc)) from None
     runtime.notifier.pulse()
     if poke:
         runtime.spawn(runtime.connection_requests.poke_many(poke))
@@ -59,10 +57,7 @@ async def list_rollouts(
 
 @router.get("/{rollout_id}", response_model=RolloutPublic)
 async def get_rollout(rollout_id: int, runtime: RuntimeDep, _: Viewer) -> dict[str, Any]:
-    try:
-        return await rollouts.get(runtime.db, rollout_id)
-    except rollouts.RolloutNotFound:
-        raise HTTPException(404, f"no rollout {rollout_id}") from None
+    return await rollouts.get(runtime.db, rollout_id)
 
 
 @router.post("/{rollout_id}/stop", response_model=RolloutPublic)
@@ -70,9 +65,4 @@ async def stop_rollout(
     rollout_id: int, request: Request, runtime: RuntimeDep, principal: OperatorRole
 ) -> dict[str, Any]:
     audit(request, rollout=rollout_id)
-    try:
-        return await rollouts.stop(runtime.db, rollout_id, now(), f"stopped by {principal.name}")
-    except rollouts.RolloutNotFound:
-        raise HTTPException(404, f"no rollout {rollout_id}") from None
-    except rollouts.RolloutError as exc:
-        raise HTTPException(409, str(exc)) from None
+    return await rollouts.stop(runtime.db, rollout_id, now(), f"stopped by {principal.name}")

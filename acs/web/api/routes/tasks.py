@@ -33,10 +33,7 @@ async def list_tasks(
 
 @router.get("/{task_id}", response_model=TaskPublic)
 async def get_task(task_id: int, runtime: RuntimeDep, _: Viewer) -> dict[str, Any]:
-    try:
-        return await tasks.get(runtime.db, task_id)
-    except tasks.TaskNotFound:
-        raise HTTPException(404, f"no task {task_id}") from None
+    return await tasks.get(runtime.db, task_id)
 
 
 @router.delete("/{task_id}", response_model=TaskPublic)
@@ -45,12 +42,7 @@ async def cancel_task(
 ) -> dict[str, Any]:
     """Cancel a task that has not finished."""
     audit(request, task=task_id)
-    try:
-        return await tasks.cancel(runtime.db, task_id, now())
-    except tasks.TaskNotFound:
-        raise HTTPException(404, f"no task {task_id}") from None
-    except tasks.TaskStateError as exc:
-        raise HTTPException(409, str(exc)) from None
+    return await tasks.cancel(runtime.db, task_id, now())
 
 
 @router.post("/{task_id}/retry", response_model=TaskPublic)
@@ -59,11 +51,6 @@ async def retry_task(
 ) -> dict[str, Any]:
     """Queue a failed, expired or cancelled task again."""
     audit(request, task=task_id)
-    try:
-        result = await tasks.retry(runtime.db, task_id, now(), runtime.settings.task_default_ttl)
-    except tasks.TaskNotFound:
-        raise HTTPException(404, f"no task {task_id}") from None
-    except tasks.TaskStateError as exc:
-        raise HTTPException(409, str(exc)) from None
+    result = await tasks.retry(runtime.db, task_id, now(), runtime.settings.task_default_ttl)
     runtime.notifier.pulse()
     return result
