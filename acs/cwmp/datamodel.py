@@ -5,10 +5,12 @@ one: ``PeriodicInformInterval`` is ``xsd:unsignedInt`` whatever its JSON value l
 When neither the operator nor the device's parameter tree gives the type, this table does,
 for the parameters an ACS commonly sets or reads on the standard roots:
 
-- TR-098 Issue 1 Amendment 8, ``InternetGatewayDevice:1.14`` (``tr-098-1-8-0-full.xml``)
-- TR-181 Issue 2 Amendment 11, ``Device:2.11`` (``tr-181-2-11-0-cwmp-full.xml``)
-- TR-104 Issue 1 Amendment 1, ``VoiceService:1.1`` (``tr-104-1-1-0-full.xml``), a service
+- TR-098 ``tr-098-1-8-0``, ``InternetGatewayDevice:1.14`` (``tr-098-1-8-0-full.xml``)
+- TR-181 ``tr-181-2-11-0``, ``Device:2.11`` (``tr-181-2-11-0-cwmp-full.xml``)
+- TR-104 ``tr-104-1-1-0``, ``VoiceService:1.1`` (``tr-104-1-1-0-full.xml``), a service
   object mounted under ``<root>.Services.`` of either root
+
+(the Broadband Forum's cwmp-data-models repository; types only, checked per object).
 
 Types are as TR-106 puts them on the wire: a list-valued parameter is ``xsd:string``
 whatever its items are; named data types resolve to their base (``IPAddress``,
@@ -40,7 +42,7 @@ _WLAN = _LAN + "WLANConfiguration.{i}."
 _WCD = _IGD + "WANDevice.{i}.WANConnectionDevice.{i}."
 
 _TR098: Final[tuple[_Block, ...]] = (
-    # TR-098 Amd 8, InternetGatewayDevice:1.14
+    # TR-098 tr-098-1-8-0, InternetGatewayDevice:1.14
     (
         _IGD + "DeviceInfo.",
         {
@@ -53,18 +55,18 @@ _TR098: Final[tuple[_Block, ...]] = (
             _DT: "FirstUseDate",
         },
     ),
-    # TR-098 Amd 8, InternetGatewayDevice:1.14
+    # TR-098 tr-098-1-8-0, InternetGatewayDevice:1.14
     (
         _IGD + "DeviceInfo.VendorConfigFile.{i}.",
         {_S: "Alias Name Version Description", _DT: "Date"},
     ),
-    # TR-098 Amd 8, InternetGatewayDevice:1.14
+    # TR-098 tr-098-1-8-0, InternetGatewayDevice:1.14
     (_IGD + "DeviceInfo.MemoryStatus.", {_U: "Total Free"}),
-    # TR-098 Amd 8, InternetGatewayDevice:1.14
+    # TR-098 tr-098-1-8-0, InternetGatewayDevice:1.14
     (_IGD + "DeviceInfo.ProcessStatus.", {_U: "CPUUsage ProcessNumberOfEntries"}),
-    # TR-098 Amd 8, InternetGatewayDevice:1.14
+    # TR-098 tr-098-1-8-0, InternetGatewayDevice:1.14
     (_IGD + "DeviceConfig.", {_S: "PersistentData ConfigFile"}),
-    # TR-098 Amd 8, InternetGatewayDevice:1.14
+    # TR-098 tr-098-1-8-0, InternetGatewayDevice:1.14
     (
         _IGD + "ManagementServer.",
         {
@@ -88,22 +90,22 @@ _TR098: Final[tuple[_Block, ...]] = (
             _DT: "PeriodicInformTime",
         },
     ),
-    # TR-098 Amd 8, InternetGatewayDevice:1.14
+    # TR-098 tr-098-1-8-0, InternetGatewayDevice:1.14
     (
         _IGD + "ManagementServer.ManageableDevice.{i}.",
         {_S: "ManufacturerOUI SerialNumber ProductClass Host"},
     ),
-    # TR-098 Amd 8, InternetGatewayDevice:1.14
+    # TR-098 tr-098-1-8-0, InternetGatewayDevice:1.14
     (
         _IGD + "ManagementServer.AutonomousTransferCompletePolicy.",
         {_B: "Enable", _S: "TransferTypeFilter ResultTypeFilter FileTypeFilter"},
     ),
-    # TR-098 Amd 8, InternetGatewayDevice:1.14
+    # TR-098 tr-098-1-8-0, InternetGatewayDevice:1.14
     (
         _IGD + "ManagementServer.DUStateChangeComplPolicy.",
         {_B: "Enable", _S: "OperationTypeFilter ResultTypeFilter FaultCodeFilter"},
     ),
-    # TR-098 Amd 8, InternetGatewayDevice:1.14
+    # TR-098 tr-098-1-8-0, InternetGatewayDevice:1.14
     (
         _IGD + "ManagementServer.EmbeddedDevice.{i}.",
         {
@@ -113,7 +115,7 @@ _TR098: Final[tuple[_Block, ...]] = (
             _DT: "LastSyncTime",
         },
     ),
-    # TR-098 Amd 8, InternetGatewayDevice:1.14
+    # TR-098 tr-098-1-8-0, InternetGatewayDevice:1.14
     (
         _IGD + "ManagementServer.VirtualDevice.{i}.",
         {
@@ -121,7 +123,7 @@ _TR098: Final[tuple[_Block, ...]] = (
                 ProxyProtocolReference DiscoveryProtocol DiscoveryProtocolReference"""
         },
     ),
-    # TR-098 Amd 8, InternetGatewayDevice:1.14
+    # TR-098 tr-098-1-8-0, InternetGatewayDevice:1.14
     (
         _IGD + "ManagementServer.StandbyPolicy.",
         {
@@ -130,12 +132,12 @@ _TR098: Final[tuple[_Block, ...]] = (
                 CRAwarenessRequested PeriodicAwarenessRequested ScheduledAwarenessRequested""",
         },
     ),
-    # TR-098 Amd 8, InternetGatewayDevice:1.14
+    # TR-098 tr-098-1-8-0, InternetGatewayDevice:1.14
     (
         _IGD + "ManagementServer.InformParameter.{i}.",
         {_B: "Enable", _S: "Alias ParameterName EventList"},
     ),
-    # TR-098 Amd 8, InternetGatewayDevice:1.14
+    # TR-098 tr-098-1-8-0, InternetGatewayDevice:1.14
     (
         _IGD + "Time.",
         {
@@ -145,7 +147,7 @@ _TR098: Final[tuple[_Block, ...]] = (
             _DT: "CurrentLocalTime DaylightSavingsStart DaylightSavingsEnd",
         },
     ),
-    # TR-098 Amd 8, InternetGatewayDevice:1.14
+    # TR-098 tr-098-1-8-0, InternetGatewayDevice:1.14
     (
         _IGD + "UserInterface.",
         {
@@ -160,12 +162,12 @@ _TR098: Final[tuple[_Block, ...]] = (
             _U: "ISPLogoSize",
         },
     ),
-    # TR-098 Amd 8, InternetGatewayDevice:1.14
+    # TR-098 tr-098-1-8-0, InternetGatewayDevice:1.14
     (
         _IGD + "UserInterface.RemoteAccess.",
         {_B: "Enable", _U: "Port", _S: "SupportedProtocols Protocol"},
     ),
-    # TR-098 Amd 8, InternetGatewayDevice:1.14
+    # TR-098 tr-098-1-8-0, InternetGatewayDevice:1.14
     (
         _IGD + "UserInterface.LocalDisplay.",
         {
@@ -174,9 +176,9 @@ _TR098: Final[tuple[_Block, ...]] = (
             _U: "Width Height DisplayWidth DisplayHeight",
         },
     ),
-    # TR-098 Amd 8, InternetGatewayDevice:1.14
+    # TR-098 tr-098-1-8-0, InternetGatewayDevice:1.14
     (_IGD + "Layer3Forwarding.", {_S: "DefaultConnectionService", _U: "ForwardNumberOfEntries"}),
-    # TR-098 Amd 8, InternetGatewayDevice:1.14
+    # TR-098 tr-098-1-8-0, InternetGatewayDevice:1.14
     (
         _IGD + "Layer3Forwarding.Forwarding.{i}.",
         {
@@ -187,9 +189,9 @@ _TR098: Final[tuple[_Block, ...]] = (
             _U: "MTU",
         },
     ),
-    # TR-098 Amd 8, InternetGatewayDevice:1.14
+    # TR-098 tr-098-1-8-0, InternetGatewayDevice:1.14
     (_IGD + "LANConfigSecurity.", {_S: "ConfigPassword"}),
-    # TR-098 Amd 8, InternetGatewayDevice:1.14
+    # TR-098 tr-098-1-8-0, InternetGatewayDevice:1.14
     (
         _LAN,
         {
@@ -198,7 +200,7 @@ _TR098: Final[tuple[_Block, ...]] = (
                 LANWLANConfigurationNumberOfEntries""",
         },
     ),
-    # TR-098 Amd 8, InternetGatewayDevice:1.14
+    # TR-098 tr-098-1-8-0, InternetGatewayDevice:1.14
     (
         _LAN + "LANHostConfigManagement.",
         {
@@ -211,7 +213,7 @@ _TR098: Final[tuple[_Block, ...]] = (
                 DHCPOptionNumberOfEntries DHCPConditionalPoolNumberOfEntries""",
         },
     ),
-    # TR-098 Amd 8, InternetGatewayDevice:1.14
+    # TR-098 tr-098-1-8-0, InternetGatewayDevice:1.14
     (
         _LAN + "LANHostConfigManagement.IPInterface.{i}.",
         {
@@ -219,17 +221,17 @@ _TR098: Final[tuple[_Block, ...]] = (
             _S: "Alias IPInterfaceIPAddress IPInterfaceSubnetMask IPInterfaceAddressingType",
         },
     ),
-    # TR-098 Amd 8, InternetGatewayDevice:1.14
+    # TR-098 tr-098-1-8-0, InternetGatewayDevice:1.14
     (
         _LAN + "LANHostConfigManagement.DHCPStaticAddress.{i}.",
         {_B: "Enable", _S: "Alias Chaddr Yiaddr"},
     ),
-    # TR-098 Amd 8, InternetGatewayDevice:1.14
+    # TR-098 tr-098-1-8-0, InternetGatewayDevice:1.14
     (
         _LAN + "LANHostConfigManagement.DHCPOption.{i}.",
         {_B: "Enable", _S: "Alias", _U: "Tag", _B64: "Value"},
     ),
-    # TR-098 Amd 8, InternetGatewayDevice:1.14
+    # TR-098 tr-098-1-8-0, InternetGatewayDevice:1.14
     (
         _WLAN,
         {
@@ -248,14 +250,14 @@ _TR098: Final[tuple[_Block, ...]] = (
                 TotalPacketsReceived TotalAssociations""",
         },
     ),
-    # TR-098 Amd 8, InternetGatewayDevice:1.14
+    # TR-098 tr-098-1-8-0, InternetGatewayDevice:1.14
     (_WLAN + "WEPKey.{i}.", {_S: "Alias WEPKey"}),
-    # TR-098 Amd 8, InternetGatewayDevice:1.14
+    # TR-098 tr-098-1-8-0, InternetGatewayDevice:1.14
     (
         _WLAN + "PreSharedKey.{i}.",
         {_S: "Alias PreSharedKey KeyPassphrase AssociatedDeviceMACAddress"},
     ),
-    # TR-098 Amd 8, InternetGatewayDevice:1.14
+    # TR-098 tr-098-1-8-0, InternetGatewayDevice:1.14
     (
         _WLAN + "WPS.",
         {
@@ -265,7 +267,7 @@ _TR098: Final[tuple[_Block, ...]] = (
             _U: "DevicePassword Version RegistrarNumberOfEntries",
         },
     ),
-    # TR-098 Amd 8, InternetGatewayDevice:1.14
+    # TR-098 tr-098-1-8-0, InternetGatewayDevice:1.14
     (
         _WLAN + "AssociatedDevice.{i}.",
         {
@@ -275,12 +277,12 @@ _TR098: Final[tuple[_Block, ...]] = (
             _B: "AssociatedDeviceAuthenticationState",
         },
     ),
-    # TR-098 Amd 8, InternetGatewayDevice:1.14
+    # TR-098 tr-098-1-8-0, InternetGatewayDevice:1.14
     (
         _WCD,
         {_S: "Alias", _U: "WANIPConnectionNumberOfEntries WANPPPConnectionNumberOfEntries"},
     ),
-    # TR-098 Amd 8, InternetGatewayDevice:1.14
+    # TR-098 tr-098-1-8-0, InternetGatewayDevice:1.14
     (
         _WCD + "WANIPConnection.{i}.",
         {
@@ -294,7 +296,7 @@ _TR098: Final[tuple[_Block, ...]] = (
             _I: "ShapingRate",
         },
     ),
-    # TR-098 Amd 8, InternetGatewayDevice:1.14
+    # TR-098 tr-098-1-8-0, InternetGatewayDevice:1.14
     (
         _WCD + "WANIPConnection.{i}.PortMapping.{i}.",
         {
@@ -303,7 +305,7 @@ _TR098: Final[tuple[_Block, ...]] = (
             _U: "PortMappingLeaseDuration ExternalPort ExternalPortEndRange InternalPort",
         },
     ),
-    # TR-098 Amd 8, InternetGatewayDevice:1.14
+    # TR-098 tr-098-1-8-0, InternetGatewayDevice:1.14
     (
         _WCD + "WANPPPConnection.{i}.",
         {
@@ -320,7 +322,7 @@ _TR098: Final[tuple[_Block, ...]] = (
             _I: "ShapingRate",
         },
     ),
-    # TR-098 Amd 8, InternetGatewayDevice:1.14
+    # TR-098 tr-098-1-8-0, InternetGatewayDevice:1.14
     (
         _WCD + "WANPPPConnection.{i}.PortMapping.{i}.",
         {
@@ -337,9 +339,9 @@ _AP = _DEV + "WiFi.AccessPoint.{i}."
 _POOL = _DEV + "DHCPv4.Server.Pool.{i}."
 
 _TR181: Final[tuple[_Block, ...]] = (
-    # TR-181 Issue 2 Amd 11, Device:2.11
+    # TR-181 tr-181-2-11-0, Device:2.11
     (_DEV, {_S: "RootDataModelVersion", _U: "InterfaceStackNumberOfEntries"}),
-    # TR-181 Issue 2 Amd 11, Device:2.11
+    # TR-181 tr-181-2-11-0, Device:2.11
     (
         _DEV + "DeviceInfo.",
         {
@@ -352,16 +354,16 @@ _TR181: Final[tuple[_Block, ...]] = (
             _DT: "FirstUseDate",
         },
     ),
-    # TR-181 Issue 2 Amd 11, Device:2.11
+    # TR-181 tr-181-2-11-0, Device:2.11
     (
         _DEV + "DeviceInfo.VendorConfigFile.{i}.",
         {_S: "Alias Name Version Description", _DT: "Date", _B: "UseForBackupRestore"},
     ),
-    # TR-181 Issue 2 Amd 11, Device:2.11
+    # TR-181 tr-181-2-11-0, Device:2.11
     (_DEV + "DeviceInfo.MemoryStatus.", {_U: "Total Free"}),
-    # TR-181 Issue 2 Amd 11, Device:2.11
+    # TR-181 tr-181-2-11-0, Device:2.11
     (_DEV + "DeviceInfo.ProcessStatus.", {_U: "CPUUsage ProcessNumberOfEntries"}),
-    # TR-181 Issue 2 Amd 11, Device:2.11
+    # TR-181 tr-181-2-11-0, Device:2.11
     (
         _MS,
         {
@@ -384,28 +386,28 @@ _TR181: Final[tuple[_Block, ...]] = (
             _DT: "ScheduleReboot PeriodicInformTime",
         },
     ),
-    # TR-181 Issue 2 Amd 11, Device:2.11
+    # TR-181 tr-181-2-11-0, Device:2.11
     (_MS + "ManageableDevice.{i}.", {_S: "Alias ManufacturerOUI SerialNumber ProductClass Host"}),
-    # TR-181 Issue 2 Amd 11, Device:2.11
+    # TR-181 tr-181-2-11-0, Device:2.11
     (
         _MS + "AutonomousTransferCompletePolicy.",
         {_B: "Enable", _S: "TransferTypeFilter ResultTypeFilter FileTypeFilter"},
     ),
-    # TR-181 Issue 2 Amd 11, Device:2.11
+    # TR-181 tr-181-2-11-0, Device:2.11
     (
         _MS + "DownloadAvailability.Announcement.",
         {_B: "Enable", _S: "Status", _U: "GroupNumberOfEntries"},
     ),
-    # TR-181 Issue 2 Amd 11, Device:2.11
+    # TR-181 tr-181-2-11-0, Device:2.11
     (_MS + "DownloadAvailability.Announcement.Group.{i}.", {_B: "Enable", _S: "Alias Status URL"}),
-    # TR-181 Issue 2 Amd 11, Device:2.11
+    # TR-181 tr-181-2-11-0, Device:2.11
     (_MS + "DownloadAvailability.Query.", {_B: "Enable", _S: "Status URL"}),
-    # TR-181 Issue 2 Amd 11, Device:2.11
+    # TR-181 tr-181-2-11-0, Device:2.11
     (
         _MS + "DUStateChangeComplPolicy.",
         {_B: "Enable", _S: "OperationTypeFilter ResultTypeFilter FaultCodeFilter"},
     ),
-    # TR-181 Issue 2 Amd 11, Device:2.11
+    # TR-181 tr-181-2-11-0, Device:2.11
     (
         _MS + "EmbeddedDevice.{i}.",
         {
@@ -415,7 +417,7 @@ _TR181: Final[tuple[_Block, ...]] = (
             _DT: "LastSyncTime",
         },
     ),
-    # TR-181 Issue 2 Amd 11, Device:2.11
+    # TR-181 tr-181-2-11-0, Device:2.11
     (
         _MS + "VirtualDevice.{i}.",
         {
@@ -423,7 +425,7 @@ _TR181: Final[tuple[_Block, ...]] = (
                 ProxyProtocolReference DiscoveryProtocol DiscoveryProtocolReference"""
         },
     ),
-    # TR-181 Issue 2 Amd 11, Device:2.11
+    # TR-181 tr-181-2-11-0, Device:2.11
     (
         _MS + "StandbyPolicy.",
         {
@@ -432,9 +434,9 @@ _TR181: Final[tuple[_Block, ...]] = (
                 CRAwarenessRequested PeriodicAwarenessRequested ScheduledAwarenessRequested""",
         },
     ),
-    # TR-181 Issue 2 Amd 11, Device:2.11
+    # TR-181 tr-181-2-11-0, Device:2.11
     (_MS + "InformParameter.{i}.", {_B: "Enable", _S: "Alias ParameterName EventList"}),
-    # TR-181 Issue 2 Amd 11, Device:2.11
+    # TR-181 tr-181-2-11-0, Device:2.11
     (
         _DEV + "Time.",
         {
@@ -443,7 +445,7 @@ _TR181: Final[tuple[_Block, ...]] = (
             _DT: "CurrentLocalTime",
         },
     ),
-    # TR-181 Issue 2 Amd 11, Device:2.11 (colours are hexBinary here, strings in TR-098)
+    # TR-181 tr-181-2-11-0, Device:2.11 (colours are hexBinary here, strings in TR-098)
     (
         _DEV + "UserInterface.",
         {
@@ -456,12 +458,12 @@ _TR181: Final[tuple[_Block, ...]] = (
             _U: "ISPLogoSize",
         },
     ),
-    # TR-181 Issue 2 Amd 11, Device:2.11
+    # TR-181 tr-181-2-11-0, Device:2.11
     (
         _DEV + "UserInterface.RemoteAccess.",
         {_B: "Enable", _U: "Port", _S: "SupportedProtocols Protocol"},
     ),
-    # TR-181 Issue 2 Amd 11, Device:2.11
+    # TR-181 tr-181-2-11-0, Device:2.11
     (
         _DEV + "UserInterface.LocalDisplay.",
         {
@@ -470,7 +472,7 @@ _TR181: Final[tuple[_Block, ...]] = (
             _U: "Width Height DisplayWidth DisplayHeight",
         },
     ),
-    # TR-181 Issue 2 Amd 11, Device:2.11
+    # TR-181 tr-181-2-11-0, Device:2.11
     (
         _DEV + "WiFi.Radio.{i}.",
         {
@@ -487,7 +489,7 @@ _TR181: Final[tuple[_Block, ...]] = (
             _HEX: "CCARequest CCAReport RPIHistogramRequest RPIHistogramReport",
         },
     ),
-    # TR-181 Issue 2 Amd 11, Device:2.11
+    # TR-181 tr-181-2-11-0, Device:2.11
     (
         _DEV + "WiFi.SSID.{i}.",
         {
@@ -496,7 +498,7 @@ _TR181: Final[tuple[_Block, ...]] = (
             _U: "LastChange",
         },
     ),
-    # TR-181 Issue 2 Amd 11, Device:2.11
+    # TR-181 tr-181-2-11-0, Device:2.11
     (
         _AP,
         {
@@ -506,7 +508,7 @@ _TR181: Final[tuple[_Block, ...]] = (
             _U: "RetryLimit AssociatedDeviceNumberOfEntries MaxAssociatedDevices",
         },
     ),
-    # TR-181 Issue 2 Amd 11, Device:2.11 (the XML names SecondaryRadiusServerIPAddr with a
+    # TR-181 tr-181-2-11-0, Device:2.11 (the XML names SecondaryRadiusServerIPAddr with a
     # stray trailing space; devices use the name without it)
     (
         _AP + "Security.",
@@ -518,12 +520,12 @@ _TR181: Final[tuple[_Block, ...]] = (
             _B: "Reset",
         },
     ),
-    # TR-181 Issue 2 Amd 11, Device:2.11
+    # TR-181 tr-181-2-11-0, Device:2.11
     (
         _AP + "WPS.",
         {_B: "Enable", _S: "ConfigMethodsSupported ConfigMethodsEnabled Status Version PIN"},
     ),
-    # TR-181 Issue 2 Amd 11, Device:2.11
+    # TR-181 tr-181-2-11-0, Device:2.11
     (
         _AP + "AssociatedDevice.{i}.",
         {
@@ -533,9 +535,9 @@ _TR181: Final[tuple[_Block, ...]] = (
             _I: "SignalStrength",
         },
     ),
-    # TR-181 Issue 2 Amd 11, Device:2.11
+    # TR-181 tr-181-2-11-0, Device:2.11
     (_DEV + "PPP.", {_U: "InterfaceNumberOfEntries", _S: "SupportedNCPs"}),
-    # TR-181 Issue 2 Amd 11, Device:2.11
+    # TR-181 tr-181-2-11-0, Device:2.11
     (
         _DEV + "PPP.Interface.{i}.",
         {
@@ -547,9 +549,9 @@ _TR181: Final[tuple[_Block, ...]] = (
                 MaxMRUSize CurrentMRUSize LCPEcho LCPEchoRetry""",
         },
     ),
-    # TR-181 Issue 2 Amd 11, Device:2.11
+    # TR-181 tr-181-2-11-0, Device:2.11
     (_DEV + "PPP.Interface.{i}.PPPoE.", {_U: "SessionID", _S: "ACName ServiceName"}),
-    # TR-181 Issue 2 Amd 11, Device:2.11
+    # TR-181 tr-181-2-11-0, Device:2.11
     (
         _DEV + "PPP.Interface.{i}.IPCP.",
         {
@@ -557,7 +559,7 @@ _TR181: Final[tuple[_Block, ...]] = (
             _B: "PassthroughEnable",
         },
     ),
-    # TR-181 Issue 2 Amd 11, Device:2.11
+    # TR-181 tr-181-2-11-0, Device:2.11
     (
         _DEV + "IP.",
         {
@@ -566,7 +568,7 @@ _TR181: Final[tuple[_Block, ...]] = (
             _U: "InterfaceNumberOfEntries ActivePortNumberOfEntries",
         },
     ),
-    # TR-181 Issue 2 Amd 11, Device:2.11
+    # TR-181 tr-181-2-11-0, Device:2.11
     (
         _DEV + "IP.Interface.{i}.",
         {
@@ -576,14 +578,14 @@ _TR181: Final[tuple[_Block, ...]] = (
                 IPv6PrefixNumberOfEntries""",
         },
     ),
-    # TR-181 Issue 2 Amd 11, Device:2.11
+    # TR-181 tr-181-2-11-0, Device:2.11
     (
         _DEV + "IP.Interface.{i}.IPv4Address.{i}.",
         {_B: "Enable", _S: "Status Alias IPAddress SubnetMask AddressingType"},
     ),
-    # TR-181 Issue 2 Amd 11, Device:2.11
+    # TR-181 tr-181-2-11-0, Device:2.11
     (_DEV + "Hosts.", {_U: "HostNumberOfEntries"}),
-    # TR-181 Issue 2 Amd 11, Device:2.11
+    # TR-181 tr-181-2-11-0, Device:2.11
     (
         _DEV + "Hosts.Host.{i}.",
         {
@@ -596,22 +598,22 @@ _TR181: Final[tuple[_Block, ...]] = (
             _U: "IPv4AddressNumberOfEntries IPv6AddressNumberOfEntries",
         },
     ),
-    # TR-181 Issue 2 Amd 11, Device:2.11
+    # TR-181 tr-181-2-11-0, Device:2.11
     (_DEV + "Hosts.Host.{i}.IPv4Address.{i}.", {_S: "IPAddress"}),
-    # TR-181 Issue 2 Amd 11, Device:2.11
+    # TR-181 tr-181-2-11-0, Device:2.11
     (_DEV + "Hosts.Host.{i}.IPv6Address.{i}.", {_S: "IPAddress"}),
-    # TR-181 Issue 2 Amd 11, Device:2.11
+    # TR-181 tr-181-2-11-0, Device:2.11
     (_DEV + "DNS.Client.", {_B: "Enable", _S: "Status", _U: "ServerNumberOfEntries"}),
-    # TR-181 Issue 2 Amd 11, Device:2.11
+    # TR-181 tr-181-2-11-0, Device:2.11
     (
         _DEV + "DNS.Client.Server.{i}.",
         {_B: "Enable", _S: "Status Alias DNSServer Interface Type"},
     ),
-    # TR-181 Issue 2 Amd 11, Device:2.11
+    # TR-181 tr-181-2-11-0, Device:2.11
     (_DEV + "NAT.", {_U: "InterfaceSettingNumberOfEntries PortMappingNumberOfEntries"}),
-    # TR-181 Issue 2 Amd 11, Device:2.11
+    # TR-181 tr-181-2-11-0, Device:2.11
     (_DEV + "NAT.InterfaceSetting.{i}.", {_B: "Enable", _S: "Status Alias Interface"}),
-    # TR-181 Issue 2 Amd 11, Device:2.11
+    # TR-181 tr-181-2-11-0, Device:2.11
     (
         _DEV + "NAT.PortMapping.{i}.",
         {
@@ -620,9 +622,9 @@ _TR181: Final[tuple[_Block, ...]] = (
             _U: "LeaseDuration ExternalPort ExternalPortEndRange InternalPort",
         },
     ),
-    # TR-181 Issue 2 Amd 11, Device:2.11
+    # TR-181 tr-181-2-11-0, Device:2.11
     (_DEV + "DHCPv4.Server.", {_B: "Enable", _U: "PoolNumberOfEntries"}),
-    # TR-181 Issue 2 Amd 11, Device:2.11 (option values are hexBinary here, base64 in TR-098)
+    # TR-181 tr-181-2-11-0, Device:2.11 (option values are hexBinary here, base64 in TR-098)
     (
         _POOL,
         {
@@ -637,11 +639,11 @@ _TR181: Final[tuple[_Block, ...]] = (
                 ClientNumberOfEntries""",
         },
     ),
-    # TR-181 Issue 2 Amd 11, Device:2.11
+    # TR-181 tr-181-2-11-0, Device:2.11
     (_POOL + "StaticAddress.{i}.", {_B: "Enable", _S: "Alias Chaddr Yiaddr"}),
-    # TR-181 Issue 2 Amd 11, Device:2.11
+    # TR-181 tr-181-2-11-0, Device:2.11
     (_POOL + "Option.{i}.", {_B: "Enable", _S: "Alias", _U: "Tag", _HEX: "Value"}),
-    # TR-181 Issue 2 Amd 11, Device:2.11
+    # TR-181 tr-181-2-11-0, Device:2.11
     (
         _POOL + "Client.{i}.",
         {
@@ -657,7 +659,7 @@ _VP = "VoiceService.{i}.VoiceProfile.{i}."
 _LINE = _VP + "Line.{i}."
 
 _TR104: Final[tuple[_Block, ...]] = (
-    # TR-104 Amd 1, VoiceService:1.1 (Enable is an enumeration: Disabled, Quiescent, Enabled)
+    # TR-104 tr-104-1-1-0, VoiceService:1.1 (Enable is an enumeration: Disabled, Quiescent, Enabled)
     (
         _VP,
         {
@@ -668,7 +670,7 @@ _TR104: Final[tuple[_Block, ...]] = (
                 NonVoiceBandwidthReservedDownstream""",
         },
     ),
-    # TR-104 Amd 1, VoiceService:1.1
+    # TR-104 tr-104-1-1-0, VoiceService:1.1
     (
         _VP + "SIP.",
         {
@@ -684,7 +686,7 @@ _TR104: Final[tuple[_Block, ...]] = (
             _I: "VLANIDMark EthernetPriorityMark",
         },
     ),
-    # TR-104 Amd 1, VoiceService:1.1
+    # TR-104 tr-104-1-1-0, VoiceService:1.1
     (
         _VP + "RTP.",
         {
@@ -692,11 +694,11 @@ _TR104: Final[tuple[_Block, ...]] = (
             _I: "VLANIDMark EthernetPriorityMark",
         },
     ),
-    # TR-104 Amd 1, VoiceService:1.1
+    # TR-104 tr-104-1-1-0, VoiceService:1.1
     (_VP + "RTP.RTCP.", {_B: "Enable", _U: "TxRepeatInterval", _S: "LocalCName"}),
-    # TR-104 Amd 1, VoiceService:1.1
+    # TR-104 tr-104-1-1-0, VoiceService:1.1
     (_VP + "RTP.SRTP.", {_B: "Enable", _S: "KeyingMethods EncryptionKeySizes"}),
-    # TR-104 Amd 1, VoiceService:1.1
+    # TR-104 tr-104-1-1-0, VoiceService:1.1
     (
         _VP + "NumberingPlan.",
         {
@@ -705,7 +707,7 @@ _TR104: Final[tuple[_Block, ...]] = (
                 PrefixInfoNumberOfEntries"""
         },
     ),
-    # TR-104 Amd 1, VoiceService:1.1 (Enable is an enumeration, as on the profile)
+    # TR-104 tr-104-1-1-0, VoiceService:1.1 (Enable is an enumeration, as on the profile)
     (
         _LINE,
         {
@@ -714,12 +716,12 @@ _TR104: Final[tuple[_Block, ...]] = (
             _U: "RingVolumeStatus",
         },
     ),
-    # TR-104 Amd 1, VoiceService:1.1
+    # TR-104 tr-104-1-1-0, VoiceService:1.1
     (
         _LINE + "SIP.",
         {_S: "AuthUserName AuthPassword URI", _U: "SIPEventSubscribeNumberOfElements"},
     ),
-    # TR-104 Amd 1, VoiceService:1.1 (AnonymousCalEnable is the standard's spelling)
+    # TR-104 tr-104-1-1-0, VoiceService:1.1 (AnonymousCalEnable is the standard's spelling)
     (
         _LINE + "CallingFeatures.",
         {
@@ -734,7 +736,7 @@ _TR104: Final[tuple[_Block, ...]] = (
             _U: "MaxSessions ConferenceCallingSessionCount CallForwardOnNoAnswerRingCount",
         },
     ),
-    # TR-104 Amd 1, VoiceService:1.1
+    # TR-104 tr-104-1-1-0, VoiceService:1.1
     (
         _LINE + "Codec.",
         {
@@ -743,7 +745,7 @@ _TR104: Final[tuple[_Block, ...]] = (
             _B: "TransmitSilenceSuppression ReceiveSilenceSuppression",
         },
     ),
-    # TR-104 Amd 1, VoiceService:1.1
+    # TR-104 tr-104-1-1-0, VoiceService:1.1
     (
         _LINE + "Codec.List.{i}.",
         {
