@@ -66,7 +66,9 @@ class Settings(BaseSettings):
     )
     cwmp_realm: str = "acs"
     cwmp_digest_algorithms: str = Field(
-        "MD5,SHA-256", description="offered in this order; old CPEs read only the first"
+        "MD5",
+        description="offered in this order, a header each; most CPEs know only MD5 and read "
+        "one header, the first or the last",
     )
     cwmp_nonce_lifetime: int = Field(300, ge=10)
     cwmp_digest_strict: bool = Field(

@@ -177,8 +177,9 @@ class NonceAuthority:
     ) -> list[str]:
         """``WWW-Authenticate`` values, one per algorithm, in the order given.
 
-        Old CPEs read only the first challenge and only know MD5, so the order is the
-        operator's choice (``ACS_CWMP_DIGEST_ALGORITHMS``), not RFC 7616's SHA-256 first.
+        Most CPEs know only MD5 and read one challenge, the first or the last, so which are
+        offered and in what order is the operator's choice (``ACS_CWMP_DIGEST_ALGORITHMS``,
+        MD5 alone by default), not RFC 7616's SHA-256 first.
         """
         nonce = self.make_nonce(now, binding)
         tail = ", stale=true" if stale else ""

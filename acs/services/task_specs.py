@@ -13,8 +13,8 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator, model_validator
 
+from acs.cwmp import datamodel, xsd
 from acs.cwmp import messages as m
-from acs.cwmp import xsd
 
 _URL_SCHEMES = ("http://", "https://", "ftp://", "tftp://")
 # TR-069 A.3.2.8 FileType values the ACS may ask for; vendor types are "X <OUI> <name>".
@@ -128,15 +128,20 @@ class SetParameterValuesTask(_Spec):
         return values
 
     def to_message(self, command_key: str) -> m.SetParameterValues:
-        return m.SetParameterValues(
-            tuple(
-                m.ParameterValueStruct(
-                    v.name, v.value, v.type if v.type is not None else xsd.infer_type(v.value)
-                )
-                for v in self.parameter_values
-            ),
-            self.parameter_key,
-        )
+        structs = []
+        for v in self.parameter_values:
+            value, type_ = v.value, v.type
+            if type_ is None:  # queued without the device's tree (rollouts, work orders)
+                type_ = datamodel.standard_type(v.name)
+                if type_ is not None:
+                    try:
+                        value = xsd.check(value, type_)
+                    except ValueError:  # not the standard's shape: the device may differ
+                        type_ = None
+                if type_ is None:
+                    type_ = xsd.infer_type(value)
+            structs.append(m.ParameterValueStruct(v.name, value, type_))
+        return m.SetParameterValues(tuple(structs), self.parameter_key)
 
 
 class GetParameterAttributesTask(_Spec):

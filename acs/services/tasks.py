@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
+from acs.cwmp import datamodel, xsd
 from acs.db import hot, tables
 from acs.db.engine import Database
 from acs.db.types import JSONDoc, UTCDateTime
@@ -186,20 +187,26 @@ async def _check_sources(tx: hot.Transaction, device_id: str, spec: Any) -> None
 
 
 def _with_known_types(spec: Any, params: dict[str, Any]) -> Any:
-    """SetParameterValues without an xsi:type takes the type the device reported."""
+    """SetParameterValues without an xsi:type takes the type the device reported, else the
+    one its standard data model gives (TR-098, TR-181, TR-104); the stored task keeps it."""
     if not isinstance(spec, task_specs.SetParameterValuesTask):
         return spec
     values = []
     for pv in spec.parameter_values:
         if pv.type is None:
             known = (params.get(pv.name) or {}).get("type")
+            source = "the device reports"
+            if not known:
+                known = datamodel.standard_type(pv.name)
+                source = "the standard data model has"
             if known:
                 try:
-                    pv = task_specs.ParameterValue(name=pv.name, value=pv.value, type=known)
+                    value = xsd.check(pv.value, xsd.normalize_type(known))
                 except ValueError as exc:
                     raise TaskValidationError(
-                        f"parameter_values: {pv.name}: {exc} (the device reports {known})"
+                        f"parameter_values: {pv.name}: {exc} ({source} {known})"
                     ) from None
+                pv = task_specs.ParameterValue(name=pv.name, value=value, type=known)
         values.append(pv)
     return spec.model_copy(update={"parameter_values": values})
 

@@ -220,6 +220,15 @@ def test_unsupported_algorithm(authority):
     )
 
 
+def test_md5_response_labelled_sha256_is_a_bad_response(authority):
+    # what an MD5-only CPE sends after reading a SHA-256 challenge: refused, as it must be
+    nonce = authority.make_nonce(1000.0)
+    creds = dataclasses.replace(answer(authority, nonce, algorithm="MD5"), algorithm="SHA-256")
+    assert authority.verify(creds, method="POST", ha1_by_algorithm=stored(authority), now=1001) is (
+        digest.Verdict.BAD_RESPONSE
+    )
+
+
 def test_challenge_headers(authority):
     values = authority.challenge(1000.0, binding="d", stale=True, algorithms=("MD5", "SHA-256"))
     assert len(values) == 2

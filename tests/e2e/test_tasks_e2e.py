@@ -88,6 +88,39 @@ async def test_task_with_connection_request_and_wait_comes_back_done(acs):
         await agent.stop()
 
 
+async def test_readme_set_parameter_values_without_a_type_is_done(acs):
+    # the README's example: the device never reported PeriodicInformInterval's type
+    agent = await bootstrapped_agent(acs)
+    name = "InternetGatewayDevice.ManagementServer.PeriodicInformInterval"
+    stop = asyncio.Event()
+    serving = asyncio.create_task(agent.serve(stop))
+    try:
+        async with httpx.AsyncClient(
+            base_url=acs.api_url, auth=("ops", "ops-password"), timeout=30
+        ) as api:
+            r = await api.post(
+                f"/api/v1/devices/{DEVICE}/tasks",
+                params={"connection_request": "true", "wait": "10"},
+                json=[
+                    {
+                        "name": "SetParameterValues",
+                        "parameter_values": [{"name": name, "value": 600}],
+                    }
+                ],
+            )
+            assert r.status_code == 200, r.text
+            [task] = r.json()["data"]
+            assert task["arguments"]["parameter_values"] == [
+                {"name": name, "value": 600, "type": "xsd:unsignedInt"}
+            ]
+            assert (task["status"], task["fault"]) == ("done", None)
+            assert agent.model.get(name) == 600
+    finally:
+        stop.set()
+        await serving
+        await agent.stop()
+
+
 async def test_download_completes_only_after_transfer_complete_in_a_later_session(acs, file_server):
     agent = await bootstrapped_agent(acs)
     try:

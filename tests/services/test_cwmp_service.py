@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,7 +44,9 @@ def clock(runtime):
     return c
 
 
-async def test_digest_session_end_to_end(runtime, db):
+async def test_digest_session_end_to_end(make_runtime):
+    runtime = await make_runtime(cwmp_digest_algorithms="MD5,SHA-256")
+    db = runtime.db
     cpe = ServiceCpe(runtime)
     first = await cpe.raw(cpe.fake.inform("0 BOOTSTRAP", "1 BOOT"))
     assert first.status == 401
@@ -82,12 +85,64 @@ async def test_digest_session_end_to_end(runtime, db):
     assert await count(db, "cwmp_sessions") == 0
 
 
-async def test_sha256_digest(runtime):
+async def test_sha256_digest(make_runtime):
+    runtime = await make_runtime(cwmp_digest_algorithms="MD5,SHA-256")
     cpe = ServiceCpe(runtime)
     reply = await cpe.raw(cpe.fake.inform())
     sha = [v for k, v in reply.headers if k == "www-authenticate"][1]
     cpe.challenge = sha
     assert parse(await cpe.post(cpe.fake.inform())).message == m.InformResponse()
+
+
+def md5_only_answer(challenge: str, username: str, password: str, uri: str) -> str:
+    """A CPE that knows only MD5: it answers with MD5 whatever the challenge, under the
+    algorithm label of the challenge it read (seen in the field)."""
+    label = challenge.split("algorithm=")[1].split(",")[0]
+    md5 = digest_header(
+        challenge.replace(f"algorithm={label}", "algorithm=MD5"), username, password, uri=uri
+    )
+    return md5.replace("algorithm=MD5", f"algorithm={label}")
+
+
+async def test_default_challenge_is_one_md5_header(runtime):
+    cpe = ServiceCpe(runtime)
+    reply = await cpe.raw(cpe.fake.inform())
+    [value] = [v for k, v in reply.headers if k == "www-authenticate"]
+    assert reply.status == 401
+    assert re.fullmatch(
+        r'Digest realm="acs", qop="auth", algorithm=MD5, nonce="[0-9a-f]+\.[0-9a-f]+\.[0-9a-f]+", '
+        r'opaque="[0-9a-f]+"',
+        value,
+    ), value
+
+
+@pytest.mark.parametrize("pick", [0, -1], ids=["first", "last"])
+async def test_md5_only_cpe_reading_either_header_logs_in_by_default(runtime, db, pick):
+    cpe = ServiceCpe(runtime)
+    reply = await cpe.raw(cpe.fake.inform("0 BOOTSTRAP"))
+    challenge = [v for k, v in reply.headers if k == "www-authenticate"][pick]
+    auth = md5_only_answer(challenge, "acs", "cpe-secret", "/acs")
+    reply = await cpe.raw(cpe.fake.inform("0 BOOTSTRAP"), {"authorization": auth})
+    assert parse(reply).message == m.InformResponse()
+    assert await count(db, "devices") == 1
+
+
+async def test_md5_answer_labelled_sha256_is_refused_only_when_sha256_is_offered(make_runtime):
+    runtime = await make_runtime(cwmp_digest_algorithms="MD5,SHA-256")
+    cpe = ServiceCpe(runtime)
+    reply = await cpe.raw(cpe.fake.inform("0 BOOTSTRAP"))
+    first, last = [v for k, v in reply.headers if k == "www-authenticate"]
+    # reading the last header, the MD5-only CPE labels its MD5 answer SHA-256: wrong by design
+    mislabelled = md5_only_answer(last, "acs", "cpe-secret", "/acs")
+    assert "algorithm=SHA-256" in mislabelled
+    refused = await cpe.raw(cpe.fake.inform("0 BOOTSTRAP"), {"authorization": mislabelled})
+    assert refused.status == 401
+    assert await count(runtime.db, "devices") == 0
+    # the same CPE reading the first header logs in
+    auth = md5_only_answer(first, "acs", "cpe-secret", "/acs")
+    reply = await cpe.raw(cpe.fake.inform("0 BOOTSTRAP"), {"authorization": auth})
+    assert parse(reply).message == m.InformResponse()
+    assert await count(runtime.db, "devices") == 1
 
 
 async def test_wrong_password_writes_nothing(runtime, db):

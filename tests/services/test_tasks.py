@@ -10,6 +10,7 @@ import pytest
 from pydantic import ValidationError
 
 from acs.cwmp import messages as m
+from acs.db import hot, queries
 from acs.services import fault_log, maintenance, task_specs, tasks
 from acs.simulator import datamodels
 from tests.fake_cpe import FakeCpe
@@ -612,3 +613,103 @@ async def test_two_devices_queues_are_separate(runtime, clock, cpe):
     assert await session(other) == []
     assert (await tasks.get(runtime.db, mine))["status"] == "queued"
     assert len(await session(cpe)) == 1
+
+
+PERIODIC = f"{IGD}.ManagementServer.PeriodicInformInterval"
+
+
+async def forget(runtime, path: str) -> None:
+    """Drop a parameter from the device's tree (bootstrap provisioning records the ones it
+    sets, with their types), as on a device that refused that provisioning."""
+    async with runtime.db.write() as conn:
+        await queries.delete_parameter_subtree(hot.over(conn), DEVICE, path)
+
+
+async def test_readme_example_takes_its_type_from_the_standard_data_model(runtime, clock, cpe):
+    # the README's SetParameterValues: no type given, and the tree has none for it
+    await forget(runtime, PERIODIC)
+    assert PERIODIC not in await params_of(runtime)
+    [task_id] = await queue(
+        runtime,
+        clock,
+        {"name": "SetParameterValues", "parameter_values": [{"name": PERIODIC, "value": 600}]},
+    )
+    stored = (await tasks.get(runtime.db, task_id))["arguments"]["parameter_values"]
+    assert stored == [{"name": PERIODIC, "value": 600, "type": "xsd:unsignedInt"}]
+    [request] = await session(cpe, "6 CONNECTION REQUEST")
+    assert request.parameter_list == (m.ParameterValueStruct(PERIODIC, 600, "xsd:unsignedInt"),)
+    task = await tasks.get(runtime.db, task_id)
+    assert (task["status"], task["fault"]) == ("done", None)
+    assert task["result"] == {"status": 0, "parameter_key": "", "applied": "now"}
+    assert cpe.fake.model.get(PERIODIC) == 600  # the simulator faults 9006 on xsd:int
+
+
+async def test_given_and_reported_types_come_before_the_standard_one(runtime, clock, cpe):
+    # a device that (against TR-098) reports the interval as a string
+    cpe.fake.model.parameters[PERIODIC].type = "xsd:string"
+    await queue(runtime, clock, {"name": "GetParameterValues", "parameter_names": [PERIODIC]})
+    await session(cpe)
+    await queue(
+        runtime,
+        clock,
+        {"name": "SetParameterValues", "parameter_values": [{"name": PERIODIC, "value": 900}]},
+        {
+            "name": "SetParameterValues",
+            "parameter_values": [
+                {"name": f"{IGD}.DeviceInfo.ProvisioningCode", "value": 7, "type": "xsd:int"}
+            ],
+        },
+    )
+    reported, given = await session(cpe)
+    assert reported.parameter_list == (m.ParameterValueStruct(PERIODIC, "900", "xsd:string"),)
+    assert given.parameter_list == (
+        m.ParameterValueStruct(f"{IGD}.DeviceInfo.ProvisioningCode", 7, "xsd:int"),
+    )
+
+
+async def test_value_that_does_not_fit_the_standard_type_is_refused_at_queue_time(
+    runtime, clock, cpe
+):
+    await forget(runtime, PERIODIC)
+    with pytest.raises(
+        tasks.TaskValidationError,
+        match=r"^parameter_values: InternetGatewayDevice\.ManagementServer\."
+        r"PeriodicInformInterval: "
+        r"-5 is out of range for xsd:unsignedInt \(0\.\.4294967295\) "
+        r"\(the standard data model has xsd:unsignedInt\)$",
+    ):
+        await queue(
+            runtime,
+            clock,
+            {"name": "SetParameterValues", "parameter_values": [{"name": PERIODIC, "value": -5}]},
+        )
+    assert (await tasks.list_tasks(runtime.db, name="SetParameterValues"))[1] == 0
+
+
+def test_tasks_queued_without_the_tree_still_send_the_standard_type():
+    # rollouts and work orders store the operator's arguments as given
+    message = spec(
+        {
+            "name": "SetParameterValues",
+            "parameter_values": [
+                {"name": PERIODIC, "value": "600"},
+                {
+                    "name": f"{IGD}.LANDevice.1.WLANConfiguration.2.SSIDAdvertisementEnabled",
+                    "value": 0,
+                },
+                {"name": f"{IGD}.Time.NTPServer1", "value": "pool.ntp.org"},
+                {"name": f"{IGD}.X_00D09E_Debug.LogLevel", "value": 3},  # vendor: inferred
+                {"name": f"{IGD}.ManagementServer.PeriodicInformTime", "value": "soon"},
+            ],
+        }
+    ).to_message("")
+    assert message.parameter_list == (
+        m.ParameterValueStruct(PERIODIC, 600, "xsd:unsignedInt"),
+        m.ParameterValueStruct(
+            f"{IGD}.LANDevice.1.WLANConfiguration.2.SSIDAdvertisementEnabled", False, "xsd:boolean"
+        ),
+        m.ParameterValueStruct(f"{IGD}.Time.NTPServer1", "pool.ntp.org", "xsd:string"),
+        m.ParameterValueStruct(f"{IGD}.X_00D09E_Debug.LogLevel", 3, "xsd:int"),
+        # not a dateTime: sent as what it is, for the CPE to judge
+        m.ParameterValueStruct(f"{IGD}.ManagementServer.PeriodicInformTime", "soon", "xsd:string"),
+    )
