@@ -23,11 +23,8 @@ import asyncio
 import json
 import os
 import secrets
-import signal
-import socket
 import sqlite3
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -42,6 +39,7 @@ from sqlalchemy.engine import make_url
 
 from acs.db.engine import Database
 from acs.simulator.fleet import Fleet, FleetConfig
+from bench.serve import Process, acs_cli, add_operator, free_port, serve_acs
 
 ROOT = Path(__file__).resolve().parent
 PASSWORD = "bench-cpe-secret"
@@ -65,55 +63,32 @@ class Row:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def tree(pid: int) -> list[int]:
+    """A process and its descendants (``acs serve`` forks its workers)."""
+    pids, todo = [], [pid]
+    while todo:
+        pid = todo.pop()
+        pids.append(pid)
+        try:
+            for task in Path(f"/proc/{pid}/task").iterdir():
+                children = (task / "children").read_text().split()
+                todo.extend(int(c) for c in children)
+        except OSError:
+            pass
+    return pids
 
 
-class Server:
-    """A server process tree (acs serve, or the ceiling) and its memory high-water mark."""
-
-    def __init__(self, argv: list[str], env: dict[str, str], log: Path):
-        self.log = log
-        with log.open("ab") as out:
-            self.proc = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT)
-
-    def tree(self) -> list[int]:
-        pids, todo = [], [self.proc.pid]
-        while todo:
-            pid = todo.pop()
-            pids.append(pid)
-            try:
-                for task in Path(f"/proc/{pid}/task").iterdir():
-                    children = (task / "children").read_text().split()
-                    todo.extend(int(c) for c in children)
-            except OSError:
-                pass
-        return pids
-
-    def cpu_seconds(self) -> float:
-        return cpu_seconds(self.tree())
-
-    def peak_rss_mb(self) -> float:
-        total = 0
-        for pid in self.tree():
-            try:
-                for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                    if line.startswith("VmHWM:"):
-                        total += int(line.split()[1])
-            except OSError:
-                pass
-        return round(total / 1024, 1)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+def peak_rss_mb(server: Process) -> float:
+    """The server's memory high-water mark: the sum of its processes' VmHWM."""
+    total = 0
+    for pid in tree(server.pid):
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    total += int(line.split()[1])
+        except OSError:
+            pass
+    return round(total / 1024, 1)
 
 
 def cpu_seconds(pids: list[int], *, reaped: bool = False) -> float:
@@ -150,12 +125,12 @@ class CpuMeter:
     which depends on the generator and on whatever else the machine runs, this says what a
     session costs the ACS."""
 
-    def __init__(self, server: Server, postgres: bool):
+    def __init__(self, server: Process, postgres: bool):
         self.server, self.postgres = server, postgres
 
     def sample(self) -> tuple[float, float, float]:
         return (
-            self.server.cpu_seconds(),
+            cpu_seconds(tree(self.server.pid)),
             cpu_seconds(postgres_pids(), reaped=True) if self.postgres else 0.0,
             time.process_time(),
         )
@@ -171,19 +146,6 @@ class CpuMeter:
             "postgres_cpu_ms": round(pg, 3) if self.postgres else None,
             "client_cpu_ms": round(client, 3),
         }
-
-
-def wait_healthy(url: str, proc: Server, seconds: float = 60) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if proc.proc.poll() is not None:
-            raise RuntimeError(f"server exited; see {proc.log}")
-        try:
-            httpx.get(url, timeout=1)
-            return
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    raise RuntimeError(f"server not up; see {proc.log}")
 
 
 class Backend:
@@ -207,7 +169,6 @@ class Backend:
             "ACS_DATA_DIR": str(self.work),
             "ACS_CWMP_PASSWORD": PASSWORD,
             "ACS_SECRET_KEY": "bench-secret",
-            "ACS_BIND": "127.0.0.1",
             "ACS_LOG_LEVEL": "warning",
             "ACS_INDEXED_PARAMETERS": INDEXED,
         }
@@ -218,33 +179,8 @@ class Backend:
             async with admin.engine.execution_options(isolation_level="AUTOCOMMIT").connect() as c:
                 await c.execute(text(f'CREATE DATABASE "{self.dbname}"'))
             await admin.dispose()
-        run = subprocess.run(
-            [sys.executable, "-m", "acs.cli", "db", "upgrade"],
-            env=self.env,
-            capture_output=True,
-            check=False,
-        )
-        if run.returncode:
-            raise RuntimeError(run.stderr.decode())
-        run = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "acs.cli",
-                "operator",
-                "add",
-                "bench",
-                "--role",
-                "operator",
-                "--password-stdin",
-            ],
-            env=self.env,
-            input=b"bench-password\n",
-            capture_output=True,
-            check=False,
-        )
-        if run.returncode:
-            raise RuntimeError(run.stderr.decode())
+        acs_cli(self.env, "db", "upgrade")
+        add_operator(self.env, "bench", "operator", "bench-password")
 
     async def drop(self) -> None:
         if self.dbname is not None:
@@ -253,19 +189,10 @@ class Backend:
                 await c.execute(text(f'DROP DATABASE IF EXISTS "{self.dbname}" WITH (FORCE)'))
             await admin.dispose()
 
-    def serve(self, workers: int) -> tuple[Server, str, str]:
-        cwmp, api = free_port(), free_port()
-        env = {
-            **self.env,
-            "ACS_CWMP_PORT": str(cwmp),
-            "ACS_API_PORT": str(api),
-            "ACS_WORKERS": str(workers),
-        }
-        server = Server(
-            [sys.executable, "-m", "acs.cli", "serve"], env, self.work / f"serve-{workers}.log"
-        )
-        wait_healthy(f"http://127.0.0.1:{api}/healthz", server)
-        return server, f"http://127.0.0.1:{cwmp}/acs", f"http://127.0.0.1:{api}"
+    def serve(self, workers: int) -> tuple[Process, str, str]:
+        env = {**self.env, "ACS_WORKERS": str(workers)}
+        server, cwmp, api = serve_acs(env, self.work / f"serve-{workers}.log")
+        return server, cwmp + "/acs", api
 
     async def sql(self, statement: str, **params: Any) -> Any:
         db = Database(self.url)
@@ -563,19 +490,13 @@ def ceiling(
     workers: int, work: Path, seconds: float, devices: int, concurrency: int, repeat: int = 1
 ) -> tuple[dict[str, Any], float]:
     port = free_port()
-    server = Server(
+    server = Process.start(
         [sys.executable, "-m", "bench.ceiling", "--port", str(port), "--workers", str(workers)],
         dict(os.environ),
         work / f"ceiling-{workers}.log",
     )
     try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.1)
+        server.wait_serving(f"http://127.0.0.1:{port}/acs", 30)  # 204 to a request with no body
         summary = asyncio.run(
             measure_empty(
                 f"http://127.0.0.1:{port}/acs",
@@ -588,7 +509,7 @@ def ceiling(
                 meter=CpuMeter(server, postgres=False),
             )
         )
-        return summary, server.peak_rss_mb()
+        return summary, peak_rss_mb(server)
     finally:
         server.stop()
 
@@ -650,7 +571,7 @@ async def run_backend(
                             kind,
                             workers,
                             s1,
-                            server.peak_rss_mb(),
+                            peak_rss_mb(server),
                             devices_in_db=await backend.scalar("SELECT count(*) FROM devices"),
                         )
                     )
@@ -670,7 +591,7 @@ async def run_backend(
                         kind,
                         workers,
                         s2,
-                        server.peak_rss_mb(),
+                        peak_rss_mb(server),
                         tasks=queued,
                         tasks_not_done=left,
                     )
@@ -683,7 +604,7 @@ async def run_backend(
                         kind,
                         workers,
                         s3,
-                        server.peak_rss_mb(),
+                        peak_rss_mb(server),
                         drained_s=s3["drained_s"],
                         registered=s3["registered"],
                         provisioned=s3["provisioned"],
@@ -721,7 +642,7 @@ async def run_backend(
                         kind,
                         workers,
                         s4,
-                        server.peak_rss_mb(),
+                        peak_rss_mb(server),
                         devices_in_db=await backend.scalar("SELECT count(*) FROM devices"),
                         fill_s=filled,
                         vs_1k=round(s4["sessions_per_s"] / base.sessions_per_s, 2)
@@ -749,7 +670,7 @@ async def run_backend(
                         max(v["p50_ms"] for v in s5.values()),
                         worst,
                         0,
-                        server.peak_rss_mb(),
+                        peak_rss_mb(server),
                         extra=s5,
                     )
                 )
