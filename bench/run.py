@@ -32,7 +32,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from sqlalchemy import text
 
+from acs.services import task_specs, tasks
 from bench.backend import INDEXED, Backend, fill
 from bench.load import errors_of, fleet_run, measure_empty, register
 from bench.meter import CpuMeter, peak_rss_mb
@@ -55,37 +57,42 @@ class Row:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+# What scenario 2 queues for every device: the tasks of an operator's, as JSON to the API.
+TASKS = (
+    {"name": "GetParameterValues", "parameter_names": ["InternetGatewayDevice.DeviceInfo.UpTime"]},
+    {
+        "name": "SetParameterValues",
+        "parameter_values": [
+            {
+                "name": "InternetGatewayDevice.Time.NTPServer1",
+                "value": "ntp.bench",
+                "type": "xsd:string",
+            }
+        ],
+        "parameter_key": "bench",
+    },
+)
+TASK_TTL = 365 * 24 * 3600  # they must not expire while the bench runs
+
+
 async def queue_tasks(backend: Backend, prefix: str) -> int:
-    """Two tasks (GPV, SPV) for every device of a prefix, inserted as the API would."""
+    """The tasks of ``TASKS`` for every device of a prefix, validated and queued by the task
+    service as the API queues an operator's (one transaction per device)."""
+    specs = [task_specs.TASK_ADAPTER.validate_python(task) for task in TASKS]
     now = datetime.now(UTC)
-    expires = now.replace(year=now.year + 1)
-    dialect_json = "CAST(:a AS jsonb)" if backend.kind == "postgresql" else ":a"
-    gpv = json.dumps({"parameter_names": ["InternetGatewayDevice.DeviceInfo.UpTime"]})
-    spv = json.dumps(
-        {
-            "parameter_values": [
-                {
-                    "name": "InternetGatewayDevice.Time.NTPServer1",
-                    "value": "ntp.bench",
-                    "type": "xsd:string",
-                }
-            ],
-            "parameter_key": "bench",
-        }
-    )
     count = 0
-    for name, arguments in (("GetParameterValues", gpv), ("SetParameterValues", spv)):
-        result = await backend.sql(
-            "INSERT INTO tasks (device_id, name, arguments, status, priority, created, "
-            f"created_by, expires, attempts) SELECT id, :n, {dialect_json}, 'queued', 0, :now, "
-            "'bench', :exp, 0 FROM devices WHERE serial_number LIKE :p",
-            n=name,
-            a=arguments,
-            now=now,
-            exp=expires,
-            p=f"{prefix}%",
-        )
-        count += result.rowcount
+    async with backend.database() as db:
+        async with db.read() as conn:
+            devices = await conn.scalars(
+                text("SELECT id FROM devices WHERE serial_number LIKE :p ORDER BY id"),
+                {"p": f"{prefix}%"},
+            )
+            device_ids = list(devices)
+        for device_id in device_ids:
+            queued = await tasks.queue(
+                db, device_id, specs, created_by="bench", now=now, default_ttl=TASK_TTL
+            )
+            count += len(queued)
     return count
 
 
