@@ -24,6 +24,7 @@ PG_ADMIN = os.environ.get(
     "ACS_BENCH_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
 )
 INDEXED = "InternetGatewayDevice.DeviceInfo.ProvisioningCode"
+OPERATOR = ("bench", "bench-password")  # the API scenarios' Basic credentials
 
 
 class Backend:
@@ -56,7 +57,7 @@ class Backend:
         if self.dbname is not None:
             await _admin(f'CREATE DATABASE "{self.dbname}"')
         acs_cli(self.env, "db", "upgrade")
-        add_operator(self.env, "bench", "operator", "bench-password")
+        add_operator(self.env, OPERATOR[0], "operator", OPERATOR[1])
 
     async def drop(self) -> None:
         if self.dbname is not None:

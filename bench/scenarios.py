@@ -32,7 +32,7 @@ import httpx
 from sqlalchemy import text
 
 from acs.services import task_specs, tasks
-from bench.backend import INDEXED, Backend
+from bench.backend import INDEXED, OPERATOR, Backend
 from bench.load import errors_of, fleet_run, measure_empty
 from bench.meter import CpuMeter, peak_rss_mb
 from bench.serve import Process, free_port
@@ -87,8 +87,18 @@ class Context:
     rows: list[Row]  # the rows of this backend so far
     fill_s: float | None = None  # how long the fill took, once it was done
 
-    def meter(self) -> CpuMeter:
-        return CpuMeter(self.server, postgres=self.backend.kind == "postgresql")
+    async def empty_sessions(self) -> dict[str, Any]:
+        """The base fleet's periodic Informs, measured (scenarios 1 and 4)."""
+        s = self.sizes
+        return await measure_empty(
+            self.cwmp_url,
+            s.devices,
+            BASE,
+            s.seconds,
+            s.concurrency,
+            repeat=s.repeat,
+            meter=CpuMeter(self.server, postgres=self.backend.kind == "postgresql"),
+        )
 
     def row(self, scenario: Scenario, summary: dict[str, Any], **extra: Any) -> Row:
         """A fleet summary as the scenario's row for this backend and worker count."""
@@ -108,6 +118,8 @@ class Context:
 
 
 class Scenario:
+    """A measurement on one backend at one worker count; subclasses fill in the fields."""
+
     key: ClassVar[str]  # its name on --scenarios
     name: ClassVar[str]  # its rows' scenario column
     title: ClassVar[str]  # its progress line; formatted with the fields of Sizes
@@ -129,16 +141,7 @@ class Empty(Scenario):
     against_ceiling = True
 
     async def run(self, ctx: Context) -> list[Row]:
-        s = ctx.sizes
-        summary = await measure_empty(
-            ctx.cwmp_url,
-            s.devices,
-            BASE,
-            s.seconds,
-            s.concurrency,
-            repeat=s.repeat,
-            meter=ctx.meter(),
-        )
+        summary = await ctx.empty_sessions()
         devices = await ctx.backend.scalar("SELECT count(*) FROM devices")
         return [ctx.row(self, summary, devices_in_db=devices)]
 
@@ -258,16 +261,7 @@ class Scale(Scenario):
     against_ceiling = True
 
     async def run(self, ctx: Context) -> list[Row]:
-        s = ctx.sizes
-        summary = await measure_empty(
-            ctx.cwmp_url,
-            s.devices,
-            BASE,
-            s.seconds,
-            s.concurrency,
-            repeat=s.repeat,
-            meter=ctx.meter(),
-        )
+        summary = await ctx.empty_sessions()
         base = ctx.row_of("1").sessions_per_s
         devices = await ctx.backend.scalar("SELECT count(*) FROM devices")
         row = ctx.row(
@@ -314,9 +308,7 @@ async def api_latency(
     api_url: str, queries: Iterable[dict[str, str]], repeat: int
 ) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    async with httpx.AsyncClient(
-        base_url=api_url, auth=("bench", "bench-password"), timeout=60
-    ) as client:
+    async with httpx.AsyncClient(base_url=api_url, auth=OPERATOR, timeout=60) as client:
         await client.get("/api/v1/me")  # the password check is cached after this
         for params in queries:
             times, counts = [], set()
