@@ -5,11 +5,11 @@ set-up answering the same exchanges with canned bytes).
     python -m bench.run                        # everything (about 20-30 minutes)
     python -m bench.run --backends sqlite --workers 1 --quick
 
-Scenarios:
+Scenarios (bench/scenarios.py; each brings what it needs):
   1 empty      periodic informs with nothing queued (Inform, empty POST, 204)
   2 tasks      sessions that each run one GetParameterValues and one SetParameterValues
   3 storm      a boot storm: 10,000 never-seen devices bootstrapping at once
-  4 scale      scenario 1 with 1,000,000 devices in the database (vs 1,000)
+  4 scale      scenario 1 with 1,000,000 devices in the database (vs 1,000; brings 1)
   5 api        GET /api/v1/devices by a parameter value and by status, at 1,000,000 devices
 
 Prints a table (sessions/s, p50/p99 session latency, errors, server peak RSS, ratio to the
@@ -22,751 +22,69 @@ import argparse
 import asyncio
 import json
 import os
-import secrets
-import signal
-import socket
-import sqlite3
-import statistics
-import subprocess
 import sys
 import tempfile
-import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import httpx
-from sqlalchemy import text
-from sqlalchemy.engine import make_url
-
-from acs.db.engine import Database
-from acs.simulator.fleet import Fleet, FleetConfig
+from bench.backend import Backend, fill
+from bench.load import register
+from bench.scenarios import (
+    BASE,
+    ApiSearch,
+    Context,
+    Need,
+    Row,
+    Scenario,
+    Sizes,
+    ceiling,
+    plan,
+    stages,
+)
 
 ROOT = Path(__file__).resolve().parent
-PASSWORD = "bench-cpe-secret"
-PG_ADMIN = os.environ.get(
-    "ACS_BENCH_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
-)
-INDEXED = "InternetGatewayDevice.DeviceInfo.ProvisioningCode"
-
-
-@dataclass
-class Row:
-    scenario: str
-    backend: str
-    workers: int
-    sessions_per_s: float | None = None
-    p50_ms: float | None = None
-    p99_ms: float | None = None
-    errors: int = 0
-    peak_rss_mb: float | None = None
-    ratio_to_ceiling: float | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class Server:
-    """A server process tree (acs serve, or the ceiling) and its memory high-water mark."""
-
-    def __init__(self, argv: list[str], env: dict[str, str], log: Path):
-        self.log = log
-        with log.open("ab") as out:
-            self.proc = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT)
-
-    def tree(self) -> list[int]:
-        pids, todo = [], [self.proc.pid]
-        while todo:
-            pid = todo.pop()
-            pids.append(pid)
-            try:
-                for task in Path(f"/proc/{pid}/task").iterdir():
-                    children = (task / "children").read_text().split()
-                    todo.extend(int(c) for c in children)
-            except OSError:
-                pass
-        return pids
-
-    def cpu_seconds(self) -> float:
-        return cpu_seconds(self.tree())
-
-    def peak_rss_mb(self) -> float:
-        total = 0
-        for pid in self.tree():
-            try:
-                for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                    if line.startswith("VmHWM:"):
-                        total += int(line.split()[1])
-            except OSError:
-                pass
-        return round(total / 1024, 1)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-
-def cpu_seconds(pids: list[int], *, reaped: bool = False) -> float:
-    """User plus system CPU time the processes have used so far; ``reaped``: with that of
-    their children that have exited (PostgreSQL's backends come and go)."""
-    ticks = 0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        ticks += int(fields[11]) + int(fields[12])  # utime, stime
-        if reaped:
-            ticks += int(fields[13]) + int(fields[14])  # cutime, cstime
-    return ticks / os.sysconf("SC_CLK_TCK")
-
-
-def postgres_pids() -> list[int]:
-    """The PostgreSQL server's processes on this machine (the bench's database is local)."""
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if (entry / "comm").read_text().strip() in ("postgres", "postmaster"):
-                    pids.append(int(entry.name))
-            except OSError:
-                pass
-    return pids
-
-
-class CpuMeter:
-    """CPU per completed session, split by who spent it: the server under test, PostgreSQL
-    (when it is the backend), and the load generator (this process). Unlike sessions/s,
-    which depends on the generator and on whatever else the machine runs, this says what a
-    session costs the ACS."""
-
-    def __init__(self, server: Server, postgres: bool):
-        self.server, self.postgres = server, postgres
-
-    def sample(self) -> tuple[float, float, float]:
-        return (
-            self.server.cpu_seconds(),
-            cpu_seconds(postgres_pids(), reaped=True) if self.postgres else 0.0,
-            time.process_time(),
-        )
-
-    def per_session(
-        self, before: tuple[float, float, float], sessions: int
-    ) -> dict[str, float | None]:
-        after = self.sample()
-        n = max(sessions, 1)
-        server, pg, client = (1000 * (a - b) / n for a, b in zip(after, before, strict=True))
-        return {
-            "server_cpu_ms": round(server, 3),
-            "postgres_cpu_ms": round(pg, 3) if self.postgres else None,
-            "client_cpu_ms": round(client, 3),
-        }
-
-
-def wait_healthy(url: str, proc: Server, seconds: float = 60) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if proc.proc.poll() is not None:
-            raise RuntimeError(f"server exited; see {proc.log}")
-        try:
-            httpx.get(url, timeout=1)
-            return
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    raise RuntimeError(f"server not up; see {proc.log}")
-
-
-class Backend:
-    """A fresh database of one kind, and `acs serve` processes on it."""
-
-    def __init__(self, kind: str, work: Path):
-        self.kind = kind
-        self.work = work / kind
-        self.work.mkdir(parents=True, exist_ok=True)
-        if kind == "sqlite":
-            self.url = f"sqlite+aiosqlite:///{self.work / 'acs.db'}"
-            self.dbname = None
-        else:
-            self.dbname = f"acs_bench_{secrets.token_hex(4)}"
-            self.url = (
-                make_url(PG_ADMIN).set(database=self.dbname).render_as_string(hide_password=False)
-            )
-        self.env = {
-            **os.environ,
-            "ACS_DATABASE_URL": self.url,
-            "ACS_DATA_DIR": str(self.work),
-            "ACS_CWMP_PASSWORD": PASSWORD,
-            "ACS_SECRET_KEY": "bench-secret",
-            "ACS_BIND": "127.0.0.1",
-            "ACS_LOG_LEVEL": "warning",
-            "ACS_INDEXED_PARAMETERS": INDEXED,
-        }
-
-    async def create(self) -> None:
-        if self.dbname is not None:
-            admin = Database(PG_ADMIN)
-            async with admin.engine.execution_options(isolation_level="AUTOCOMMIT").connect() as c:
-                await c.execute(text(f'CREATE DATABASE "{self.dbname}"'))
-            await admin.dispose()
-        run = subprocess.run(
-            [sys.executable, "-m", "acs.cli", "db", "upgrade"],
-            env=self.env,
-            capture_output=True,
-            check=False,
-        )
-        if run.returncode:
-            raise RuntimeError(run.stderr.decode())
-        run = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "acs.cli",
-                "operator",
-                "add",
-                "bench",
-                "--role",
-                "operator",
-                "--password-stdin",
-            ],
-            env=self.env,
-            input=b"bench-password\n",
-            capture_output=True,
-            check=False,
-        )
-        if run.returncode:
-            raise RuntimeError(run.stderr.decode())
-
-    async def drop(self) -> None:
-        if self.dbname is not None:
-            admin = Database(PG_ADMIN)
-            async with admin.engine.execution_options(isolation_level="AUTOCOMMIT").connect() as c:
-                await c.execute(text(f'DROP DATABASE IF EXISTS "{self.dbname}" WITH (FORCE)'))
-            await admin.dispose()
-
-    def serve(self, workers: int) -> tuple[Server, str, str]:
-        cwmp, api = free_port(), free_port()
-        env = {
-            **self.env,
-            "ACS_CWMP_PORT": str(cwmp),
-            "ACS_API_PORT": str(api),
-            "ACS_WORKERS": str(workers),
-        }
-        server = Server(
-            [sys.executable, "-m", "acs.cli", "serve"], env, self.work / f"serve-{workers}.log"
-        )
-        wait_healthy(f"http://127.0.0.1:{api}/healthz", server)
-        return server, f"http://127.0.0.1:{cwmp}/acs", f"http://127.0.0.1:{api}"
-
-    async def sql(self, statement: str, **params: Any) -> Any:
-        db = Database(self.url)
-        try:
-            async with db.write() as conn:
-                return await conn.execute(text(statement), params)
-        finally:
-            await db.dispose()
-
-    async def settle(self) -> None:
-        """After a bulk fill, what the database would have done on its own before long
-        (autovacuum, checkpoints), so the next scenario measures the ACS and not that:
-        statistics, the visibility map (index-only counts), a flushed WAL."""
-        if self.kind == "sqlite":
-            lite = sqlite3.connect(self.work / "acs.db")
-            try:
-                lite.execute("ANALYZE")
-                lite.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-            finally:
-                lite.close()
-            return
-        db = Database(self.url)
-        try:
-            async with db.engine.connect() as conn:
-                conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
-                await conn.execute(text("VACUUM (ANALYZE)"))
-                await conn.execute(text("CHECKPOINT"))
-        finally:
-            await db.dispose()
-
-    async def scalar(self, statement: str) -> Any:
-        db = Database(self.url)
-        try:
-            async with db.read() as conn:
-                return await conn.scalar(text(statement))
-        finally:
-            await db.dispose()
-
-
-async def fleet_run(
-    url: str,
-    *,
-    devices: int,
-    prefix: str,
-    duration: float | None = None,
-    sessions: int | None = None,
-    concurrency: int = 64,
-    ramp: float = 0.0,
-    bootstrap: bool = False,
-    auth: str = "digest",
-    interval: float = 0.0,
-) -> dict[str, Any]:
-    fleet = Fleet(
-        FleetConfig(
-            acs_url=url,
-            devices=devices,
-            model="gateway",
-            interval=interval,
-            duration=duration,
-            sessions=sessions,
-            password=PASSWORD,
-            auth=auth,
-            serial_prefix=prefix,
-            concurrency=concurrency,
-            ramp=ramp,
-            bootstrap=bootstrap,
-            # Devices the bench registered are up and running: their sessions are periodic
-            # Informs, not a BOOT each time a new fleet object takes them over.
-            boot=bootstrap,
-            timeout=120,
-        )
-    )
-    await fleet.start()
-    try:
-        return await fleet.run()
-    finally:
-        await fleet.stop()
-
-
-def errors_of(summary: dict[str, Any]) -> int:
-    return int(summary["sessions_failed"])
-
-
-async def register(url: str, devices: int, prefix: str) -> None:
-    """Bring devices into the database (bootstrap sessions); not measured."""
-    summary = await fleet_run(
-        url, devices=devices, prefix=prefix, sessions=1, concurrency=100, bootstrap=True
-    )
-    if summary["sessions_failed"]:
-        raise RuntimeError(f"registering {devices} devices failed: {summary['errors']}")
-
-
-async def measure_empty(
-    url: str,
-    devices: int,
-    prefix: str,
-    seconds: float,
-    concurrency: int,
-    auth: str = "digest",
-    repeat: int = 1,
-    meter: CpuMeter | None = None,
-) -> dict[str, Any]:
-    """Periodic Informs of running devices for ``seconds``, ``repeat`` times: the best run
-    (the one least disturbed by whatever else the machine did), with every run's rate."""
-    # A few seconds first, not counted: the first sessions after a start or a bulk fill pay
-    # for cold caches (connection pool, statement caches, database pages), which is noise
-    # here; it made runs of the same set-up differ by 15%.
-    await fleet_run(
-        url,
-        devices=devices,
-        prefix=prefix,
-        duration=min(3.0, seconds / 3),
-        concurrency=concurrency,
-        auth=auth,
-    )
-    runs = []
-    for _ in range(max(1, repeat)):
-        before = meter.sample() if meter is not None else None
-        run = await fleet_run(
-            url,
-            devices=devices,
-            prefix=prefix,
-            duration=seconds,
-            concurrency=concurrency,
-            auth=auth,
-        )
-        if meter is not None and before is not None:
-            run["cpu"] = meter.per_session(before, int(run["sessions_ok"]))
-        runs.append(run)
-    best = max(runs, key=lambda r: float(r["sessions_per_s"]))
-    best["runs_per_s"] = [r["sessions_per_s"] for r in runs]
-    if meter is not None:
-        # the least of each across runs: what a session costs when the machine disturbs least
-        best["cpu"] = {
-            k: min(r["cpu"][k] for r in runs) if best["cpu"][k] is not None else None
-            for k in best["cpu"]
-        }
-    best["sessions_failed"] = sum(int(r["sessions_failed"]) for r in runs)
-    return best
-
-
-async def queue_tasks(backend: Backend, prefix: str) -> int:
-    """Two tasks (GPV, SPV) for every device of a prefix, inserted as the API would."""
-    now = datetime.now(UTC)
-    expires = now.replace(year=now.year + 1)
-    dialect_json = "CAST(:a AS jsonb)" if backend.kind == "postgresql" else ":a"
-    gpv = json.dumps({"parameter_names": ["InternetGatewayDevice.DeviceInfo.UpTime"]})
-    spv = json.dumps(
-        {
-            "parameter_values": [
-                {
-                    "name": "InternetGatewayDevice.Time.NTPServer1",
-                    "value": "ntp.bench",
-                    "type": "xsd:string",
-                }
-            ],
-            "parameter_key": "bench",
-        }
-    )
-    count = 0
-    for name, arguments in (("GetParameterValues", gpv), ("SetParameterValues", spv)):
-        result = await backend.sql(
-            "INSERT INTO tasks (device_id, name, arguments, status, priority, created, "
-            f"created_by, expires, attempts) SELECT id, :n, {dialect_json}, 'queued', 0, :now, "
-            "'bench', :exp, 0 FROM devices WHERE serial_number LIKE :p",
-            n=name,
-            a=arguments,
-            now=now,
-            exp=expires,
-            p=f"{prefix}%",
-        )
-        count += result.rowcount
-    return count
-
-
-async def storm(backend: Backend, url: str, prefix: str, devices: int) -> dict[str, Any]:
-    started = time.monotonic()
-    summary = await fleet_run(
-        url,
-        devices=devices,
-        prefix=prefix,
-        sessions=1,
-        concurrency=devices,
-        bootstrap=True,
-        ramp=0.0,
-    )
-    drained = round(time.monotonic() - started, 1)
-    registered = await backend.scalar(
-        f"SELECT count(*) FROM devices WHERE serial_number LIKE '{prefix}%'"
-    )
-    provisioned = await backend.scalar(
-        f"SELECT count(*) FROM devices WHERE serial_number LIKE '{prefix}%' "
-        "AND cr_username IS NOT NULL AND cr_username <> ''"
-    )
-    statuses = summary["http_statuses"]
-    bad_5xx = {k: v for k, v in statuses.items() if k.startswith("5") and k != "503"}
-    return {
-        **summary,
-        "drained_s": drained,
-        "registered": registered,
-        "provisioned": provisioned,
-        "other_5xx": bad_5xx,
-    }
-
-
-async def fill(backend: Backend, total: int) -> float:
-    """Insert synthetic devices until the table holds ``total`` (set-based SQL)."""
-    have = int(await backend.scalar("SELECT count(*) FROM devices"))
-    missing = total - have
-    if missing <= 0:
-        return 0.0
-    started = time.monotonic()
-    now = datetime.now(UTC)
-    if backend.kind == "postgresql":
-        params = (
-            "jsonb_build_object("
-            "'InternetGatewayDevice.DeviceInfo.SoftwareVersion', jsonb_build_object("
-            "'value', 'v' || (g % 100), 'type', 'xsd:string'), "
-            f"'{INDEXED}', jsonb_build_object('value', 'site-' || (g % 1000), "
-            "'type', 'xsd:string'), "
-            "'InternetGatewayDevice.ManagementServer.PeriodicInformInterval', "
-            "jsonb_build_object('value', 3600, 'type', 'xsd:unsignedInt'))"
-        )
-        source = f"generate_series(1, {missing}) AS s(g)"
-        pad = "lpad(g::text, 9, '0')"
-        deadline = (
-            "CASE WHEN g % 10 = 0 THEN CAST(:past AS timestamptz) "
-            "ELSE CAST(:future AS timestamptz) END"
-        )
-        statement = (
-            "INSERT INTO devices (id, manufacturer, oui, product_class, serial_number, "
-            "software_version, ip, cwmp_version, first_seen, last_inform, inform_deadline, "
-            "periodic_inform_interval, last_events, tags, parameters) "
-            f"SELECT '00D09E-IGD-FILL' || {pad}, 'Acme', '00D09E', 'IGD', 'FILL' || {pad}, "
-            "'v' || (g % 100), '10.0.0.1', '1.2', :now, :now, "
-            f"{deadline}, 3600, '[]', '[]', {params} FROM {source}"
-        )
-    else:
-        params = (
-            "json_object("
-            "'InternetGatewayDevice.DeviceInfo.SoftwareVersion', json_object("
-            "'value', 'v' || (g % 100), 'type', 'xsd:string'), "
-            f"'{INDEXED}', json_object('value', 'site-' || (g % 1000), 'type', 'xsd:string'), "
-            "'InternetGatewayDevice.ManagementServer.PeriodicInformInterval', "
-            "json_object('value', 3600, 'type', 'xsd:unsignedInt'))"
-        )
-        pad = "printf('%09d', g)"
-        deadline = "CASE WHEN g % 10 = 0 THEN :past ELSE :future END"
-        statement = (
-            f"WITH RECURSIVE n(g) AS (SELECT 1 UNION ALL SELECT g + 1 FROM n WHERE g < {missing}) "
-            "INSERT INTO devices (id, manufacturer, oui, product_class, serial_number, "
-            "software_version, ip, cwmp_version, first_seen, last_inform, inform_deadline, "
-            "periodic_inform_interval, last_events, tags, parameters) "
-            f"SELECT '00D09E-IGD-FILL' || {pad}, 'Acme', '00D09E', 'IGD', 'FILL' || {pad}, "
-            "'v' || (g % 100), '10.0.0.1', '1.2', :now, :now, "
-            f"{deadline}, 3600, '[]', '[]', {params} FROM n"
-        )
-    past = now.replace(year=now.year - 1)
-    future = now.replace(year=now.year + 1)
-    if backend.kind == "sqlite":  # the UTC column type stores naive ISO text on SQLite
-        now_p, past_p, future_p = (d.replace(tzinfo=None) for d in (now, past, future))
-    else:
-        now_p, past_p, future_p = now, past, future
-    await backend.sql(statement, now=now_p, past=past_p, future=future_p)
-    filled = round(time.monotonic() - started, 1)
-    await backend.settle()
-    return filled
-
-
-async def api_latency(api_url: str, queries: list[dict[str, str]], repeat: int) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    async with httpx.AsyncClient(
-        base_url=api_url, auth=("bench", "bench-password"), timeout=60
-    ) as client:
-        await client.get("/api/v1/me")  # the password check is cached after this
-        for params in queries:
-            times, counts = [], set()
-            for _ in range(repeat):
-                started = time.perf_counter()
-                r = await client.get("/api/v1/devices", params={**params, "limit": "100"})
-                times.append(time.perf_counter() - started)
-                r.raise_for_status()
-                counts.add(r.json()["count"])
-            times.sort()
-            key = "&".join(f"{k}={v}" for k, v in params.items())
-            out[key] = {
-                "p50_ms": round(statistics.median(times) * 1000, 1),
-                "p99_ms": round(times[int(0.99 * (len(times) - 1))] * 1000, 1),
-                "count": sorted(counts),
-            }
-    return out
-
-
-def ceiling(
-    workers: int, work: Path, seconds: float, devices: int, concurrency: int, repeat: int = 1
-) -> tuple[dict[str, Any], float]:
-    port = free_port()
-    server = Server(
-        [sys.executable, "-m", "bench.ceiling", "--port", str(port), "--workers", str(workers)],
-        dict(os.environ),
-        work / f"ceiling-{workers}.log",
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.1)
-        summary = asyncio.run(
-            measure_empty(
-                f"http://127.0.0.1:{port}/acs",
-                devices,
-                "CEIL",
-                seconds,
-                concurrency,
-                auth="none",
-                repeat=repeat,
-                meter=CpuMeter(server, postgres=False),
-            )
-        )
-        return summary, server.peak_rss_mb()
-    finally:
-        server.stop()
-
-
-def row_from(
-    scenario: str,
-    backend: str,
-    workers: int,
-    summary: dict[str, Any],
-    rss: float | None,
-    **extra: Any,
-) -> Row:
-    if "runs_per_s" in summary and len(summary["runs_per_s"]) > 1:
-        extra = {"runs": "/".join(f"{r:.0f}" for r in summary["runs_per_s"]), **extra}
-    if "cpu" in summary:  # ms of CPU per session: server, PostgreSQL, load generator
-        cpu = {k: v for k, v in summary["cpu"].items() if v is not None}
-        extra = {**cpu, **extra}
-    return Row(
-        scenario,
-        backend,
-        workers,
-        summary["sessions_per_s"],
-        summary["latency_ms"]["p50"],
-        summary["latency_ms"]["p99"],
-        errors_of(summary),
-        rss,
-        extra=extra,
-    )
 
 
 async def run_backend(
-    kind: str, args: argparse.Namespace, work: Path, ceilings: dict[int, float]
+    kind: str,
+    scenarios: list[Scenario],
+    sizes: Sizes,
+    workers_list: list[int],
+    work: Path,
+    ceilings: dict[int, float],
 ) -> list[Row]:
+    """``scenarios`` on a fresh database of ``kind``, stage by stage, on one `acs serve` per
+    worker count and stage; what they need is made once, when first needed."""
     rows: list[Row] = []
     backend = Backend(kind, work)
     await backend.create()
-    small = args.devices
+    registered, fill_s = False, None
     try:
-        for workers in args.workers:
-            server, url, api = backend.serve(workers)
-            try:
-                prefix = "BASE"
-                if workers == args.workers[0]:
-                    await register(url, small, prefix)
-                if "1" in args.scenarios or "4" in args.scenarios:
-                    print(f"[{kind} w{workers}] 1 empty sessions", flush=True)
-                    s1 = await measure_empty(
-                        url,
-                        small,
-                        prefix,
-                        args.seconds,
-                        args.concurrency,
-                        repeat=args.repeat,
-                        meter=CpuMeter(server, postgres=kind == "postgresql"),
-                    )
-                    rows.append(
-                        row_from(
-                            "1 empty",
-                            kind,
-                            workers,
-                            s1,
-                            server.peak_rss_mb(),
-                            devices_in_db=await backend.scalar("SELECT count(*) FROM devices"),
-                        )
-                    )
-                if "2" not in args.scenarios and "3" not in args.scenarios:
-                    continue
-                print(f"[{kind} w{workers}] 2 GPV+SPV sessions", flush=True)
-                queued = await queue_tasks(backend, prefix)
-                s2 = await fleet_run(
-                    url, devices=small, prefix=prefix, sessions=1, concurrency=args.concurrency
-                )
-                left = await backend.scalar(
-                    "SELECT count(*) FROM tasks WHERE created_by = 'bench' AND status <> 'done'"
-                )
-                rows.append(
-                    row_from(
-                        "2 GPV+SPV",
-                        kind,
-                        workers,
-                        s2,
-                        server.peak_rss_mb(),
-                        tasks=queued,
-                        tasks_not_done=left,
-                    )
-                )
-                print(f"[{kind} w{workers}] 3 boot storm of {args.storm}", flush=True)
-                s3 = await storm(backend, url, f"STORM{workers}X", args.storm)
-                rows.append(
-                    row_from(
-                        "3 boot storm",
-                        kind,
-                        workers,
-                        s3,
-                        server.peak_rss_mb(),
-                        drained_s=s3["drained_s"],
-                        registered=s3["registered"],
-                        provisioned=s3["provisioned"],
-                        retries_503=s3["retries_after_503"],
-                        other_5xx=s3["other_5xx"],
-                    )
-                )
-            finally:
-                server.stop()
-        if "4" not in args.scenarios and "5" not in args.scenarios:
-            return finish(rows, ceilings)
-        print(f"[{kind}] filling to {args.fleet} devices", flush=True)
-        filled = await fill(backend, args.fleet)
-        for workers in args.workers:
-            server, url, api = backend.serve(workers)
-            try:
-                print(f"[{kind} w{workers}] 4 empty sessions at {args.fleet}", flush=True)
-                s4 = await measure_empty(
-                    url,
-                    small,
-                    "BASE",
-                    args.seconds,
-                    args.concurrency,
-                    repeat=args.repeat,
-                    meter=CpuMeter(server, postgres=kind == "postgresql"),
-                )
-                base = next(
-                    r
-                    for r in rows
-                    if r.scenario == "1 empty" and r.workers == workers and r.backend == kind
-                )
-                rows.append(
-                    row_from(
-                        "4 scale",
-                        kind,
-                        workers,
-                        s4,
-                        server.peak_rss_mb(),
-                        devices_in_db=await backend.scalar("SELECT count(*) FROM devices"),
-                        fill_s=filled,
-                        vs_1k=round(s4["sessions_per_s"] / base.sessions_per_s, 2)
-                        if base.sessions_per_s
-                        else None,
-                    )
-                )
-                print(f"[{kind} w{workers}] 5 API searches at {args.fleet}", flush=True)
-                s5 = await api_latency(
-                    api,
-                    [
-                        {"parameter": f"{INDEXED}=site-42"},
-                        {"status": "silent"},
-                        {"software_version": "v7"},
-                    ],
-                    args.api_repeat,
-                )
-                worst = max(v["p99_ms"] for v in s5.values())
-                rows.append(
-                    Row(
-                        "5 API search",
-                        kind,
-                        workers,
-                        None,
-                        max(v["p50_ms"] for v in s5.values()),
-                        worst,
-                        0,
-                        server.peak_rss_mb(),
-                        extra=s5,
-                    )
-                )
-            finally:
-                server.stop()
+        for stage in stages(scenarios):
+            if stage.fill:
+                print(f"[{kind}] filling to {sizes.fleet} devices", flush=True)
+                fill_s = await fill(backend, sizes.fleet)
+            for workers in workers_list:
+                server, cwmp_url, api_url = backend.serve(workers)
+                try:
+                    ctx = Context(backend, server, cwmp_url, api_url, workers, sizes, rows, fill_s)
+                    for scenario in stage.scenarios:
+                        if Need.DEVICES in scenario.needs and not registered:
+                            await register(cwmp_url, sizes.devices, BASE)
+                            registered = True
+                        title = scenario.title.format(**asdict(sizes))
+                        print(f"[{kind} w{workers}] {title}", flush=True)
+                        for row in await scenario.run(ctx):
+                            ceiling_rate = ceilings.get(workers)
+                            if scenario.against_ceiling and row.sessions_per_s and ceiling_rate:
+                                row.ratio_to_ceiling = round(row.sessions_per_s / ceiling_rate, 3)
+                            rows.append(row)
+                finally:
+                    server.stop()
     finally:
         await backend.drop()
-    return finish(rows, ceilings)
-
-
-def finish(rows: list[Row], ceilings: dict[int, float]) -> list[Row]:
-    """The scenarios' ratios to the ceiling of the same worker count."""
-    for row in rows:
-        if row.sessions_per_s and row.scenario in ("1 empty", "4 scale"):
-            ceiling_rate = ceilings.get(row.workers)
-            if ceiling_rate:
-                row.ratio_to_ceiling = round(row.sessions_per_s / ceiling_rate, 3)
     return rows
 
 
@@ -780,7 +98,7 @@ def print_table(rows: list[Row]) -> None:
     for r in rows:
         notes = (
             ", ".join(f"{k}={v}" for k, v in r.extra.items() if not isinstance(v, dict))
-            if r.scenario != "5 API search"
+            if r.scenario != ApiSearch.name
             else "; ".join(
                 f"{k}: p50 {v['p50_ms']} p99 {v['p99_ms']} n={v['count']}"
                 for k, v in r.extra.items()
@@ -818,7 +136,7 @@ def main() -> None:
     parser.add_argument(
         "--scenarios",
         default="1,2,3,4,5",
-        help="which scenarios to run (4 runs with 1, 2 with 3, 5 with 4)",
+        help="which scenarios to run; each brings those it is compared with (4 brings 1)",
     )
     parser.add_argument(
         "--quick", action="store_true", help="small sizes: a smoke test of the benchmark itself"
@@ -827,24 +145,31 @@ def main() -> None:
     args = parser.parse_args()
     args.workers = [int(w) for w in args.workers.split(",")]
     args.scenarios = set(args.scenarios.split(","))
+    try:
+        scenarios = plan(args.scenarios)
+    except ValueError as exc:
+        parser.error(str(exc))
     if args.quick:
         args.devices, args.fleet, args.storm = 200, 20_000, 500
         args.seconds, args.api_repeat, args.repeat = 5.0, 20, 1
+    sizes = Sizes(
+        devices=args.devices,
+        fleet=args.fleet,
+        storm=args.storm,
+        seconds=args.seconds,
+        concurrency=args.concurrency,
+        repeat=args.repeat,
+        api_repeat=args.api_repeat,
+    )
     work = Path(tempfile.mkdtemp(prefix="acs-bench-"))
     started = datetime.now(UTC)
-    ceilings: dict[int, float] = {}
     rows: list[Row] = []
     for workers in args.workers:
         print(f"[ceiling w{workers}]", flush=True)
-        summary, rss = ceiling(
-            workers, work, args.seconds, args.devices, args.concurrency, args.repeat
-        )
-        ceilings[workers] = summary["sessions_per_s"]
-        row = row_from("ceiling", "none", workers, summary, rss)
-        row.ratio_to_ceiling = 1.0
-        rows.append(row)
+        rows.append(ceiling(workers, work, sizes))
+    ceilings = {r.workers: r.sessions_per_s for r in rows if r.sessions_per_s}
     for kind in args.backends.split(","):
-        rows += asyncio.run(run_backend(kind, args, work, ceilings))
+        rows += asyncio.run(run_backend(kind, scenarios, sizes, args.workers, work, ceilings))
     print()
     print_table(rows)
     out = (

@@ -4,45 +4,29 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
 
+from bench.serve import Process, add_operator, serve_acs
 from tests.conftest import _truncate_pg
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
 class Server:
-    process: subprocess.Popen[bytes]
+    process: Process
     cwmp_url: str
     api_url: str
-    log: Path
 
     def output(self) -> str:
-        return self.log.read_text(errors="replace")
+        return self.process.output()
 
 
 def _start(env_overrides: dict[str, str], tmp_path: Path, name: str) -> Server:
-    cwmp_port, api_port = free_port(), free_port()
     env = {
         **os.environ,
-        "ACS_BIND": "127.0.0.1",
-        "ACS_CWMP_PORT": str(cwmp_port),
-        "ACS_API_PORT": str(api_port),
         "ACS_DATA_DIR": str(tmp_path / f"data-{name}"),
         "ACS_CWMP_PASSWORD": "cpe-secret",
         "ACS_SECRET_KEY": "e2e-secret",
@@ -50,26 +34,8 @@ def _start(env_overrides: dict[str, str], tmp_path: Path, name: str) -> Server:
         **env_overrides,
     }
     log = tmp_path / f"server-{name}.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "acs.cli", "serve"],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    server = Server(process, f"http://127.0.0.1:{cwmp_port}", f"http://127.0.0.1:{api_port}", log)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"acs serve exited with {process.returncode}:\n{server.output()}")
-        try:
-            if httpx.get(server.api_url + "/healthz", timeout=1).status_code == 200:
-                return server
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    process.kill()
-    raise RuntimeError(f"acs serve did not become healthy:\n{server.output()}")
+    process, cwmp_url, api_url = serve_acs(env, log, seconds=30)
+    return Server(process, cwmp_url, api_url)
 
 
 @pytest.fixture
@@ -83,13 +49,7 @@ def start_server(tmp_path: Path) -> Iterator[Callable[..., Server]]:
 
     yield start
     for server in servers:
-        if server.process.poll() is None:
-            server.process.send_signal(signal.SIGTERM)
-            try:
-                server.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                server.process.kill()
-                server.process.wait()
+        server.process.stop(timeout=15)
 
 
 @pytest.fixture
@@ -97,27 +57,6 @@ def pg_url(pg_database_url: str) -> str:
     """The test run's PostgreSQL database, emptied."""
     asyncio.run(_truncate_pg(pg_database_url))
     return pg_database_url
-
-
-def add_operator(server_env: dict[str, str], name: str, role: str, password: str) -> None:
-    run = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "acs.cli",
-            "operator",
-            "add",
-            name,
-            "--role",
-            role,
-            "--password-stdin",
-        ],
-        input=password.encode() + b"\n",
-        env=server_env,
-        capture_output=True,
-        timeout=60,
-    )
-    assert run.returncode == 0, run.stderr
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -1,0 +1,113 @@
+"""`acs serve` and the `acs` command as child processes on free ports of 127.0.0.1.
+
+Shared by the benchmark and the end-to-end tests (``tests/e2e/conftest.py`` imports it;
+bench never imports tests), so both start a server, wait for it and stop it the same way.
+"""
+
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Process:
+    """A server process whose output goes to ``log``."""
+
+    popen: subprocess.Popen[bytes]
+    log: Path
+
+    @classmethod
+    def start(cls, argv: list[str], env: dict[str, str], log: Path) -> Process:
+        with log.open("ab") as out:
+            popen = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT)
+        return cls(popen, log)
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def wait_serving(self, url: str, seconds: float = 60) -> None:
+        """Return once a GET of ``url`` answers 2xx; if the process exits first, or does
+        not answer in time (it is killed then), raise with the end of its log."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if self.popen.poll() is not None:
+                raise RuntimeError(
+                    f"{self.popen.args!r} exited with {self.popen.returncode}; "
+                    f"{self.log}:\n{self.output()[-4000:]}"
+                )
+            try:
+                if httpx.get(url, timeout=1).is_success:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        self.popen.kill()
+        self.popen.wait()
+        raise RuntimeError(f"no answer at {url}; {self.log}:\n{self.output()[-4000:]}")
+
+    def stop(self, timeout: float = 30) -> None:
+        """SIGTERM (a graceful shutdown), then SIGKILL after ``timeout`` seconds."""
+        if self.popen.poll() is None:
+            self.popen.send_signal(signal.SIGTERM)
+            try:
+                self.popen.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait()
+
+
+def serve_acs(env: dict[str, str], log: Path, *, seconds: float = 60) -> tuple[Process, str, str]:
+    """`acs serve` with ``env`` on two free ports of 127.0.0.1, once its /healthz answers:
+    the process and the base URLs of its CWMP and API listeners."""
+    cwmp, api = free_port(), free_port()
+    env = {**env, "ACS_BIND": "127.0.0.1", "ACS_CWMP_PORT": str(cwmp), "ACS_API_PORT": str(api)}
+    process = Process.start([sys.executable, "-m", "acs.cli", "serve"], env, log)
+    api_url = f"http://127.0.0.1:{api}"
+    process.wait_serving(api_url + "/healthz", seconds)
+    return process, f"http://127.0.0.1:{cwmp}", api_url
+
+
+def acs_cli(env: dict[str, str], *args: str, stdin: bytes | None = None) -> bytes:
+    """Run ``acs ARGS``; its output, or RuntimeError with its stderr if it failed."""
+    run = subprocess.run(
+        [sys.executable, "-m", "acs.cli", *args],
+        env=env,
+        input=stdin,
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
+    if run.returncode:
+        raise RuntimeError(f"acs {' '.join(args)}: {run.stderr.decode(errors='replace')}")
+    return run.stdout
+
+
+def add_operator(env: dict[str, str], name: str, role: str, password: str) -> None:
+    acs_cli(
+        env,
+        "operator",
+        "add",
+        name,
+        "--role",
+        role,
+        "--password-stdin",
+        stdin=f"{password}\n".encode(),
+    )
