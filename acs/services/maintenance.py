@@ -36,7 +36,7 @@ _DUE = hot.Statement(
     types={"started": UTCDateTime()},
 )
 _INFORMS_SINCE = hot.Statement(
-    "SELECT received, events FROM informs WHERE device_id = :device_id AND received >= :since "
+    "SELECT received, events FROM informs WHERE device_id = :device_id AND received > :since "
     "ORDER BY received DESC LIMIT 20",
     columns=("received", "events"),
     binds={"since": UTCDateTime()},
