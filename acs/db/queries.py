@@ -310,6 +310,7 @@ _SAVE_SESSION = hot.Statement(
     "updated = :now, expires = :expires WHERE id = :id",
     binds=_SESSION_BINDS,
 )
+_END_SESSION = hot.Statement("DELETE FROM cwmp_sessions WHERE id = :id")
 _DELETE_SESSION = hot.Statement(
     "DELETE FROM cwmp_sessions WHERE id = :id RETURNING state",
     columns=("state",),
@@ -369,8 +370,14 @@ async def save_session(
     return bool(count)
 
 
+async def end_session(tx: hot.Transaction, session_id: str) -> bool:
+    """Delete a session that ended by its 204; ``False`` if it was gone already."""
+    return bool(await tx.execute(_END_SESSION, id=session_id))
+
+
 async def delete_session(tx: hot.Transaction, session_id: str) -> dict[str, Any] | None:
-    """Delete a session; its last state, or ``None`` if it was gone already."""
+    """Delete a session that ended otherwise; its last state (what it left unanswered may
+    still be answered), or ``None`` if it was gone already."""
     row = await tx.first(_DELETE_SESSION, id=session_id)
     return None if row is None else dict(row.state or {})
 

@@ -347,7 +347,7 @@ class CwmpService:
                 return HttpReply.text(400, f"CWMP protocol error: {exc}; session closed")
             body, stored = await self._advance(tx, ctx, machine, events, stored)
             if machine.finished:
-                await queries.delete_session(tx, row.id)
+                await queries.end_session(tx, row.id)
                 log.debug("%s: session %s ended", row.device_id, row.id)
             else:
                 stored = replace(stored, machine=machine.to_json())
