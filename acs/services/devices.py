@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -12,6 +11,7 @@ from sqlalchemy import Select, bindparam, delete, func, select, text, update
 
 from acs.db import param_index, tables
 from acs.db.engine import Database
+from acs.db.types import JSONDoc
 from acs.services.cpe_auth import hash_credentials
 from acs.services.errors import Invalid, NotFound
 
@@ -167,7 +167,7 @@ def conditions(conn_dialect: str, f: DeviceFilter, now: datetime) -> list[Any]:
         if conn_dialect == "postgresql":
             c.append(
                 text("devices.tags @> CAST(:tag_doc AS jsonb)").bindparams(
-                    tag_doc=json.dumps([f.tag])
+                    bindparam("tag_doc", [f.tag], type_=JSONDoc)
                 )
             )
         else:
