@@ -12,7 +12,8 @@
 
 from __future__ import annotations
 
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 from sqlalchemy.engine import make_url
@@ -51,8 +52,10 @@ class Database:
     def is_postgresql(self) -> bool:
         return self.dialect == "postgresql"
 
-    def read(self) -> AbstractAsyncContextManager[AsyncConnection]:
-        raise NotImplementedError
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncConnection]:
+        async with self.engine.connect() as conn, conn.begin():
+            yield conn
 
     def write(self) -> AbstractAsyncContextManager[AsyncConnection]:
         raise NotImplementedError

@@ -69,11 +69,6 @@ class SqliteDatabase(Database):
         self.checkpoints = 0  # done by ``_checkpoints``
 
     @asynccontextmanager
-    async def read(self) -> AsyncIterator[AsyncConnection]:
-        async with self.engine.connect() as conn, conn.begin():
-            yield conn
-
-    @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:
         async with self._write_lock, self.engine.connect() as conn:
             conn = await conn.execution_options(acs_immediate=True)

@@ -45,25 +45,27 @@ async def record(
     )
 
 
-async def record_many(
+async def from_cpe(
     tx: hot.Transaction,
-    targets: list[tuple[str, int | None, str]],
     *,
+    device_id: str,
     now: datetime,
-    source: str,
     code: int,
+    string: str,
+    detail: dict[str, Any] | None,
+    task_id: int | None = None,
 ) -> None:
-    """``record`` one fault for each (device, task, string)."""
-    for device_id, task_id, string in targets:
-        await record(
-            tx,
-            device_id=device_id,
-            task_id=task_id,
-            now=now,
-            source=source,
-            code=code,
-            string=string,
-        )
+    """``record`` a fault the CPE reported (a Fault, a FaultStruct)."""
+    await record(
+        tx,
+        device_id=device_id,
+        task_id=task_id,
+        now=now,
+        source="cpe",
+        code=code,
+        string=string,
+        detail=detail,
+    )
 
 
 def fault_view(row: Any) -> dict[str, Any]:

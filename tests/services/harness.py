@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import text
@@ -102,6 +104,33 @@ class ServiceCpe:
             self.answered.append(soap.parse_envelope(reply.body).message)
             reply = await self.post(self.fake.answer(reply.body))
         raise AssertionError("the ACS kept sending requests")
+
+
+class Clock:
+    """The service's clock, moved by hand (``clock.now += 31``)."""
+
+    def __init__(self, start: float = 1_800_000_000.0):
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    @property
+    def dt(self) -> datetime:
+        return datetime.fromtimestamp(self.now, UTC)
+
+
+async def session(cpe: ServiceCpe, *events: str, before_empty: Sequence[bytes] = ()) -> list[Any]:
+    """A whole session (its own requests in ``before_empty``); the ACS requests the CPE
+    answered."""
+    start = len(cpe.answered)
+    reply = await cpe.inform(*events)
+    assert reply.status == 200, reply.body
+    for body in before_empty:
+        assert (await cpe.post(body)).status == 200
+    final = await cpe.empty()
+    assert final.status == 204, final.body
+    return cpe.answered[start:]
 
 
 async def rows(db: Database, sql: str, **params: Any) -> list[Any]:

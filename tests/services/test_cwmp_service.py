@@ -29,21 +29,6 @@ def parse(reply) -> soap.Envelope:
     return soap.parse_envelope(reply.body)
 
 
-class Clock:
-    def __init__(self, start: float = 1_800_000_000.0):
-        self.now = start
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-def clock(runtime):
-    c = Clock()
-    runtime.cwmp.clock = c
-    return c
-
-
 async def test_digest_session_end_to_end(make_runtime):
     runtime = await make_runtime(cwmp_digest_algorithms="MD5,SHA-256")
     db = runtime.db

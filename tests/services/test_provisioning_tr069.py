@@ -15,41 +15,12 @@ from acs.services import ctc, devices, rollouts, task_specs, tasks
 from acs.services.voip import NoVoiceLines, SipAccount, parameter_values
 from acs.simulator import datamodels
 from tests.fake_cpe import FakeCpe
-from tests.services.harness import ServiceCpe, device_columns
+from tests.services.harness import ServiceCpe, device_columns, session
 
 T0 = 1_800_000_000.0
 PHONE_MAC = "00:15:65:11:3a:f8"
 PHONE = "0C383E-X6-001565113af8"
 CTC_GW = "00E0FC-HG8245C-48575443A1B2C3D4"
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> float:
-        return self.now
-
-    @property
-    def dt(self) -> datetime:
-        return datetime.fromtimestamp(self.now, UTC)
-
-
-@pytest.fixture
-def clock(runtime):
-    c = Clock()
-    runtime.cwmp.clock = c
-    return c
-
-
-async def session(cpe: ServiceCpe, *events: str, before_empty=()) -> list:
-    start = len(cpe.answered)
-    assert (await cpe.inform(*events)).status == 200
-    for body in before_empty:
-        assert (await cpe.post(body)).status == 200
-    final = await cpe.empty()
-    assert final.status == 204, final.body
-    return cpe.answered[start:]
 
 
 async def queue(runtime, clock, device, *specs) -> list[int]:

@@ -4,7 +4,7 @@ sends where it is about a message. On SQLite and PostgreSQL, without HTTP."""
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,39 +15,11 @@ from acs.cwmp import messages as m
 from acs.services import fault_log, maintenance, task_specs, tasks
 from acs.simulator.model import CpeModel
 from tests.fake_cpe import FakeCpe
-from tests.services.harness import ServiceCpe, count, rows
+from tests.services.harness import ServiceCpe, count, rows, session
 
 SAMPLES = Path(__file__).resolve().parents[2] / "soap_samples"
 DEVICE = "00D09E-IGD-SN0001"
 IGD = "InternetGatewayDevice"
-T0 = 1_800_000_000.0
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> float:
-        return self.now
-
-    @property
-    def dt(self) -> datetime:
-        return datetime.fromtimestamp(self.now, UTC)
-
-
-@pytest.fixture
-def clock(runtime):
-    c = Clock()
-    runtime.cwmp.clock = c
-    return c
-
-
-async def session(cpe: ServiceCpe, *events: str) -> list[Any]:
-    start = len(cpe.answered)
-    assert (await cpe.inform(*events)).status == 200
-    final = await cpe.empty()
-    assert final.status == 204, final.body
-    return cpe.answered[start:]
 
 
 @pytest.fixture

@@ -14,30 +14,10 @@ from acs.db import hot, queries
 from acs.services import fault_log, maintenance, task_specs, tasks
 from acs.simulator import datamodels
 from tests.fake_cpe import FakeCpe
-from tests.services.harness import ServiceCpe, device_columns, rows
+from tests.services.harness import ServiceCpe, device_columns, rows, session
 
 DEVICE = "00D09E-IGD-SN0001"
 IGD = "InternetGatewayDevice"
-T0 = 1_800_000_000.0
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> float:
-        return self.now
-
-    @property
-    def dt(self) -> datetime:
-        return datetime.fromtimestamp(self.now, UTC)
-
-
-@pytest.fixture
-def clock(runtime):
-    c = Clock()
-    runtime.cwmp.clock = c
-    return c
 
 
 @pytest.fixture
@@ -47,18 +27,6 @@ async def cpe(runtime, clock):
     await session(c, "0 BOOTSTRAP", "1 BOOT")
     c.answered.clear()
     return c
-
-
-async def session(cpe: ServiceCpe, *events: str, before_empty: list[bytes] = ()) -> list[Any]:
-    """A whole session; returns the ACS requests the CPE answered."""
-    start = len(cpe.answered)
-    reply = await cpe.inform(*events)
-    assert reply.status == 200, reply.body
-    for body in before_empty:
-        assert (await cpe.post(body)).status == 200
-    final = await cpe.empty()
-    assert final.status == 204, final.body
-    return cpe.answered[start:]
 
 
 def spec(data: dict[str, Any]) -> Any:

@@ -122,12 +122,10 @@ class BootstrapProvisioning(Component[BootstrapState]):
         else:
             await tx.execute(_TRIED, id=ctx.device_id)
             if isinstance(answer, cs.FaultReceived):
-                await fault_log.record(
+                await fault_log.from_cpe(
                     tx,
                     device_id=ctx.device_id,
-                    task_id=None,
                     now=ctx.now,
-                    source="cpe",
                     code=answer.fault.fault_code,
                     string=answer.fault.fault_string,
                     detail={"bootstrap_provisioning": True},

@@ -110,12 +110,10 @@ class CtcBinding(Component[CtcBindState]):
             done = _status(f"{ctx.facts.root}.{ctc.USERINFO}", state)
             await queries.merge_parameters(tx, ctx.device_id, set_values_patch(done, ctx.now))
         elif isinstance(answer, cs.FaultReceived):
-            await fault_log.record(
+            await fault_log.from_cpe(
                 tx,
                 device_id=ctx.device_id,
-                task_id=None,
                 now=ctx.now,
-                source="cpe",
                 code=answer.fault.fault_code,
                 string=answer.fault.fault_string,
                 detail={"ctc_bind_status": True},

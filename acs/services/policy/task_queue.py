@@ -141,8 +141,14 @@ class TaskQueue(Component[None]):
         )
         fault = {"code": faults.ACS_FIRMWARE_MISMATCH, "string": string}
         if await lifecycle.move(tx, task_id, Move.FAIL, ctx.now, result=result, fault=fault):
-            await self._log(
-                tx, ctx.device_id, task_id, ctx.now, "acs", faults.ACS_FIRMWARE_MISMATCH, string
+            await fault_log.record(
+                tx,
+                device_id=ctx.device_id,
+                task_id=task_id,
+                now=ctx.now,
+                source="acs",
+                code=faults.ACS_FIRMWARE_MISMATCH,
+                string=string,
             )
 
     # --- CPE requests -----------------------------------------------------------------
@@ -153,12 +159,10 @@ class TaskQueue(Component[None]):
         if isinstance(request, m.TransferComplete):
             await self._transfer_complete(tx, ctx, request)
         elif isinstance(request, m.AutonomousTransferComplete) and request.fault_struct.fault_code:
-            await fault_log.record(
+            await fault_log.from_cpe(
                 tx,
                 device_id=ctx.device_id,
-                task_id=None,
                 now=ctx.now,
-                source="cpe",
                 code=request.fault_struct.fault_code,
                 string=request.fault_struct.fault_string,
                 detail={"autonomous_transfer": results.plain(request)},
@@ -211,15 +215,14 @@ class TaskQueue(Component[None]):
         string = tc.fault_struct.fault_string or faults.describe(code)
         fault = {"code": code, "string": string}
         await lifecycle.move(tx, row.id, Move.FAIL, ctx.now, result=result, fault=fault)
-        await fault_log.record(
+        await fault_log.from_cpe(
             tx,
             device_id=ctx.device_id,
-            task_id=row.id,
             now=ctx.now,
-            source="cpe",
             code=code,
             string=string,
             detail={"transfer_complete": results.plain(tc)},
+            task_id=row.id,
         )
 
     # --- ACS requests -----------------------------------------------------------------
@@ -341,7 +344,16 @@ class TaskQueue(Component[None]):
             values["fault"] = {"code": code, "string": string}
         moved = await lifecycle.move(tx, row.id, outcome.move, ctx.now, **values)
         if moved and outcome.fault is not None:
-            await self._log(tx, ctx.device_id, row.id, ctx.now, "acs", *outcome.fault)
+            code, string = outcome.fault
+            await fault_log.record(
+                tx,
+                device_id=ctx.device_id,
+                task_id=row.id,
+                now=ctx.now,
+                source="acs",
+                code=code,
+                string=string,
+            )
         return outcome.end_session
 
     async def _faulted(
@@ -405,26 +417,6 @@ class TaskQueue(Component[None]):
             )
             return
         await lifecycle.move(tx, task_id, Move.FAIL, now, fault=fault)
-
-    async def _log(
-        self,
-        tx: hot.Transaction,
-        device_id: str,
-        task_id: int,
-        now: datetime,
-        source: str,
-        code: int,
-        string: str,
-    ) -> None:
-        await fault_log.record(
-            tx,
-            device_id=device_id,
-            task_id=task_id,
-            now=now,
-            source=source,
-            code=code,
-            string=string,
-        )
 
     # --- sessions that end badly ------------------------------------------------------
 
