@@ -183,3 +183,22 @@ async def make_runtime(
     yield make
     for rt in started:
         await rt.close()
+
+
+@pytest.fixture
+def own_postgres() -> Iterator[Any]:
+    """A PostgreSQL server of this test's own (see tests/own_postgres.py), started."""
+    from tests.own_postgres import OwnPostgres, server_binaries
+
+    binaries = server_binaries()
+    if binaries is None:
+        message = "PostgreSQL's server binaries (initdb, postgres) are not installed"
+        if REQUIRE_PG:
+            pytest.fail(message + " and ACS_TEST_REQUIRE_POSTGRES is set", pytrace=False)
+        pytest.skip(message)
+    server = OwnPostgres(binaries)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()

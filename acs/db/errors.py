@@ -17,16 +17,16 @@ class StorageError(Exception):
 
 # asyncpg's own: the server's errors, misuse of a closed connection, and the protocol's state
 # errors (a backend terminated mid-statement surfaced as "another operation is in progress").
-ASYNCPG_ERRORS: tuple[type[BaseException], ...] = (
+ASYNCPG_ERRORS: tuple[type[Exception], ...] = (
     asyncpg.PostgresError,
     asyncpg.InterfaceError,
     asyncpg.InternalClientError,
 )
 # What asyncpg raises on a statement: its own errors, or the socket's.
-ASYNCPG_STATEMENT_ERRORS: tuple[type[BaseException], ...] = (*ASYNCPG_ERRORS, OSError)
+ASYNCPG_STATEMENT_ERRORS: tuple[type[Exception], ...] = (*ASYNCPG_ERRORS, OSError)
 # What drivers and the pool raise for those conditions. PoolTimeout is not a DBAPIError (it was
 # answered 500 until seen in a storm); asyncpg's own errors are not SQLAlchemy's classes.
-DRIVER_ERRORS: tuple[type[BaseException], ...] = (
+DRIVER_ERRORS: tuple[type[Exception], ...] = (
     DBAPIError,
     PoolTimeout,
     sqlite3.Error,
@@ -34,4 +34,4 @@ DRIVER_ERRORS: tuple[type[BaseException], ...] = (
 )
 # What the CWMP service answers with 503: the hot transaction's StorageError, or a driver's or
 # the pool's own error that got past it.
-UNAVAILABLE: tuple[type[BaseException], ...] = (StorageError, *DRIVER_ERRORS)
+UNAVAILABLE: tuple[type[Exception], ...] = (StorageError, *DRIVER_ERRORS)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Final
 
@@ -10,6 +11,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from sqlalchemy import text
 
 from acs import __version__
+from acs.db.errors import UNAVAILABLE
 from acs.provisioning.errors import ProvisioningError
 from acs.services import errors, metrics, operators
 from acs.services.files import FileTooLarge
@@ -17,6 +19,8 @@ from acs.services.runtime import Runtime
 from acs.web.api.deps import claimed_name, now, require
 from acs.web.api.routes import devices, faults, files, provisioning, rollouts, tasks
 from acs.web.api.routes import operators as operator_routes
+
+log = logging.getLogger("acs.api")
 
 _STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 # What a refusal of a service is answered with, its message as the detail. Starlette picks
@@ -31,6 +35,19 @@ REFUSALS: Final[dict[type[Exception], int]] = {
     # from Invalid; it means the same: what an operator wrote cannot be served.
     ProvisioningError: 422,
 }
+
+
+STORAGE_RETRY_AFTER = 30
+
+
+async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
+    """The database out of reach, its pool exhausted, the disk failing: come back later."""
+    log.error("storage unavailable for %s %s: %s", request.method, request.url.path, exc)
+    return JSONResponse(
+        {"detail": "storage unavailable, retry later"},
+        status_code=503,
+        headers={"retry-after": str(STORAGE_RETRY_AFTER)},
+    )
 
 
 def _refused(status_code: int) -> Callable[[Request, Exception], Awaitable[JSONResponse]]:
@@ -55,6 +72,8 @@ def create_api_app(runtime: Runtime) -> FastAPI:
 
     for refusal, status_code in REFUSALS.items():
         app.add_exception_handler(refusal, _refused(status_code))
+    for failure in UNAVAILABLE:
+        app.add_exception_handler(failure, _unavailable)
 
     @app.middleware("http")
     async def audit_log(
@@ -64,16 +83,28 @@ def create_api_app(runtime: Runtime) -> FastAPI:
         response = await call_next(request)
         if request.method in _STATE_CHANGING and request.url.path.startswith("/api/"):
             client = request.client.host if request.client else None
-            await operators.record_audit(
-                runtime.db,
-                now=now(),
-                operator=claimed_name(request),
-                method=request.method,
-                path=request.url.path + (f"?{request.url.query}" if request.url.query else ""),
-                status=response.status_code,
-                client=client,
-                detail=getattr(request.state, "audit", None),
-            )
+            try:
+                await operators.record_audit(
+                    runtime.db,
+                    now=now(),
+                    operator=claimed_name(request),
+                    method=request.method,
+                    path=request.url.path + (f"?{request.url.query}" if request.url.query else ""),
+                    status=response.status_code,
+                    client=client,
+                    detail=getattr(request.state, "audit", None),
+                )
+            except UNAVAILABLE as exc:
+                # The request's own answer stands (a refusal, or a change already committed);
+                # that its audit entry could not be written is said where an operator looks.
+                log.error(
+                    "audit entry not written (storage unavailable): %s %s by %s answered %d: %s",
+                    request.method,
+                    request.url.path,
+                    claimed_name(request),
+                    response.status_code,
+                    exc,
+                )
         return response
 
     @app.get("/healthz", tags=["system"])
