@@ -91,9 +91,9 @@ class OwnPostgres:
             if self.proc.poll() is not None:
                 tail = (self.folder / "server.log").read_text(errors="replace")[-2000:]
                 raise RuntimeError(f"postgres exited:\n{tail}")
+            probe = ["-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres"]
             ready = subprocess.run(
-                [str(self.binaries / "pg_isready"), "-h", "127.0.0.1", "-p", str(self.port)]
-                + ["-U", "postgres"],
+                [str(self.binaries / "pg_isready"), *probe],
                 capture_output=True,
                 check=False,
             )
