@@ -69,6 +69,7 @@ class Principal:
     name: str
     role: str
     via: str  # "password" or "token"
+    expires: datetime | None = None  # a token's expiry (None: a password, or no expiry)
 
     def can(self, role: str) -> bool:
         return _RANK[self.role] >= _RANK[role]
@@ -305,7 +306,7 @@ async def authenticate_token(db: Database, token: str, now: datetime) -> Princip
     if row.last_used is None or now - row.last_used > timedelta(minutes=5):
         async with db.write() as conn:  # coarse, to keep reads from turning into writes
             await conn.execute(update(tk).where(tk.c.id == row.id).values(last_used=now))
-    return Principal(row.name, row.role, "token")
+    return Principal(row.name, row.role, "token", row.expires)
 
 
 # --- audit log ----------------------------------------------------------------------------

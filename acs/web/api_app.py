@@ -16,6 +16,7 @@ from acs.provisioning.errors import ProvisioningError
 from acs.services import errors, metrics, operators
 from acs.services.files import FileTooLarge
 from acs.services.runtime import Runtime
+from acs.services.throttle import FailureThrottle
 from acs.web.api.deps import claimed_name, now, require
 from acs.web.api.routes import devices, faults, files, provisioning, rollouts, tasks
 from acs.web.api.routes import operators as operator_routes
@@ -69,6 +70,8 @@ def create_api_app(runtime: Runtime) -> FastAPI:
         redoc_url=None,
     )
     app.state.runtime = runtime
+    # failed sign-ins per source address, for this worker process (acs.services.throttle)
+    app.state.sign_ins = FailureThrottle(limit=10, window=60.0)
 
     for refusal, status_code in REFUSALS.items():
         app.add_exception_handler(refusal, _refused(status_code))
@@ -79,9 +82,13 @@ def create_api_app(runtime: Runtime) -> FastAPI:
     async def audit_log(
         request: Request, call_next: Callable[[Request], Awaitable[Response]]
     ) -> Response:
-        """Every state-changing request is written down: who, what, when, outcome."""
+        """Every state-changing request is written down: who, what, when, outcome; so is every
+        refused sign-in, whatever the method."""
         response = await call_next(request)
-        if request.method in _STATE_CHANGING and request.url.path.startswith("/api/"):
+        signing_in = getattr(request.state, "audit", {}).get("sign_in") is not None
+        if request.url.path.startswith("/api/") and (
+            request.method in _STATE_CHANGING or signing_in
+        ):
             client = request.client.host if request.client else None
             try:
                 await operators.record_audit(

@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import base64
 import binascii
+import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request, status
+from fastapi import Depends, HTTPException, Query, Request, status
 from fastapi.security import HTTPBasic, HTTPBasicCredentials, HTTPBearer
 from fastapi.security.http import HTTPAuthorizationCredentials
 
 from acs.services import operators
 from acs.services.operators import Principal
 from acs.services.runtime import Runtime
+from acs.services.throttle import FailureThrottle
+
+log = logging.getLogger("acs.api")
 
 _basic = HTTPBasic(auto_error=False, realm="acs", description="operator name and password")
 _bearer = HTTPBearer(auto_error=False, description="an API token (acs token create)")
@@ -29,6 +33,12 @@ def get_runtime(request: Request) -> Runtime:
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 
+# Rows to skip in a listing: bounded so that no backend is handed more than its 64-bit
+# OFFSET (2**63 and more were answered 500).
+MAX_OFFSET = 2**62
+Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET, description="rows to skip")]
+
+
 def now() -> datetime:
     return datetime.now(UTC)
 
@@ -39,6 +49,20 @@ async def current_principal(
     basic: Annotated[HTTPBasicCredentials | None, Depends(_basic)],
     bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
+    if basic is None and bearer is None:
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED, "authentication required", headers=_CHALLENGE
+        )
+    source = request.client.host if request.client else ""
+    sign_ins: FailureThrottle = request.app.state.sign_ins
+    wait = sign_ins.retry_after(source)
+    if wait:
+        request.state.audit = {"sign_in": "throttled"}
+        raise HTTPException(
+            status.HTTP_429_TOO_MANY_REQUESTS,
+            "too many failed sign-ins from this address; retry later",
+            headers={"retry-after": str(wait)},
+        )
     principal = None
     if bearer is not None:
         principal = await operators.authenticate_token(runtime.db, bearer.credentials, now())
@@ -47,11 +71,31 @@ async def current_principal(
             runtime.db, basic.username, basic.password
         )
     if principal is None:
+        _refused(request, sign_ins, source, basic.username if basic is not None else None)
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED, "authentication required", headers=_CHALLENGE
         )
+    sign_ins.succeeded(source)
     request.state.principal = principal
     return principal
+
+
+def _refused(request: Request, sign_ins: FailureThrottle, source: str, name: str | None) -> None:
+    """A failed sign-in: counted for its source, audited, and logged once per window."""
+    failures = sign_ins.failed(source)
+    who = f"operator {name!r}" if name is not None else "a token"
+    request.state.audit = {"sign_in": "refused", "via": "password" if name else "token"}
+    if failures == 1:
+        log.warning("sign-in refused for %s from %s", who, source)
+    elif failures == sign_ins.limit:
+        log.warning(
+            "%d failed sign-ins from %s within %.0f s (the last for %s): refused for the rest "
+            "of that time",
+            failures,
+            source,
+            sign_ins.window,
+            who,
+        )
 
 
 def require(role: str) -> Callable[..., Awaitable[Principal]]:

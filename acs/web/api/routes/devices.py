@@ -9,7 +9,7 @@ from fastapi import APIRouter, Body, HTTPException, Query, Request, Response
 
 from acs.services import devices, task_specs, tasks, voip
 from acs.services.task_specs import TaskSpec
-from acs.web.api.deps import OperatorRole, RuntimeDep, Viewer, audit, now
+from acs.web.api.deps import Offset, OperatorRole, RuntimeDep, Viewer, audit, now
 from acs.web.api.schemas import (
     ConnectionRequestPublic,
     DeviceDetail,
@@ -45,7 +45,7 @@ async def list_devices(
     ] = [],  # noqa: B006
     sort: Annotated[str, Query(description="column, '-' prefix for descending")] = "id",
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> dict[str, Any]:
     """Devices matching every filter given."""
     conditions = []
@@ -155,7 +155,7 @@ async def device_tasks(
     runtime: RuntimeDep,
     _: Viewer,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> dict[str, Any]:
     data, count = await tasks.list_tasks(
         runtime.db, device_id=device_id, limit=limit, offset=offset

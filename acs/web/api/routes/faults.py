@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 
 from acs.services import fault_log
-from acs.web.api.deps import RuntimeDep, Viewer
+from acs.web.api.deps import Offset, RuntimeDep, Viewer
 from acs.web.api.schemas import FaultsPublic
 
 router = APIRouter(prefix="/faults", tags=["faults"])
@@ -24,7 +24,7 @@ async def list_faults(
     source: Annotated[str | None, Query(description="cpe or acs")] = None,
     since: datetime | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> dict[str, Any]:
     data, count = await fault_log.list_faults(
         runtime.db,

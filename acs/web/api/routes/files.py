@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import FileResponse
 
 from acs.services import files
-from acs.web.api.deps import OperatorRole, RuntimeDep, Viewer, audit, now
+from acs.web.api.deps import Offset, OperatorRole, RuntimeDep, Viewer, audit, now
 from acs.web.api.schemas import FilePublic, FilesPublic
 
 router = APIRouter(prefix="/files", tags=["files"])
@@ -48,7 +48,7 @@ async def list_files(
     oui: str | None = None,
     product_class: str | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> dict[str, Any]:
     data, count = await runtime.files.list(
         file_type=file_type, oui=oui, product_class=product_class, limit=limit, offset=offset

@@ -8,7 +8,7 @@ from fastapi import APIRouter, HTTPException, Query, Request, Response
 
 from acs.services import operators
 from acs.services.operators import Principal
-from acs.web.api.deps import Admin, RuntimeDep, Viewer, audit, now
+from acs.web.api.deps import Admin, Offset, RuntimeDep, Viewer, audit, now
 from acs.web.api.schemas import (
     AuditsPublic,
     MePublic,
@@ -78,6 +78,19 @@ async def create_token(
     owner = body.operator or principal.name
     if owner != principal.name and not principal.can("admin"):
         raise HTTPException(403, "only admins create tokens for other operators")
+    if principal.via == "token":
+        # A token makes tokens that die no later than itself; only a password makes one
+        # that lives longer (a stolen short-lived token must not mint a lasting one).
+        if body.ttl_seconds is None:
+            raise HTTPException(403, "a token can create only tokens that expire: give ttl_seconds")
+        if principal.expires is not None:
+            left = int((principal.expires - now()).total_seconds())
+            if body.ttl_seconds > left:
+                raise HTTPException(
+                    403,
+                    f"a token can create only tokens that expire no later than itself: "
+                    f"ttl_seconds at most {max(left, 0)}",
+                )
     audit(request, operator=owner, token=body.name)
     token, record = await operators.create_token(
         runtime.db, owner, body.name, now(), body.ttl_seconds
@@ -102,7 +115,7 @@ async def list_audit(
     _: Admin,
     operator: str | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> dict[str, Any]:
     data, count = await operators.list_audit(
         runtime.db, operator=operator, limit=limit, offset=offset

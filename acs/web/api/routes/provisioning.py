@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from acs.provisioning import models as phone_models
 from acs.services import ctc, provisioning
-from acs.web.api.deps import OperatorRole, RuntimeDep, Viewer, audit, now
+from acs.web.api.deps import Offset, OperatorRole, RuntimeDep, Viewer, audit, now
 from acs.web.api.schemas import Page, WorkOrderCreate, WorkOrderPublic, WorkOrdersPublic
 
 router = APIRouter(tags=["provisioning"])
@@ -115,7 +115,7 @@ async def list_phones(
     model: str | None = None,
     profile: str | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> dict[str, Any]:
     data, count = await runtime.provisioning.list_phones(
         model=model, profile=profile, limit=limit, offset=offset
@@ -240,7 +240,7 @@ async def list_work_orders(
     _: Viewer,
     status: str | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> dict[str, Any]:
     data, count = await ctc.list_orders(runtime.db, status=status, limit=limit, offset=offset)
     return {"data": data, "count": count}

@@ -8,7 +8,7 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from pydantic import ValidationError
 
 from acs.services import rollouts
-from acs.web.api.deps import OperatorRole, RuntimeDep, Viewer, audit, now
+from acs.web.api.deps import Offset, OperatorRole, RuntimeDep, Viewer, audit, now
 from acs.web.api.schemas import RolloutCreate, RolloutPublic, RolloutsPublic
 
 router = APIRouter(prefix="/rollouts", tags=["rollouts"])
@@ -49,7 +49,7 @@ async def list_rollouts(
     runtime: RuntimeDep,
     _: Viewer,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> dict[str, Any]:
     data, count = await rollouts.list_rollouts(runtime.db, limit, offset)
     return {"data": data, "count": count}

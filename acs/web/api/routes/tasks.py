@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Query, Request
 
 from acs.services import tasks
-from acs.web.api.deps import OperatorRole, RuntimeDep, Viewer, audit, now
+from acs.web.api.deps import Offset, OperatorRole, RuntimeDep, Viewer, audit, now
 from acs.web.api.schemas import TaskPublic, TasksPublic
 
 router = APIRouter(prefix="/tasks", tags=["tasks"])
@@ -21,7 +21,7 @@ async def list_tasks(
     status: Annotated[str | None, Query(description=", ".join(tasks.STATUSES))] = None,
     name: str | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> dict[str, Any]:
     if status is not None and status not in tasks.STATUSES:
         raise HTTPException(422, f"status must be one of {list(tasks.STATUSES)}")
