@@ -18,6 +18,7 @@ the new session, still counts.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import time
@@ -49,6 +50,9 @@ from acs.services.policy import SessionContext, SessionFacts, SessionPolicy
 log = logging.getLogger("acs.cwmp")
 
 STORAGE_RETRY_AFTER = 30
+# Bodies past this size are parsed off the event loop (a whole tree of a TR-181 gateway is
+# megabytes: seconds of parsing that would stall every other request of the worker).
+PARSE_IN_THREAD_BYTES = 256 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,7 +127,10 @@ class CwmpService:
 
     async def handle(self, request: HttpRequest) -> HttpReply:
         try:
-            envelope = soap.parse_envelope(request.body, self.limits)
+            if len(request.body) > PARSE_IN_THREAD_BYTES:
+                envelope = await asyncio.to_thread(soap.parse_envelope, request.body, self.limits)
+            else:
+                envelope = soap.parse_envelope(request.body, self.limits)
         except soap.HostileXml as exc:
             log.warning("refused body from %s: %s", request.peer_host, exc)
             return HttpReply.text(400, f"refused: {exc}")

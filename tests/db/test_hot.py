@@ -5,6 +5,7 @@ transaction commits or rolls back as one, and its driver errors are ``StorageErr
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -223,3 +224,25 @@ async def test_both_paths_store_the_same_text(db: Database, microsecond: int):
         ).all()
     assert len(texts) == 2
     assert texts[0] == texts[1]
+
+
+@pytest.mark.parametrize("size", [10, queries.LARGE_PATCH + 500])
+async def test_a_patch_merges_key_by_key_whatever_its_size(db: Database, size: int):
+    """Small patches merge in SQL; large ones (a whole tree) another way on SQLite, where
+    json_patch is quadratic. Either way: entries of a path updated key by key, others kept."""
+    await _device(db, "dev-m")
+    known = {f"T.{i}.P": {"value": i, "type": "xsd:int", "writable": True} for i in range(size)}
+    known["T.kept"] = {"value": "k", "type": "xsd:string"}
+    async with db.hot_write() as tx:
+        await queries.merge_parameters(tx, "dev-m", known)
+    patch = {f"T.{i}.P": {"value": -i, "updated": "now"} for i in range(0, 2 * size, 2)}
+    async with db.hot_write() as tx:
+        await queries.merge_parameters(tx, "dev-m", patch)
+    async with db.read() as conn:
+        tree = await conn.scalar(text("SELECT parameters FROM devices WHERE id = 'dev-m'"))
+    tree = tree if isinstance(tree, dict) else json.loads(tree)
+    assert len(tree) == size + 1 + size // 2
+    assert tree["T.kept"] == {"value": "k", "type": "xsd:string"}
+    assert tree["T.2.P"] == {"value": -2, "type": "xsd:int", "writable": True, "updated": "now"}
+    assert tree["T.1.P"] == {"value": 1, "type": "xsd:int", "writable": True}
+    assert tree[f"T.{2 * size - 2}.P"] == {"value": -(2 * size - 2), "updated": "now"}

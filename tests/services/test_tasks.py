@@ -681,3 +681,26 @@ def test_tasks_queued_without_the_tree_still_send_the_standard_type():
         # not a dateTime: sent as what it is, for the CPE to judge
         m.ParameterValueStruct(f"{IGD}.ManagementServer.PeriodicInformTime", "soon", "xsd:string"),
     )
+
+
+async def test_a_whole_tree_answer_lands_in_the_tree_and_the_task_keeps_its_count(runtime, clock):
+    from acs.cwmp import xsd
+    from acs.services.policy import results
+    from acs.simulator.model import Parameter
+
+    fake = FakeCpe()
+    extra = results.LISTED_ENTRIES + 200
+    for i in range(extra):
+        fake.model.parameters[f"{IGD}.X_00D09E_Big.{i}.Name"] = Parameter(f"v{i}", xsd.STRING, True)
+    cpe = ServiceCpe(runtime, fake)
+    await session(cpe, "0 BOOTSTRAP")
+    [task_id] = await queue(
+        runtime, clock, {"name": "GetParameterValues", "parameter_names": [f"{IGD}."]}
+    )
+    await session(cpe)
+    task = await tasks.get(runtime.db, task_id)
+    total = len(fake.model.parameters)
+    assert (task["status"], task["result"]) == ("done", {"parameter_count": total})
+    tree = await params_of(runtime)
+    assert tree[f"{IGD}.X_00D09E_Big.{extra - 1}.Name"]["value"] == f"v{extra - 1}"
+    assert sum(1 for k in tree if k.startswith(f"{IGD}.X_00D09E_Big.")) == extra
