@@ -30,7 +30,7 @@ from acs.cwmp import soap, xsd
 from acs.simulator import datamodels
 from acs.simulator.agent import ConnectionRequestListener, CpeAgent, SessionReport
 from acs.simulator.model import CpeModel, Parameter
-from acs.simulator.state import Flash, StateFile
+from acs.simulator.state import Flash, StateFile, StateFileError
 
 log = logging.getLogger("acs.simulator")
 
@@ -241,7 +241,8 @@ class Fleet:
             worker.cancel()
 
     async def stop(self) -> None:
-        """End the run and write the state file (if any) one last time."""
+        """End the run and write the state file (if any) one last time (which may raise
+        ``StateFileError``)."""
         self._stop.set()
         try:
             if self.state is not None and self.flashes:
@@ -333,8 +334,8 @@ class Fleet:
                 # in the loop, not a thread: a write still running in a thread could land
                 # after the last one, at stop, and put older state back
                 self.state.save(self.flashes)
-            except OSError as exc:  # try again next time; the write at stop reports it
-                log.warning("cannot write the state file %s: %s", self.state.path, exc)
+            except StateFileError as exc:  # try again next time; the write at stop says it
+                log.warning("%s", exc)
 
     async def run(self, progress: Callable[[FleetStats], None] | None = None) -> dict[str, Any]:
         """Run every device until the duration or session count is reached, or a stop."""

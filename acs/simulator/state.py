@@ -41,7 +41,7 @@ _Snapshot = tuple[Any, str, bool, int, tuple[str, ...]]
 
 
 class StateFileError(Exception):
-    """The state file exists but cannot be used."""
+    """The state file cannot be read, used or written."""
 
 
 def device_key(model: CpeModel) -> str:
@@ -161,7 +161,10 @@ class StateFile:
         return None if text == self._written else text
 
     def write(self, text: str) -> None:
-        write_atomically(self.path, text)
+        try:
+            write_atomically(self.path, text)
+        except OSError as exc:
+            raise StateFileError(f"cannot write {self.path}: {exc.strerror or exc}") from None
         self._written = text
 
     def save(self, flashes: list[Flash]) -> bool:

@@ -136,3 +136,11 @@ def test_a_state_file_that_cannot_be_used_is_refused(tmp_path, text, problem):
     with pytest.raises(StateFileError) as exc:
         StateFile(path)
     assert str(exc.value).startswith(problem.format(path=path))
+
+
+def test_a_state_file_that_cannot_be_written_says_why(tmp_path):
+    path = tmp_path / "no-such-dir" / "fleet.json"
+    state = StateFile(path)  # nothing to read: a first run
+    with pytest.raises(StateFileError) as exc:
+        state.save([Flash(datamodels.gateway("SN0001"))])
+    assert str(exc.value) == f"cannot write {path}: No such file or directory"
