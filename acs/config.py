@@ -5,9 +5,10 @@ from __future__ import annotations
 import re
 from functools import cached_property
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from acs.cwmp import digest
@@ -15,6 +16,10 @@ from acs.cwmp import digest
 # What a parameter path given to the ACS for indexing may contain (it is written into SQL,
 # inside quotes, as an index expression).
 INDEXABLE_PATH_RE = re.compile(r"^[A-Za-z0-9_.{}-]{1,256}$")
+
+# Secrets that may be given as a file instead, ACS_<NAME>_FILE (Docker and Kubernetes mount
+# secrets as files; an environment variable shows in `docker inspect` and /proc).
+SECRET_FILE_SETTINGS = ("admin_password", "cwmp_password", "secret_key")
 
 
 class Settings(BaseSettings):
@@ -57,12 +62,18 @@ class Settings(BaseSettings):
         description="signs Digest nonces and URLs; default: generated once, kept in the DB "
         "so that every node shares it",
     )
+    secret_key_file: Path | None = Field(
+        None, description="read ACS_SECRET_KEY from this file (e.g. a Docker secret)"
+    )
 
     # --- CWMP listener -----------------------------------------------------------------
     cwmp_auth: Literal["digest", "basic", "none"] = "digest"
     cwmp_username: str = "acs"
     cwmp_password: str | None = Field(
         None, description="shared CPE password; default: generated once, kept in the DB"
+    )
+    cwmp_password_file: Path | None = Field(
+        None, description="read ACS_CWMP_PASSWORD from this file (e.g. a Docker secret)"
     )
     cwmp_realm: str = "acs"
     cwmp_digest_algorithms: str = Field(
@@ -145,10 +156,38 @@ class Settings(BaseSettings):
         min_length=8,
         description="if set, an 'admin' operator with this password is created at start",
     )
+    admin_password_file: Path | None = Field(
+        None, description="read ACS_ADMIN_PASSWORD from this file (e.g. a Docker secret)"
+    )
     metrics_public: bool = Field(False, description="serve /metrics without authentication")
     indexed_parameters: str = Field(
         "", description="comma-separated parameter paths to index for device searches"
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _secret_files(cls, data: Any) -> Any:
+        """ACS_<NAME>_FILE: the secret is the file's content, read here, once, when the
+        settings are made at start. Errors name the file, never what it holds."""
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        problems: list[InitErrorDetails] = []
+        for name in SECRET_FILE_SETTINGS:
+            path = data.get(f"{name}_file")
+            if path is None or str(path) == "":
+                continue
+            problem: str | None
+            if data.get(name) not in (None, ""):
+                problem = f"set ACS_{name.upper()} or ACS_{name.upper()}_FILE, not both"
+            else:
+                data[name], problem = _read_secret(Path(path))
+            if problem is not None:
+                error = PydanticCustomError("secret_file", "{problem}", {"problem": problem})
+                problems.append({"type": error, "loc": (f"{name}_file",), "input": str(path)})
+        if problems:
+            raise ValidationError.from_exception_data(cls.__name__, problems)
+        return data
 
     @field_validator("indexed_parameters")
     @classmethod
@@ -192,3 +231,15 @@ class Settings(BaseSettings):
     @property
     def digest_algorithms(self) -> tuple[str, ...]:
         return tuple(self.cwmp_digest_algorithms.split(","))
+
+
+def _read_secret(path: Path) -> tuple[str | None, str | None]:
+    """A secret file's content without its trailing newline (``echo pw > file`` adds one),
+    or why there is none."""
+    try:
+        value = path.read_text(encoding="utf-8").rstrip("\r\n")
+    except OSError as exc:
+        return None, f"cannot read {path}: {exc.strerror or type(exc).__name__}"
+    except UnicodeDecodeError:
+        return None, f"{path} is not UTF-8 text"
+    return (value, None) if value else (None, f"{path} is empty")

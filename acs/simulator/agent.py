@@ -385,16 +385,37 @@ class CpeAgent:
         self.wake_events.append(event)
         self.wake.set()
 
+    def take_wake_events(self) -> tuple[str, ...]:
+        """The event codes of what woke the device since last asked (each once, in order),
+        for the Inform of the session it now starts; clears the wake-up."""
+        self.wake.clear()
+        events = tuple(dict.fromkeys(e for e in self.wake_events if e[0].isdigit()))
+        self.wake_events.clear()
+        return events
+
+    def periodic_inform_interval(self, default: float) -> float | None:
+        """Seconds between periodic Informs as the data model says now (so what an ACS set
+        applies from the next Inform on); None when PeriodicInformEnable is false.
+        ``default`` for a model without PeriodicInformInterval."""
+        base = self.model.root + ".ManagementServer.PeriodicInformInterval"
+        if self.model.get(self.model.root + ".ManagementServer.PeriodicInformEnable") is False:
+            return None
+        value = self.model.get(base)
+        if value is None:
+            return default
+        try:
+            seconds = int(value)
+        except ValueError:
+            return default
+        return float(max(1, seconds))  # the data model's range is [1:]
+
     async def run_pending(self, *, max_sessions: int = 20) -> list[SessionReport]:
         """Run the sessions that connection requests, reboots and transfers asked for."""
         reports = []
         for _ in range(max_sessions):
             if not self.wake.is_set():
                 break
-            self.wake.clear()
-            events = tuple(dict.fromkeys(e for e in self.wake_events if e[0].isdigit()))
-            self.wake_events.clear()
-            reports.append(await self.session(*events))
+            reports.append(await self.session(*self.take_wake_events()))
         return reports
 
     async def serve(self, stop: asyncio.Event, *, periodic: float | None = None) -> None:

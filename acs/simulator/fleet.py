@@ -3,16 +3,21 @@
 Each device is a ``CpeAgent`` with its own serial number, data model, credentials and
 periodic interval, all sharing one connection-request listener on 127.0.0.1. Devices start
 spread over their first interval (``ramp``), or all at once (a boot storm: ``ramp`` 0). An
-ACS that answers 503 with Retry-After is obeyed. ``FleetStats`` gathers what a load test
-wants to know (sessions per second, latency percentiles, errors by kind and HTTP status) for
-a live line on the terminal and a JSON summary at the end.
+ACS that answers 503 with Retry-After is obeyed. Devices inform at the interval their data
+model says (PeriodicInformInterval / PeriodicInformEnable, which the ACS may set), unless the
+fleet forces one. With a state file (``acs.simulator.state``) they keep what a CPE keeps in
+flash across restarts. ``FleetStats`` gathers what a load test wants to know (sessions per
+second, latency percentiles, errors by kind and HTTP status) for a live line on the terminal
+and a JSON summary at the end, also when the run is stopped by SIGINT or SIGTERM.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import random
+import signal
 import sys
 import time
 from collections import Counter
@@ -25,6 +30,9 @@ from acs.cwmp import soap, xsd
 from acs.simulator import datamodels
 from acs.simulator.agent import ConnectionRequestListener, CpeAgent, SessionReport
 from acs.simulator.model import CpeModel, Parameter
+from acs.simulator.state import Flash, StateFile, StateFileError
+
+log = logging.getLogger("acs.simulator")
 
 
 @dataclass
@@ -32,7 +40,11 @@ class FleetConfig:
     acs_url: str
     devices: int = 100
     model: str = "gateway"  # "gateway", "phone", or a JSON data model file
-    interval: float = 60.0  # periodic inform interval
+    interval: float = 60.0  # periodic inform interval (see interval_forced)
+    # True: every device informs every `interval` seconds, whatever its data model says.
+    # False: `interval` is only the PeriodicInformInterval a device starts with (unless the
+    # state file had it); then each follows its PeriodicInformInterval/Enable as the ACS sets.
+    interval_forced: bool = True
     duration: float | None = 60.0  # stop after this many seconds...
     sessions: int | None = None  # ...or after each device had this many sessions
     username: str = "acs"
@@ -41,13 +53,16 @@ class FleetConfig:
     serial_prefix: str = "SIM"
     first_index: int = 0
     concurrency: int = 500  # sessions in flight at once
-    ramp: float | None = None  # spread the first sessions over this (default: interval)
+    ramp: float | None = None  # spread the first sessions over this (default: each
+    # device's first interval)
     bootstrap: bool = True  # first session says 0 BOOTSTRAP (a new device)
     boot: bool = True  # first session says 1 BOOT (powered on); False: already running
     cwmp_version: str = "1.2"
     udp: bool = False
     timeout: float = 30.0
     seed: int = 1
+    state: str | None = None  # the state file (JSON): read at start, written at stop...
+    state_every: float = 10.0  # ...and every this many seconds while it changes
 
 
 def make_model(kind: str, index: int, serial_prefix: str) -> CpeModel:
@@ -176,17 +191,26 @@ class Fleet:
         self.config = config
         self.stats = FleetStats()
         self.agents: list[CpeAgent] = []
+        self.flashes: list[Flash] = []  # what each agent keeps across restarts
+        self.state: StateFile | None = None
         self.listener = ConnectionRequestListener()
         self._limit = asyncio.Semaphore(config.concurrency)
         self._stop = asyncio.Event()
+        self._workers: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
+        """Make the devices (restoring those the state file knows) and their listener.
+        Raises ``StateFileError`` for a state file that cannot be used."""
         c = self.config
+        self.state = StateFile(Path(c.state)) if c.state else None
         await self.listener.start(udp=c.udp)
         namespace = soap.CWMP_NAMESPACES[c.cwmp_version]
         for i in range(c.first_index, c.first_index + c.devices):
+            model = make_model(c.model, i, c.serial_prefix)
+            flash = Flash(model)
+            known = self.state is not None and self.state.restore(flash)
             agent = CpeAgent(
-                make_model(c.model, i, c.serial_prefix),
+                model,
                 c.acs_url,
                 username=c.username,
                 password=c.password,
@@ -196,14 +220,65 @@ class Fleet:
                 timeout=c.timeout,
             )
             await agent.start()
-            interval = f"{agent.model.root}.ManagementServer.PeriodicInformInterval"
-            if interval in agent.model.parameters:
-                agent.model.parameters[interval].value = int(c.interval)
+            interval = f"{model.root}.ManagementServer.PeriodicInformInterval"
+            if interval in model.parameters and not known:
+                model.parameters[interval].value = int(c.interval)
             self.agents.append(agent)
+            self.flashes.append(flash)
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def request_stop(self) -> None:
+        """Stop gracefully: no new sessions; those in flight finish, then ``run`` returns."""
+        self._stop.set()
+
+    def abort(self) -> None:
+        """Stop now: sessions in flight are cancelled (and not counted)."""
+        self._stop.set()
+        for worker in self._workers:
+            worker.cancel()
 
     async def stop(self) -> None:
+        """End the run and write the state file (if any) one last time (which may raise
+        ``StateFileError``)."""
         self._stop.set()
-        await self.listener.stop()
+        try:
+            if self.state is not None and self.flashes:
+                self.state.save(self.flashes)
+        finally:
+            await self.listener.stop()
+
+    def periodic_interval(self, agent: CpeAgent) -> float | None:
+        """Seconds between the device's periodic Informs from now on; None: it has none."""
+        c = self.config
+        if c.interval_forced:
+            return c.interval
+        return agent.periodic_inform_interval(default=c.interval)
+
+    async def _pause(
+        self, seconds: float | None, deadline: float | None, agent: CpeAgent | None = None
+    ) -> bool:
+        """Wait ``seconds`` (None: no limit) but not past ``deadline`` or a stop; True if
+        ``agent`` was woken meanwhile (a connection request, a reboot...)."""
+        if deadline is not None:
+            left = deadline - time.monotonic()
+            seconds = left if seconds is None else min(seconds, left)
+        wake = agent.wake if agent is not None else None
+        if wake is not None and wake.is_set():
+            return True
+        if self._stop.is_set() or (seconds is not None and seconds <= 0):
+            return False
+        waiters = [asyncio.ensure_future(self._stop.wait())]
+        if wake is not None:
+            waiters.append(asyncio.ensure_future(wake.wait()))
+        try:
+            await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+        return wake is not None and wake.is_set()
 
     async def session(self, agent: CpeAgent, events: tuple[str, ...]) -> SessionReport:
         """One session, within the concurrency limit, retrying after a 503's Retry-After."""
@@ -215,19 +290,21 @@ class Fleet:
                 finally:
                     self.stats.in_flight -= 1
             if report.retry_after is not None and not self._stop.is_set():
-                self.stats.retries_after_503 += 1
-                self.stats.statuses[503] += 1
                 # obey, as a CPE that honours Retry-After does (the ACS spreads the values);
                 # a second of jitter keeps devices told the same value from moving in step
-                await asyncio.sleep(report.retry_after + random.uniform(0.0, 1.0))
-                continue
-            self.stats.record(report)
+                await self._pause(report.retry_after + random.uniform(0.0, 1.0), None)
+                if not self._stop.is_set():
+                    self.stats.retries_after_503 += 1
+                    self.stats.statuses[503] += 1
+                    continue
+            self.stats.record(report)  # a 503 followed by a stop counts as a failure
             return report
 
     async def _device(self, agent: CpeAgent, deadline: float | None, rng: random.Random) -> None:
         c = self.config
-        ramp = c.interval if c.ramp is None else c.ramp
-        await asyncio.sleep(rng.uniform(0, ramp) if ramp > 0 else 0)
+        first = self.periodic_interval(agent)
+        ramp = c.ramp if c.ramp is not None else (c.interval if first is None else first)
+        await self._pause(rng.uniform(0, ramp) if ramp > 0 else 0, deadline)
         events = first_events(c)
         done = 0
         while not self._stop.is_set():
@@ -238,36 +315,36 @@ class Fleet:
             done += 1
             # what the ACS asked for (a download, a reboot...) runs at once, as on a CPE
             while agent.wake.is_set() and not self._stop.is_set():
-                agent.wake.clear()
-                follow = tuple(dict.fromkeys(e for e in agent.wake_events if e[0].isdigit()))
-                agent.wake_events.clear()
-                await self.session(agent, follow)
+                await self.session(agent, agent.take_wake_events())
                 done += 1
             if c.sessions is not None and done >= c.sessions:
                 return
+            # the interval as the session left it: what the ACS set applies from now on
+            interval = self.periodic_interval(agent)
+            wait = None if interval is None else interval - (time.monotonic() - started)
             events = ("2 PERIODIC",)
-            wait = c.interval - (time.monotonic() - started)
-            try:
-                await asyncio.wait_for(self._wait_wake(agent), max(0.0, wait))
-                events = tuple(dict.fromkeys(e for e in agent.wake_events if e[0].isdigit())) or (
-                    "6 CONNECTION REQUEST",
-                )
-                agent.wake.clear()
-                agent.wake_events.clear()
-            except TimeoutError:
-                pass
+            if await self._pause(wait, deadline, agent):
+                events = agent.take_wake_events() or ("6 CONNECTION REQUEST",)
 
-    async def _wait_wake(self, agent: CpeAgent) -> None:
-        await agent.wake.wait()
+    async def _save_state_every(self, seconds: float) -> None:
+        assert self.state is not None
+        while True:
+            await asyncio.sleep(seconds)
+            try:
+                # in the loop, not a thread: a write still running in a thread could land
+                # after the last one, at stop, and put older state back
+                self.state.save(self.flashes)
+            except StateFileError as exc:  # try again next time; the write at stop says it
+                log.warning("%s", exc)
 
     async def run(self, progress: Callable[[FleetStats], None] | None = None) -> dict[str, Any]:
-        """Run every device until the duration or session count is reached."""
+        """Run every device until the duration or session count is reached, or a stop."""
         c = self.config
         rng = random.Random(c.seed)
         self.stats = FleetStats()
         deadline = time.monotonic() + c.duration if c.duration is not None else None
-        workers = [asyncio.create_task(self._device(a, deadline, rng)) for a in self.agents]
-        reporter = None
+        self._workers = [asyncio.create_task(self._device(a, deadline, rng)) for a in self.agents]
+        helpers = []
         if progress is not None:
 
             async def report() -> None:
@@ -275,26 +352,57 @@ class Fleet:
                     await asyncio.sleep(1.0)
                     progress(self.stats)
 
-            reporter = asyncio.create_task(report())
+            helpers.append(asyncio.create_task(report()))
+        if self.state is not None:
+            helpers.append(asyncio.create_task(self._save_state_every(c.state_every)))
         try:
-            await asyncio.gather(*workers)
+            outcomes = await asyncio.gather(*self._workers, return_exceptions=True)
         finally:
-            if reporter is not None:
-                reporter.cancel()
+            for helper in helpers:
+                helper.cancel()
+            await asyncio.gather(*helpers, return_exceptions=True)
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException) and not isinstance(
+                outcome, asyncio.CancelledError
+            ):
+                raise outcome
         return self.stats.summary()
 
 
 async def simulate(config: FleetConfig, *, out: TextIO = sys.stderr) -> dict[str, Any]:
+    """Run a fleet as ``acs simulate`` does: a live line on ``out``, the summary at the end.
+    SIGINT or SIGTERM stops it gracefully (sessions in flight finish; a second signal
+    cancels them) and it still returns the summary."""
     fleet = Fleet(config)
-    await fleet.start()
     live = out.isatty()
+    loop = asyncio.get_running_loop()
+    # SIGINT stays ignored where the shell that started us ignores it (a background job)
+    signals = [signal.SIGTERM]
+    if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+        signals.append(signal.SIGINT)
 
     def progress(stats: FleetStats) -> None:
         print(("\r" if live else "") + stats.line(), end="" if live else "\n", file=out, flush=True)
 
+    def on_signal() -> None:
+        if fleet.stopping:
+            fleet.abort()
+            return
+        fleet.request_stop()
+        print(
+            ("\n" if live else "") + "stopping: sessions in flight finish (signal again: cancel)",
+            file=out,
+            flush=True,
+        )
+
+    for sig in signals:
+        loop.add_signal_handler(sig, on_signal)
     try:
+        await fleet.start()
         summary = await fleet.run(progress)
     finally:
+        for sig in signals:
+            loop.remove_signal_handler(sig)
         await fleet.stop()
     if live:
         print(file=out)

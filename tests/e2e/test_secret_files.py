@@ -1,0 +1,54 @@
+"""``acs serve`` with its secrets in files (ACS_<NAME>_FILE), as docker/compose.yaml runs it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import httpx
+
+from tests.fake_cpe import FakeCpe
+
+
+def test_admin_cwmp_password_and_secret_key_from_files(start_server, tmp_path):
+    secrets = tmp_path / "secrets"
+    secrets.mkdir()
+    (secrets / "admin").write_text("admin-from-a-file\n")
+    (secrets / "cwmp").write_text("cpe-from-a-file\n")
+    (secrets / "key").write_text("key-from-a-file\n")
+    server = start_server(
+        "files",
+        # the fixture's own ACS_CWMP_PASSWORD / ACS_SECRET_KEY would conflict with the files
+        cwmp_password="",
+        secret_key="",
+        admin_password_file=str(secrets / "admin"),
+        cwmp_password_file=str(secrets / "cwmp"),
+        secret_key_file=str(secrets / "key"),
+    )
+    with httpx.Client(base_url=server.api_url, timeout=30) as api:
+        assert api.get("/api/v1/operators", auth=("admin", "admin-from-a-file")).status_code == 200
+        assert api.get("/api/v1/operators", auth=("admin", "wrong-password")).status_code == 401
+    assert "CPE credentials acs / <from ACS_CWMP_PASSWORD>" in server.output()
+    # a CPE logs in with the password from the file
+    cpe = FakeCpe()
+    with httpx.Client(base_url=server.cwmp_url, timeout=30) as http:
+        inform = cpe.inform("0 BOOTSTRAP", "1 BOOT")
+        assert http.post("/acs", content=inform).status_code == 401
+        auth = httpx.DigestAuth("acs", "cpe-from-a-file")
+        assert http.post("/acs", content=inform, auth=auth).status_code == 200
+
+
+def test_an_unreadable_secret_file_stops_the_command_naming_the_variable(tmp_path):
+    env = {
+        **os.environ,
+        "ACS_DATA_DIR": str(tmp_path / "data"),
+        "ACS_ADMIN_PASSWORD_FILE": str(tmp_path / "no-such-file"),
+    }
+    run = subprocess.run(
+        [sys.executable, "-m", "acs.cli", "serve"], env=env, capture_output=True, timeout=60
+    )
+    assert run.returncode == 2
+    line = f"ACS_ADMIN_PASSWORD_FILE: cannot read {tmp_path / 'no-such-file'}: No such file or"
+    assert f"  {line} directory\n" in run.stderr.decode()
+    assert not (tmp_path / "data").exists()  # refused before touching anything
