@@ -86,11 +86,15 @@ def device_values(
         # VoIP phones often use their MAC as serial number; its first half is then the OUI.
         values["mac"] = normalize_mac(ident.serial_number)
     interval = values["periodic_inform_interval"] or known_interval
-    values["inform_deadline"] = (
-        now + timedelta(seconds=2 * interval + silent_grace) if interval else None
-    )
+    values["inform_deadline"] = inform_deadline(now, interval, silent_grace)
     values["silent_since"] = None
     return values
+
+
+def inform_deadline(now: datetime, interval: int | None, grace: int) -> datetime | None:
+    """When a device on this periodic inform interval counts as silent: two Informs missed,
+    plus a grace period (clocks drift, sessions retry); ``None`` without an interval."""
+    return now + timedelta(seconds=2 * interval + grace) if interval else None
 
 
 def _int(value: xsd.Value) -> int | None:

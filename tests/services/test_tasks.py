@@ -704,3 +704,17 @@ async def test_a_whole_tree_answer_lands_in_the_tree_and_the_task_keeps_its_coun
     tree = await params_of(runtime)
     assert tree[f"{IGD}.X_00D09E_Big.{extra - 1}.Name"]["value"] == f"v{extra - 1}"
     assert sum(1 for k in tree if k.startswith(f"{IGD}.X_00D09E_Big.")) == extra
+
+
+async def test_setting_the_inform_interval_moves_the_silence_deadline_at_once(runtime, clock, cpe):
+    """Found with the simulator: a longer interval set by a task was watched at the old one
+    until the device's next Inform, and the device was flagged silent before it came."""
+    await queue(
+        runtime,
+        clock,
+        {"name": "SetParameterValues", "parameter_values": [{"name": PERIODIC, "value": 86400}]},
+    )
+    await session(cpe)
+    row = await device_columns(runtime.db, "periodic_inform_interval", "inform_deadline")
+    grace = runtime.settings.silent_grace
+    assert tuple(row) == (86400, clock.dt + timedelta(seconds=2 * 86400 + grace))

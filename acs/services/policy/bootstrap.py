@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timedelta
 from typing import Any
 
 from acs.config import Settings
@@ -29,7 +28,7 @@ from acs.db.queries import DeviceAuth
 from acs.db.types import UTCDateTime
 from acs.services import fault_log
 from acs.services.cpe_auth import hash_credentials
-from acs.services.inform import set_values_patch
+from acs.services.inform import inform_deadline, set_values_patch
 from acs.services.policy.base import (
     Answer,
     Answered,
@@ -143,7 +142,7 @@ class BootstrapProvisioning(Component[BootstrapState]):
             "cr_username": state.cr_username,
             "cr_password": state.cr_password,
             "interval": state.interval or None,
-            "deadline": _deadline(ctx.now, state.interval, self.settings.silent_grace),
+            "deadline": inform_deadline(ctx.now, state.interval, self.settings.silent_grace),
             "acs_username": None,
             "ha1_md5": None,
             "ha1_sha256": None,
@@ -161,11 +160,6 @@ class BootstrapProvisioning(Component[BootstrapState]):
             ctx.facts.root, state.cr_username, "", state.acs_username, "", state.interval
         )
         await queries.merge_parameters(tx, ctx.device_id, set_values_patch(done, ctx.now))
-
-
-def _deadline(now: datetime, interval: int, grace: int) -> datetime | None:
-    """When a device on this interval counts as silent: two Informs missed, plus a grace."""
-    return now + timedelta(seconds=2 * interval + grace) if interval else None
 
 
 def _parameters(

@@ -16,10 +16,10 @@ from acs.cwmp import faults
 from acs.cwmp import messages as m
 from acs.cwmp.soap import to_plain
 from acs.db import hot, queries
-from acs.db.types import JSONDoc
+from acs.db.types import JSONDoc, UTCDateTime
 from acs.services import task_lifecycle as lifecycle
 from acs.services import task_specs
-from acs.services.inform import parameter_patch, set_values_patch
+from acs.services.inform import inform_deadline, parameter_patch, set_values_patch
 from acs.services.task_lifecycle import Move
 
 
@@ -44,6 +44,7 @@ class Applying:
     device_id: str
     task_id: int
     now: datetime
+    silent_grace: int  # seconds past two missed periodic Informs before a device is silent
 
 
 Apply = Callable[[Applying, Any, Any], Awaitable[Outcome]]
@@ -102,11 +103,24 @@ async def _parameter_names(
     return Outcome(result=_listing(response, response.parameter_list))
 
 
+_INTERVAL = hot.Statement(
+    "UPDATE devices SET periodic_inform_interval = :interval, inform_deadline = :deadline "
+    "WHERE id = :id",
+    binds={"deadline": UTCDateTime()},
+)
+
+
 async def _set_values(a: Applying, spec: Any, response: m.SetParameterValuesResponse) -> Outcome:
     request = spec.to_message("")
     await queries.merge_parameters(
         a.tx, a.device_id, set_values_patch(request.parameter_list, a.now)
     )
+    for p in request.parameter_list:
+        if p.name.endswith(".ManagementServer.PeriodicInformInterval") and isinstance(p.value, int):
+            # watched from now on at the new interval (a longer one would be flagged silent
+            # at the old deadline, before the device's next Inform)
+            deadline = inform_deadline(a.now, p.value, a.silent_grace)
+            await a.tx.execute(_INTERVAL, interval=p.value, deadline=deadline, id=a.device_id)
     return Outcome(
         result={
             "status": response.status,
