@@ -67,6 +67,7 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
 
         db = Database(settings.resolved_database_url)
         try:
+            await db.probe(create=True)
             await migrate.upgrade(db, args.revision)
             await param_index.ensure_indexes(db, settings.indexed_parameter_list)
         finally:
@@ -90,8 +91,7 @@ def cmd_device_credentials(args: argparse.Namespace) -> int:
             ),
         )
     except devices.DeviceNotFound:
-        print(f"no device {args.device_id!r}", file=sys.stderr)
-        return 1
+        return _refused(settings, f"no device {args.device_id!r}")
     print("credentials cleared" if args.clear else "credentials set")
     return 0
 
@@ -104,6 +104,7 @@ def _with_db(settings: Settings, work: Any) -> Any:
     async def run() -> Any:
         db = Database(settings.resolved_database_url)
         try:
+            await db.probe()  # only `acs serve` and `acs db upgrade` create a database
             await check_schema(db)
             return await work(db)
         finally:
@@ -112,22 +113,28 @@ def _with_db(settings: Settings, work: Any) -> Any:
     return asyncio.run(run())
 
 
+def _refused(settings: Settings, message: str, code: int = 1) -> int:
+    """A command's error, one line, naming the database and data dir it used."""
+    print(f"{message} ({settings.storage})", file=sys.stderr)
+    return code
+
+
 def cmd_operator_add(args: argparse.Namespace) -> int:
     from datetime import UTC, datetime
 
     from acs.services import operators
 
+    settings = _settings(args)
     password = _read_password(args) if args.password_stdin else None
     try:
         _with_db(
-            _settings(args),
+            settings,
             lambda db: operators.create_operator(
                 db, args.name, args.role, password, datetime.now(UTC)
             ),
         )
     except operators.OperatorError as exc:
-        print(str(exc), file=sys.stderr)
-        return 1
+        return _refused(settings, str(exc))
     print(f"operator {args.name} ({args.role}) created")
     return 0
 
@@ -146,16 +153,16 @@ def cmd_token_create(args: argparse.Namespace) -> int:
 
     from acs.services import operators
 
+    settings = _settings(args)
     try:
         token, _ = _with_db(
-            _settings(args),
+            settings,
             lambda db: operators.create_token(
                 db, args.operator, args.name, datetime.now(UTC), args.ttl
             ),
         )
     except operators.OperatorNotFound:
-        print(f"no operator {args.operator!r}", file=sys.stderr)
-        return 1
+        return _refused(settings, f"no operator {args.operator!r}")
     print(token)
     return 0
 
@@ -424,13 +431,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except ValidationError as exc:
-        # Without the offending values: they may be passwords.
-        lines = [
-            f"  ACS_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}"
-            for e in exc.errors(include_input=False, include_url=False)
-        ]
-        print("invalid settings:\n" + "\n".join(lines), file=sys.stderr)
+        # One line each, without the offending values: they may be passwords.
+        for e in exc.errors(include_input=False, include_url=False):
+            name = "_".join(str(p) for p in e["loc"]).upper()
+            message = e["msg"].removeprefix("Value error, ")
+            print(f"invalid setting ACS_{name}: {message}", file=sys.stderr)
         return 2
+    except Exception as exc:
+        # A database that cannot be reached, opened or used (SchemaOutdated is one): one line
+        # naming it. Its module is loaded if it was raised; `acs config` never loads it.
+        errors = sys.modules.get("acs.db.errors")
+        if errors is None or not isinstance(exc, errors.DatabaseUnavailable):
+            raise
+        return _refused(_settings(args), str(exc), 2)
 
 
 if __name__ == "__main__":

@@ -10,8 +10,42 @@ from typing import Any, Literal
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from acs.cwmp import digest
+
+# The async driver acs uses for each database, and the URL forms that mean it.
+_DRIVERS = {"postgresql": "asyncpg", "sqlite": "aiosqlite"}
+_BACKEND_ALIASES = {"postgres": "postgresql"}
+URL_FORMS = "postgresql://user:password@host:5432/dbname or sqlite:////absolute/path/acs.db"
+
+
+def database_url(raw: str) -> str:
+    """A database URL as acs connects to it: ``postgresql://`` and ``postgres://`` become
+    ``postgresql+asyncpg://``, ``sqlite://`` becomes ``sqlite+aiosqlite://`` with its path
+    made absolute. ``ValueError`` (never echoing the URL, which may hold a password) for what
+    acs cannot use."""
+    try:
+        url = make_url(raw.strip())
+    except ArgumentError:
+        raise ValueError(f"not a database URL: write {URL_FORMS}") from None
+    backend, _, driver = url.drivername.partition("+")
+    backend = _BACKEND_ALIASES.get(backend, backend)
+    if backend not in _DRIVERS:
+        raise ValueError(f"acs does not support {backend!r} databases: write {URL_FORMS}")
+    wanted = _DRIVERS[backend]
+    if driver and driver != wanted:
+        raise ValueError(
+            f"acs talks to {backend} through {wanted}: write {backend}:// "
+            f"(or {backend}+{wanted}://), not {url.drivername}://"
+        )
+    url = url.set(drivername=f"{backend}+{wanted}")
+    path = url.database
+    if backend == "sqlite" and path and path != ":memory:" and not path.startswith("file:"):
+        url = url.set(database=str(Path(path).expanduser().resolve()))
+    return url.render_as_string(hide_password=False)
+
 
 # What a parameter path given to the ACS for indexing may contain (it is written into SQL,
 # inside quotes, as an index expression).
@@ -32,8 +66,8 @@ class Settings(BaseSettings):
     data_dir: Path = Field(Path("data"), description="where the SQLite file and files live")
     database_url: str | None = Field(
         None,
-        description="SQLAlchemy async URL; default: SQLite in the data dir. "
-        "PostgreSQL: postgresql+asyncpg://user:pass@host/db",
+        description="default: SQLite in the data dir. PostgreSQL: postgresql://user:pass@host/db "
+        "(postgres:// and postgresql+asyncpg:// too); SQLite: sqlite:///path/acs.db",
     )
     db_pool_size: int = Field(
         20,
@@ -57,6 +91,9 @@ class Settings(BaseSettings):
         "auto", description="workers' event loop; auto: uvloop where installed"
     )
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["text", "json"] = Field(
+        "text", description="text lines, or one JSON object a line for log shippers"
+    )
     secret_key: str | None = Field(
         None,
         description="signs Digest nonces and URLs; default: generated once, kept in the DB "
@@ -212,6 +249,11 @@ class Settings(BaseSettings):
             raise ValueError(f"choose from {', '.join(digest.ALGORITHMS)}; got {value!r}")
         return ",".join(names)
 
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str | None) -> str | None:
+        return None if not value else database_url(value)
+
     @model_validator(mode="after")
     def _tls_pair(self) -> Settings:
         if (self.cwmp_tls_certfile is None) != (self.cwmp_tls_keyfile is None):
@@ -220,9 +262,20 @@ class Settings(BaseSettings):
 
     @cached_property
     def resolved_database_url(self) -> str:
+        """The URL acs connects to, with its async driver (``database_url``)."""
         if self.database_url:
             return self.database_url
         return f"sqlite+aiosqlite:///{(self.data_dir / 'acs.db').resolve()}"
+
+    @property
+    def redacted_database_url(self) -> str:
+        """``resolved_database_url`` with the password masked, for messages."""
+        return make_url(self.resolved_database_url).render_as_string(hide_password=True)
+
+    @property
+    def storage(self) -> str:
+        """Where this acs keeps its data, for messages: "database ..., data dir ..."."""
+        return f"database {self.redacted_database_url}, data dir {self.data_dir.resolve()}"
 
     @property
     def cwmp_tls(self) -> bool:

@@ -1,80 +1,78 @@
-"""Settings: secrets given as files (ACS_<NAME>_FILE), as Docker and Kubernetes mount them."""
+"""Settings: the database URL forms acs accepts, and what it says about the others."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
 
-from acs.config import SECRET_FILE_SETTINGS, Settings
+from acs.config import Settings
 
 
-def _errors(exc: pytest.ExceptionInfo[ValidationError]) -> list[tuple[tuple, str]]:
-    return [(e["loc"], e["msg"]) for e in exc.value.errors(include_input=False)]
+def _settings(**values: object) -> Settings:
+    return Settings(_env_file=None, **values)  # type: ignore[arg-type]
 
 
-def test_each_secret_is_read_from_its_file_without_the_trailing_newline(tmp_path, monkeypatch):
-    files = {}
-    for name in SECRET_FILE_SETTINGS:
-        files[name] = tmp_path / name
-        files[name].write_text(f"{name}-from-file\n")
-        monkeypatch.setenv(f"ACS_{name.upper()}_FILE", str(files[name]))
-    settings = Settings()
-    assert settings.admin_password == "admin_password-from-file"
-    assert settings.cwmp_password == "cwmp_password-from-file"
-    assert settings.secret_key == "secret_key-from-file"
-    assert settings.admin_password_file == files["admin_password"]
-    # read once, at start: a later change of the file changes nothing
-    files["admin_password"].write_text("changed-afterwards")
-    assert settings.admin_password == "admin_password-from-file"
+@pytest.mark.parametrize(
+    ("given", "resolved"),
+    [
+        (
+            "postgresql://acs:s3cret@db.example/acs",
+            "postgresql+asyncpg://acs:s3cret@db.example/acs",
+        ),
+        ("postgres://acs@db.example:5433/acs", "postgresql+asyncpg://acs@db.example:5433/acs"),
+        (
+            "postgresql+asyncpg://acs@db/acs?ssl=require",
+            "postgresql+asyncpg://acs@db/acs?ssl=require",
+        ),
+        ("sqlite:////var/lib/acs/acs.db", "sqlite+aiosqlite:////var/lib/acs/acs.db"),
+        ("sqlite+aiosqlite:////var/lib/acs/acs.db", "sqlite+aiosqlite:////var/lib/acs/acs.db"),
+        ("  sqlite:////var/lib/acs/acs.db\n", "sqlite+aiosqlite:////var/lib/acs/acs.db"),
+    ],
+)
+def test_database_urls_get_the_async_driver(given, resolved):
+    assert _settings(database_url=given).resolved_database_url == resolved
 
 
-def test_inner_whitespace_and_a_crlf_ending_are_handled(tmp_path):
-    path = tmp_path / "pw"
-    path.write_bytes(b"  two words \r\n\r\n")
-    assert Settings(cwmp_password_file=path).cwmp_password == "  two words "
+def test_a_relative_sqlite_path_is_made_absolute(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    settings = _settings(database_url="sqlite:///here/acs.db")
+    assert settings.resolved_database_url == f"sqlite+aiosqlite:///{tmp_path}/here/acs.db"
 
 
-def test_without_files_nothing_changes():
-    settings = Settings(admin_password="direct-password")
-    assert settings.admin_password == "direct-password"
-    assert (settings.cwmp_password, settings.secret_key) == (None, None)
-    assert settings.admin_password_file is None
+def test_the_default_is_sqlite_in_the_data_dir_and_messages_mask_the_password(tmp_path):
+    settings = _settings(data_dir=tmp_path / "d")
+    assert settings.resolved_database_url == f"sqlite+aiosqlite:///{tmp_path}/d/acs.db"
+    assert settings.storage == (
+        f"database sqlite+aiosqlite:///{tmp_path}/d/acs.db, data dir {tmp_path}/d"
+    )
+    pg = _settings(database_url="postgresql://acs:s3cret@db/acs", data_dir=Path("/srv/acs"))
+    assert pg.storage == "database postgresql+asyncpg://acs:***@db/acs, data dir /srv/acs"
 
 
-def test_a_secret_and_its_file_together_are_refused(tmp_path):
-    path = tmp_path / "pw"
-    path.write_text("from-the-file")
-    with pytest.raises(ValidationError) as exc:
-        Settings(secret_key="direct", secret_key_file=path)
-    assert _errors(exc) == [
-        (("secret_key_file",), "set ACS_SECRET_KEY or ACS_SECRET_KEY_FILE, not both")
-    ]
+FORMS = "postgresql://user:password@host:5432/dbname or sqlite:////absolute/path/acs.db"
 
 
-def test_missing_and_empty_files_are_named_without_their_content(tmp_path):
-    missing = tmp_path / "missing"
-    empty = tmp_path / "empty"
-    empty.write_text("\n")
-    with pytest.raises(ValidationError) as exc:
-        Settings(admin_password_file=missing, cwmp_password_file=empty)
-    assert _errors(exc) == [
-        (("admin_password_file",), f"cannot read {missing}: No such file or directory"),
-        (("cwmp_password_file",), f"{empty} is empty"),
-    ]
-
-
-def test_a_file_that_is_not_text_is_refused(tmp_path):
-    path = tmp_path / "binary"
-    path.write_bytes(b"\xff\xfe\x00hunter2")
-    with pytest.raises(ValidationError) as exc:
-        Settings(secret_key_file=path)
-    assert _errors(exc) == [(("secret_key_file",), f"{path} is not UTF-8 text")]
-    assert "hunter2" not in str(exc.value)
-
-
-def test_the_admin_password_from_a_file_meets_the_same_rule(tmp_path):
-    path = tmp_path / "pw"
-    path.write_text("short\n")
-    with pytest.raises(ValidationError) as exc:
-        Settings(admin_password_file=path)
-    assert _errors(exc) == [(("admin_password",), "String should have at least 8 characters")]
+@pytest.mark.parametrize(
+    ("given", "message"),
+    [
+        ("not a url at all s3cret", f"not a database URL: write {FORMS}"),
+        ("mysql://acs:s3cret@db/acs", f"acs does not support 'mysql' databases: write {FORMS}"),
+        (
+            "postgresql+psycopg://acs:s3cret@db/acs",
+            "acs talks to postgresql through asyncpg: write postgresql:// "
+            "(or postgresql+asyncpg://), not postgresql+psycopg://",
+        ),
+        (
+            "sqlite+pysqlite:////tmp/s3cret.db",
+            "acs talks to sqlite through aiosqlite: write sqlite:// (or sqlite+aiosqlite://), "
+            "not sqlite+pysqlite://",
+        ),
+    ],
+)
+def test_urls_acs_cannot_use_are_refused_saying_which_forms_it_takes(given, message):
+    with pytest.raises(ValidationError) as refused:
+        _settings(database_url=given)
+    [error] = refused.value.errors(include_input=False, include_url=False)
+    assert (error["loc"], error["msg"]) == (("database_url",), f"Value error, {message}")

@@ -8,6 +8,9 @@
 * ``hot_write()``: a ``hot.Transaction`` for the CWMP request path, which runs prepared
   statements on the driver connection itself and nothing else. SQLAlchemy never joins it;
   its driver and pool errors come out as ``StorageError``.
+
+Every entry point calls ``probe()`` first: a database that cannot be reached or opened is one
+``DatabaseUnavailable`` saying what to do, not a driver's traceback.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from acs.db import hot
+from acs.db.errors import DatabaseUnavailable
 
 
 class Database:
@@ -51,6 +55,24 @@ class Database:
     @property
     def is_postgresql(self) -> bool:
         return self.dialect == "postgresql"
+
+    async def probe(self, *, create: bool = False) -> None:
+        """Connect once. ``DatabaseUnavailable`` says what is wrong and what to do;
+        ``create``: a database that does not exist yet may be created (SQLite: its file and
+        directory), for the commands that migrate it."""
+        self._before_probe(create)
+        try:
+            async with self.engine.connect() as conn:
+                await conn.exec_driver_sql("SELECT 1")
+        except Exception as exc:
+            raise DatabaseUnavailable(self._unavailable(exc)) from exc
+
+    def _before_probe(self, create: bool) -> None:
+        pass
+
+    def _unavailable(self, exc: Exception) -> str:
+        """What ``exc``, raised connecting, means for an operator, and the fix."""
+        raise NotImplementedError
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:

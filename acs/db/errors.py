@@ -1,4 +1,5 @@
-"""The one error storage raises where callers must answer "try again later" (503)."""
+"""The one error storage raises where callers must answer "try again later" (503), and the one
+it raises at start-up for a database acs cannot use at all."""
 
 from __future__ import annotations
 
@@ -13,6 +14,21 @@ class StorageError(Exception):
     """The database did not do what was asked: out of reach, connection lost, every pooled
     connection busy past the pool's timeout, disk full, a statement refused. The work of the
     transaction was rolled back; nothing of it is kept."""
+
+
+class DatabaseUnavailable(Exception):
+    """``Database.probe``: the database cannot be reached or opened. The message says what is
+    wrong and what to do, in one line, without the password."""
+
+
+def causes(exc: BaseException) -> list[BaseException]:
+    """``exc`` and what it was raised from, outermost first (SQLAlchemy wraps the driver's)."""
+    chain: list[BaseException] = []
+    seen: BaseException | None = exc
+    while seen is not None and seen not in chain:
+        chain.append(seen)
+        seen = seen.__cause__ or seen.__context__
+    return chain
 
 
 # asyncpg's own: the server's errors, misuse of a closed connection, and the protocol's state

@@ -16,15 +16,18 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import asyncpg
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 
 from acs.db import hot
 from acs.db.engine import Database
-from acs.db.errors import DRIVER_ERRORS, StorageError
+from acs.db.errors import DRIVER_ERRORS, StorageError, causes
 
 log = logging.getLogger("acs.db")
 
@@ -38,6 +41,50 @@ class PostgresDatabase(Database):
         self.engine = create_async_engine(
             url, echo=echo, pool_size=pool_size, max_overflow=max_overflow, pool_pre_ping=False
         )
+
+    def _unavailable(self, exc: Exception) -> str:
+        url = make_url(self.url)
+        server = f"PostgreSQL at {url.host or 'localhost'}:{url.port or 5432}"
+        for cause in causes(exc):
+            if isinstance(cause, asyncpg.InvalidCatalogNameError):
+                createdb = " ".join(
+                    ["createdb"]
+                    + ([f"-h {url.host}"] if url.host else [])
+                    + ([f"-p {url.port}"] if url.port else [])
+                    + ([f"-U {url.username}"] if url.username else [])
+                    + [str(url.database)]
+                )
+                return (
+                    f"{server} has no database {url.database!r}: create it ({createdb}), "
+                    "or fix the database name in ACS_DATABASE_URL"
+                )
+            if isinstance(cause, asyncpg.InvalidAuthorizationSpecificationError):
+                return f"{server} refused user {url.username!r} ({cause}): fix ACS_DATABASE_URL"
+            if isinstance(cause, asyncpg.InvalidPasswordError):
+                return (
+                    f"{server} refused the password of {url.username!r}: fix the password in "
+                    "ACS_DATABASE_URL"
+                )
+            if isinstance(cause, socket.gaierror):
+                return f"cannot resolve the host {url.host!r} of ACS_DATABASE_URL: fix the host"
+            if isinstance(cause, ConnectionRefusedError):
+                return (
+                    f"cannot reach {server}: connection refused; start PostgreSQL, or fix the "
+                    "host and port in ACS_DATABASE_URL"
+                )
+            if isinstance(cause, TimeoutError):
+                return (
+                    f"cannot reach {server}: no answer in time; start PostgreSQL, or fix the "
+                    "host and port in ACS_DATABASE_URL"
+                )
+            if isinstance(cause, OSError):
+                return (
+                    f"cannot reach {server}: {cause.strerror or cause}; start PostgreSQL, or "
+                    "fix the host and port in ACS_DATABASE_URL"
+                )
+            if isinstance(cause, asyncpg.PostgresError):
+                return f"{server} refused the connection: {cause}"
+        return f"cannot connect to {server}: {exc}"
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:

@@ -32,7 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 
 from acs.db import hot
 from acs.db.engine import Database
-from acs.db.errors import DRIVER_ERRORS, StorageError
+from acs.db.errors import DRIVER_ERRORS, DatabaseUnavailable, StorageError, causes
 
 log = logging.getLogger("acs.db")
 
@@ -57,8 +57,7 @@ class SqliteDatabase(Database):
         # A file of our own gets the hot connection; ":memory:" and URI forms use write().
         self.path: Path | None = None
         if database and database != ":memory:" and not database.startswith("file:"):
-            self.path = Path(database)
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.path = Path(database)  # created by probe(create=True) and migrations only
         self.engine = create_async_engine(url, echo=echo)
         _configure(self.engine.sync_engine)
         self._write_lock = asyncio.Lock()
@@ -67,6 +66,43 @@ class SqliteDatabase(Database):
         self._checkpoint_due = asyncio.Event()
         self._checkpointer: asyncio.Task[None] | None = None
         self.checkpoints = 0  # done by ``_checkpoints``
+
+    def _before_probe(self, create: bool) -> None:
+        if self.path is None or self.path.exists():
+            return
+        if not create:
+            # Connecting would create an empty file here: the CLI run from another directory
+            # than `acs serve` did, and was then told to migrate it.
+            raise DatabaseUnavailable(
+                f"no database at {self.path}: run acs in the directory `acs serve` runs in, "
+                "or give it the same --data-dir (ACS_DATA_DIR) or ACS_DATABASE_URL; "
+                "`acs db upgrade` creates a new database"
+            )
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise DatabaseUnavailable(
+                f"cannot create the directory {self.path.parent} for the database: "
+                f"{exc.strerror or exc}; choose a writable --data-dir (ACS_DATA_DIR)"
+            ) from exc
+
+    def _unavailable(self, exc: Exception) -> str:
+        where = self.path or make_url(self.url).database or "the SQLite database"
+        for cause in causes(exc):
+            if isinstance(cause, sqlite3.DatabaseError):
+                text = str(cause)
+                if "file is not a database" in text:
+                    return (
+                        f"{where} is not an SQLite database: fix --data-dir (ACS_DATA_DIR) "
+                        "or ACS_DATABASE_URL"
+                    )
+                if "unable to open" in text or "readonly" in text:
+                    return (
+                        f"cannot open {where} ({text}): it and its directory must be a "
+                        "file and a directory this user may read and write"
+                    )
+                return f"cannot open {where}: {text}"
+        return f"cannot open {where}: {exc}"
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:

@@ -17,6 +17,7 @@ from sqlalchemy.engine import Connection
 from acs.config import Settings
 from acs.db import migrate, queries
 from acs.db.engine import Database
+from acs.db.errors import DatabaseUnavailable
 from acs.services.connreq import ConnectionRequester
 from acs.services.cpe_auth import CpeAuthenticator
 from acs.services.cwmp import CwmpService
@@ -49,8 +50,8 @@ async def load_secrets(db: Database, settings: Settings) -> ServerSecrets:
     return ServerSecrets(key.encode(), password)
 
 
-class SchemaOutdated(RuntimeError):
-    pass
+class SchemaOutdated(DatabaseUnavailable):
+    """The database's schema is not the one this acs needs (the message says what to run)."""
 
 
 async def check_schema(db: Database) -> None:
@@ -110,6 +111,7 @@ class Runtime:
             max_overflow=settings.db_max_overflow,
         )
         try:
+            await db.probe(create=migrate_sqlite)
             if db.is_sqlite and migrate_sqlite:
                 await migrate.upgrade(db)
             await check_schema(db)

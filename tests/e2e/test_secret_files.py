@@ -50,5 +50,5 @@ def test_an_unreadable_secret_file_stops_the_command_naming_the_variable(tmp_pat
     )
     assert run.returncode == 2
     line = f"ACS_ADMIN_PASSWORD_FILE: cannot read {tmp_path / 'no-such-file'}: No such file or"
-    assert f"  {line} directory\n" in run.stderr.decode()
+    assert run.stderr.decode() == f"invalid setting {line} directory\n"  # one line
     assert not (tmp_path / "data").exists()  # refused before touching anything
