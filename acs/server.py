@@ -9,23 +9,27 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import multiprocessing
 import os
 import signal
 import socket
 import ssl
-import sys
 from collections.abc import Callable, Coroutine, Iterator
+from multiprocessing import connection
+from multiprocessing.connection import Connection
 from typing import Any, TypeVar
 
 import uvicorn
 
+from acs import logs
 from acs.config import Settings
 from acs.db import migrate, param_index
 from acs.db.engine import Database
+from acs.db.errors import DatabaseUnavailable
 from acs.scheduler import Scheduler
-from acs.services.runtime import Runtime, SchemaOutdated, check_schema, load_secrets
+from acs.services.runtime import Runtime, check_schema, load_secrets
 from acs.web.api_app import create_api_app
 from acs.web.cwmp_app import create_cwmp_app
 
@@ -55,11 +59,19 @@ def run_loop(main: Coroutine[Any, Any, T], kind: str = "auto") -> T:
 
 
 class _Server(uvicorn.Server):
-    """A uvicorn server that leaves signal handling to us (we run two per loop)."""
+    """A uvicorn server that leaves signal handling to us (we run two per loop) and says when
+    it serves (``on_started``: uvicorn logs nothing then for sockets it was handed)."""
+
+    on_started: Callable[[], None] | None = None
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets=sockets)
+        if self.started and self.on_started is not None:
+            self.on_started()
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -77,12 +89,8 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level.upper(),
-        format="%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+def configure_logging(settings: Settings) -> None:
+    logs.configure(settings.log_level, settings.log_format)
 
 
 # How every listener runs (bench/ceiling.py uses the same, so that it measures the same HTTP).
@@ -96,13 +104,28 @@ UVICORN_OPTIONS: dict[str, Any] = {
 }
 
 
-def run_processes(target: Callable[..., None], args: tuple[Any, ...], count: int) -> int:
+def run_processes(
+    target: Callable[..., None],
+    args: tuple[Any, ...],
+    count: int,
+    *,
+    on_ready: Callable[[list[int], int], None] | None = None,
+) -> int:
     """Run ``target(*args)`` in ``count`` spawned processes (they inherit the sockets in
-    ``args``), forward SIGINT/SIGTERM to them, and wait; the first non-zero exit code."""
+    ``args``), forward SIGINT/SIGTERM to them, and wait; the first non-zero exit code.
+
+    ``on_ready``: each process gets one more argument, a connection on which it sends its pid
+    once it serves; ``on_ready(pids, count)`` is called as each does."""
     ctx = multiprocessing.get_context("spawn")
-    procs = [ctx.Process(target=target, args=args, daemon=False) for _ in range(count)]
+    pipes = [ctx.Pipe(duplex=False) for _ in range(count)] if on_ready else []
+    procs = [
+        ctx.Process(target=target, args=(*args, pipes[i][1]) if pipes else args, daemon=False)
+        for i in range(count)
+    ]
     for proc in procs:
         proc.start()
+    for _, sender in pipes:
+        sender.close()  # the workers' copies remain: a worker that dies closes its own
 
     def forward(sig: int, _frame: object) -> None:
         for proc in procs:
@@ -112,6 +135,8 @@ def run_processes(target: Callable[..., None], args: tuple[Any, ...], count: int
 
     signal.signal(signal.SIGINT, forward)
     signal.signal(signal.SIGTERM, forward)
+    if on_ready is not None:
+        _await_ready([receiver for receiver, _ in pipes], count, on_ready)
     code = 0
     for proc in procs:
         proc.join()
@@ -119,8 +144,35 @@ def run_processes(target: Callable[..., None], args: tuple[Any, ...], count: int
     return code
 
 
-async def run_worker(settings: Settings, cwmp_sock: socket.socket, api_sock: socket.socket) -> None:
-    """One worker: both apps on one event loop, until SIGINT/SIGTERM."""
+def _await_ready(
+    receivers: list[Connection], count: int, on_ready: Callable[[list[int], int], None]
+) -> None:
+    """Until every worker said it serves, or exited before it did (its pipe closes)."""
+    pids: list[int] = []
+    waiting = list(receivers)
+    while waiting:
+        for receiver in connection.wait(waiting):
+            assert isinstance(receiver, Connection)
+            waiting.remove(receiver)
+            try:
+                pids.append(int(receiver.recv()))
+            except EOFError:
+                continue
+            finally:
+                receiver.close()
+            on_ready(pids, count)
+    if len(pids) < count:
+        log.warning("%d of %d workers serving: the others exited first", len(pids), count)
+
+
+async def run_worker(
+    settings: Settings,
+    cwmp_sock: socket.socket,
+    api_sock: socket.socket,
+    ready: Callable[[], None] | None = None,
+) -> None:
+    """One worker: both apps on one event loop, until SIGINT/SIGTERM; ``ready()`` once both
+    serve."""
     runtime = await Runtime.start(settings, migrate_sqlite=False)
     scheduler = Scheduler(runtime, settings.scheduler_interval)
     cwmp_kwargs = dict(UVICORN_OPTIONS)
@@ -142,6 +194,13 @@ async def run_worker(settings: Settings, cwmp_sock: socket.socket, api_sock: soc
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop)
+
+    def started() -> None:
+        if ready is not None and all(server.started for server in servers):
+            ready()
+
+    for server in servers:
+        server.on_started = started
     scheduler.start()
     try:
         await asyncio.gather(
@@ -152,15 +211,23 @@ async def run_worker(settings: Settings, cwmp_sock: socket.socket, api_sock: soc
         await runtime.close()
 
 
-def _worker_entry(settings: Settings, cwmp_sock: socket.socket, api_sock: socket.socket) -> None:
-    configure_logging(settings.log_level)
-    run_loop(run_worker(settings, cwmp_sock, api_sock), settings.event_loop)
+def _worker_entry(
+    settings: Settings, cwmp_sock: socket.socket, api_sock: socket.socket, ready: Connection
+) -> None:
+    configure_logging(settings)
+
+    def serving() -> None:
+        ready.send(os.getpid())
+        ready.close()
+
+    run_loop(run_worker(settings, cwmp_sock, api_sock, serving), settings.event_loop)
 
 
 async def prepare(settings: Settings) -> str:
     """Migrate SQLite, make sure secrets exist; returns the shared CPE password."""
     db = Database(settings.resolved_database_url)
     try:
+        await db.probe(create=True)  # SQLite: created and migrated on first start
         if db.is_sqlite:
             await migrate.upgrade(db)
         await check_schema(db)
@@ -170,9 +237,64 @@ async def prepare(settings: Settings) -> str:
         await db.dispose()
 
 
+class ListenerUnavailable(Exception):
+    """A listener's address cannot be bound; the message names it and says what to do."""
+
+
+# Why a bind failed, and what to do about it, by errno.
+_BIND_ERRORS = {
+    errno.EADDRINUSE: (
+        "the port is in use (another acs, or another program, listens there)",
+        "stop it, or choose another port with {port_setting}",
+    ),
+    errno.EACCES: (
+        "permission denied (ports below 1024 need root or CAP_NET_BIND_SERVICE)",
+        "choose another port with {port_setting}",
+    ),
+    errno.EADDRNOTAVAIL: (
+        "no interface of this host has that address",
+        "fix ACS_BIND (--bind)",
+    ),
+}
+
+
+def bind_listeners(settings: Settings) -> tuple[socket.socket, socket.socket]:
+    """The CWMP and management sockets, bound and listening; ``ListenerUnavailable`` names
+    the one that cannot be."""
+    listeners = (
+        ("CWMP listener", settings.cwmp_port, "ACS_CWMP_PORT (--cwmp-port)"),
+        ("management API", settings.api_port, "ACS_API_PORT (--api-port)"),
+    )
+    if settings.cwmp_port == settings.api_port != 0:
+        raise ListenerUnavailable(
+            f"the CWMP listener and the management API are both on port {settings.cwmp_port}: "
+            "give them different ports (ACS_CWMP_PORT, ACS_API_PORT)"
+        )
+    socks: list[socket.socket] = []
+    try:
+        for name, port, port_setting in listeners:
+            address = (
+                f"[{settings.bind}]:{port}" if ":" in settings.bind else f"{settings.bind}:{port}"
+            )
+            try:
+                socks.append(bind(settings.bind, port))
+            except OSError as exc:
+                why, fix = _BIND_ERRORS.get(
+                    exc.errno or 0, (exc.strerror or str(exc), "fix ACS_BIND or {port_setting}")
+                )
+                raise ListenerUnavailable(
+                    f"{name}: cannot listen on {address}: {why}; "
+                    + fix.format(port_setting=port_setting)
+                ) from exc
+    except BaseException:
+        for sock in socks:
+            sock.close()
+        raise
+    return socks[0], socks[1]
+
+
 def serve(settings: Settings) -> int:
-    configure_logging(settings.log_level)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    configure_logging(settings)
     if settings.cwmp_auth == "basic" and not (
         settings.cwmp_tls or settings.cwmp_allow_basic_over_http
     ):
@@ -181,33 +303,58 @@ def serve(settings: Settings) -> int:
             "ACS_CWMP_ALLOW_BASIC_OVER_HTTP=true"
         )
         return 2
+    # The ports first: a port in use must not leave a new data directory and database behind.
     try:
-        password = asyncio.run(prepare(settings))
-    except SchemaOutdated as exc:
+        cwmp_sock, api_sock = bind_listeners(settings)
+    except ListenerUnavailable as exc:
         log.error("%s", exc)
         return 2
-    cwmp_sock = bind(settings.bind, settings.cwmp_port)
-    api_sock = bind(settings.bind, settings.api_port)
+    log.info("using %s", settings.storage)
+    try:
+        password = asyncio.run(prepare(settings))
+    except DatabaseUnavailable as exc:
+        log.error("%s (%s)", exc, settings.storage)
+        return 2
+    try:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)  # the file store's
+    except OSError as exc:
+        log.error(
+            "cannot create the data dir %s: %s; choose a writable --data-dir (ACS_DATA_DIR)",
+            settings.data_dir.resolve(),
+            exc.strerror or exc,
+        )
+        return 2
     scheme = "https" if settings.cwmp_tls else "http"
-    log.info("database: %s", _redact(settings.resolved_database_url))
-    log.info(
-        "CWMP listener: %s://%s:%d/ (auth %s; CPE credentials %s / %s)",
-        scheme,
-        settings.bind,
-        cwmp_sock.getsockname()[1],
-        settings.cwmp_auth,
-        settings.cwmp_username,
-        "<from ACS_CWMP_PASSWORD>" if settings.cwmp_password else password,
-    )
-    log.info("management API: http://%s:%d/api/v1/docs", settings.bind, api_sock.getsockname()[1])
+    host = f"[{settings.bind}]" if ":" in settings.bind else settings.bind
+    cpe_password = "<from ACS_CWMP_PASSWORD>" if settings.cwmp_password else password
+
+    def ready(pids: list[int], count: int) -> None:
+        """Both listeners serve once the first worker does; the count once all do."""
+        if len(pids) == 1:
+            log.info(
+                "CWMP listener: %s://%s:%d/ (auth %s; CPE credentials %s / %s)",
+                scheme,
+                host,
+                cwmp_sock.getsockname()[1],
+                settings.cwmp_auth,
+                settings.cwmp_username,
+                cpe_password,
+            )
+            log.info("management API: http://%s:%d/api/v1/docs", host, api_sock.getsockname()[1])
+        if len(pids) == count:
+            log.info(
+                "%d worker%s serving (pid%s %s)",
+                count,
+                "" if count == 1 else "s",
+                "" if count == 1 else "s",
+                ", ".join(str(p) for p in sorted(pids)),
+            )
+
     if settings.workers == 1:
         with contextlib.suppress(KeyboardInterrupt):
-            run_loop(run_worker(settings, cwmp_sock, api_sock), settings.event_loop)
+            serving = run_worker(settings, cwmp_sock, api_sock, lambda: ready([os.getpid()], 1))
+            run_loop(serving, settings.event_loop)
         return 0
-    return run_processes(_worker_entry, (settings, cwmp_sock, api_sock), settings.workers)
-
-
-def _redact(url: str) -> str:
-    from sqlalchemy.engine import make_url
-
-    return make_url(url).render_as_string(hide_password=True)
+    return run_processes(
+        _worker_entry, (settings, cwmp_sock, api_sock), settings.workers, on_ready=ready
+    )

@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 import httpx
 from sqlalchemy import select, update
 
+from acs import logs
 from acs.config import Settings
 from acs.cwmp import digest, xsd
 from acs.db import tables
@@ -229,5 +230,29 @@ class ConnectionRequester:
             await conn.execute(
                 update(d).where(d.c.id == device_id).values(cr_result=result.as_dict())
             )
-        log.info("%s: connection request %s", device_id, "ok" if result.ok else result.error)
+        if log.isEnabledFor(logging.INFO):
+            if result.method == "udp":
+                target: str | None = row.udp_connection_request_address
+            else:
+                target = _where(row.connection_request_url)
+            log.info(
+                "connection request",
+                extra=logs.fields(
+                    device=device_id,
+                    via=result.method,
+                    target=target,
+                    outcome="ok" if result.ok else "failed",
+                    status=result.status_code,
+                    error=result.error,
+                    latency_ms=result.latency_ms,
+                ),
+            )
         return result
+
+
+def _where(url: str | None) -> str | None:
+    """A ConnectionRequestURL without its query (some CPEs put a token there)."""
+    if not url:
+        return None
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}{parts.path}"

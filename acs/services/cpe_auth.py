@@ -46,6 +46,9 @@ class AuthOutcome:
     nonce: str | None = None
     nonce_count: int | None = None
     scheme: Literal["digest", "basic", "none"] = "none"
+    # a refusal that is the normal first step (no credentials yet, or a stale nonce), not
+    # wrong credentials: logged at DEBUG
+    expected: bool = False
 
 
 class CpeAuthenticator:
@@ -104,9 +107,11 @@ class CpeAuthenticator:
                     ok=True, scheme="digest", nonce=parsed.nonce, nonce_count=parsed.nonce_count
                 )
             if verdict is digest.Verdict.STALE:
-                return self._refuse("nonce expired", now, binding, stale=True)
+                return self._refuse("nonce expired", now, binding, stale=True, expected=True)
             return self._refuse(f"digest {verdict.value}", now, binding)
-        return self._refuse("no credentials" if parsed is None else "wrong scheme", now, binding)
+        if parsed is None:
+            return self._refuse("no credentials", now, binding, expected=True)
+        return self._refuse("wrong scheme", now, binding)
 
     def challenge(self, now: float, binding: str, *, stale: bool = False) -> list[str]:
         if self.mode == "basic":
@@ -115,9 +120,14 @@ class CpeAuthenticator:
             now, binding=binding, stale=stale, algorithms=self.algorithms
         )
 
-    def _refuse(self, reason: str, now: float, binding: str, *, stale: bool = False) -> AuthOutcome:
+    def _refuse(
+        self, reason: str, now: float, binding: str, *, stale: bool = False, expected: bool = False
+    ) -> AuthOutcome:
         return AuthOutcome(
-            ok=False, reason=reason, challenge=self.challenge(now, binding, stale=stale)
+            ok=False,
+            reason=reason,
+            challenge=self.challenge(now, binding, stale=stale),
+            expected=expected,
         )
 
     async def authenticate(

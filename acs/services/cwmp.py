@@ -28,6 +28,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from acs import logs
 from acs.config import Settings
 from acs.cwmp import faults, soap
 from acs.cwmp import http as binding
@@ -67,6 +68,10 @@ class StoredSession:
     flows: dict[str, Any] = field(default_factory=dict)  # the policy's, by component
     # the request a replaced session left unanswered (its answer may still come)
     orphan: cs.PendingRequest | None = None
+    # for the line logged when the session ends: when it began (ms since the epoch: an int
+    # is cheaper to store than a float), the ACS RPCs it sent
+    started: int | None = None
+    rpcs: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         orphan = self.orphan
@@ -81,6 +86,8 @@ class StoredSession:
             "orphan": None
             if orphan is None
             else {"cwmp_id": orphan.cwmp_id, "method": orphan.method, "ref": orphan.ref},
+            "started": self.started,
+            **({"rpcs": self.rpcs} if self.rpcs else {}),
         }
 
     @classmethod
@@ -93,6 +100,65 @@ class StoredSession:
             auth=None if auth is None else DeviceCredentials(auth["user"], auth["ha1"]),
             flows=dict(data.get("flows") or {}),
             orphan=None if orphan is None else cs.PendingRequest(**orphan),
+            started=data.get("started"),
+            rpcs=tuple(data.get("rpcs") or ()),
+        )
+
+
+def _session_ended(
+    session_id: str,
+    device_id: str,
+    state: Mapping[str, Any] | StoredSession | None,
+    outcome: str,
+    now: float,
+    *,
+    reason: str | None = None,
+    client: str | None = None,
+) -> None:
+    """The one line of a session that ended, logged after its transaction commits: its
+    device, the events of its Inform, the ACS RPCs it ran, how long it took and how it ended
+    (204, replaced, expired, protocol error, ...)."""
+    if not log.isEnabledFor(logging.INFO):
+        return
+    if isinstance(state, StoredSession):
+        events, rpcs, started = state.facts.events, state.rpcs, state.started
+    else:  # the state a deleted row left, as JSON (of an older acs, maybe)
+        data = state if isinstance(state, Mapping) else {}
+        facts = data.get("facts")
+        events = tuple(facts.get("events") or ()) if isinstance(facts, Mapping) else ()
+        rpcs, started = tuple(data.get("rpcs") or ()), data.get("started")
+        started = started if isinstance(started, int) else None
+    logs.after_commit(
+        log,
+        logging.INFO,
+        "session ended",
+        device=device_id,
+        outcome=outcome,
+        reason=reason,
+        events=events,
+        rpcs=rpcs,
+        duration_ms=None if started is None else round(now * 1000) - started,
+        client=client,
+        session_id=logs.short_session_id(session_id),
+    )
+
+
+def _refused(
+    level: int, device_id: str | None, inform: m.Inform | None, request: HttpRequest, reason: str
+) -> None:
+    """The line of an Inform that opened no session: the challenge before credentials
+    (DEBUG), wrong credentials, an Inform the ACS cannot act on, a device busy elsewhere."""
+    if log.isEnabledFor(level):
+        log.log(
+            level,
+            "session refused",
+            extra=logs.fields(
+                device=device_id,
+                outcome="refused",
+                reason=reason,
+                events=None if inform is None else inform.event_codes,
+                client=request.peer_host,
+            ),
         )
 
 
@@ -126,6 +192,13 @@ class CwmpService:
         self.limits = soap.ParseLimits(max_bytes=settings.cwmp_max_body_bytes)
 
     async def handle(self, request: HttpRequest) -> HttpReply:
+        token = logs.session_id.set(None)  # set once the request's session is known
+        try:
+            return await self._handle(request)
+        finally:
+            logs.session_id.reset(token)
+
+    async def _handle(self, request: HttpRequest) -> HttpReply:
         try:
             if len(request.body) > PARSE_IN_THREAD_BYTES:
                 envelope = await asyncio.to_thread(soap.parse_envelope, request.body, self.limits)
@@ -151,8 +224,9 @@ class CwmpService:
         included, tells admission how loaded this worker is."""
         started = time.monotonic()
         try:
-            async with self.db.hot_write() as tx:
-                yield tx
+            with logs.deferred():  # lines about what it did, once it committed
+                async with self.db.hot_write() as tx:
+                    yield tx
         finally:
             self.admission.served(time.monotonic() - started)
 
@@ -162,22 +236,26 @@ class CwmpService:
         now_ts = self.clock()
         now = datetime.fromtimestamp(now_ts, UTC)
         if not isinstance(envelope.message, m.Inform):  # unreadable Inform: 8003, no session
-            return self._invalid_inform(envelope, envelope.message.reason)
+            return self._invalid_inform(envelope, envelope.message.reason, request)
         inform: m.Inform = envelope.message
         device_id = inform.device_id.device_id
         if not inform.device_id.oui or not inform.device_id.serial_number:
-            return self._invalid_inform(envelope, "DeviceId needs OUI and SerialNumber")
+            return self._invalid_inform(envelope, "DeviceId needs OUI and SerialNumber", request)
 
         authorization = request.headers.get("authorization")
         if authorization is None and self.auth.mode != "none":
             # nothing to check yet: challenge without touching the database
+            challenge = self.auth.challenge(now_ts, device_id)
             return self._unauthorized(
-                AuthOutcome(False, "no credentials", self.auth.challenge(now_ts, device_id)),
+                AuthOutcome(False, "no credentials", challenge, expected=True),
                 request,
                 device_id,
+                inform,
             )
         if not self.admission.admit(device_id):
             # A boot storm: turn new sessions away (sessions already open go on being served).
+            # DEBUG: a storm refuses thousands a second, and the CPEs come back.
+            _refused(logging.DEBUG, device_id, inform, request, "busy: too many open sessions")
             return HttpReply.busy("busy, retry later", self.admission.retry_after())
         session_id = queries.new_session_id()
         machine = cs.CwmpSession(id_prefix=binding.id_prefix(session_id))
@@ -204,14 +282,24 @@ class CwmpService:
                     now=now_ts,
                 )
                 if not outcome.ok:
-                    raise _Abort(self._unauthorized(outcome, request, device_id))
+                    raise _Abort(self._unauthorized(outcome, request, device_id, inform))
+                logs.session_id.set(logs.short_session_id(session_id))
                 orphan = None
-                replace_id = self._replaceable(known, request, now, device_id)
+                replace_id = self._replaceable(known, request, now, device_id, inform)
                 if replace_id is not None:
                     left = await self._close(
                         tx, replace_id, device_id, "replaced by a new Inform", now
                     )
                     orphan = _unanswered(left)
+                    if left is not None:
+                        _session_ended(
+                            replace_id,
+                            device_id,
+                            left,
+                            "replaced",
+                            now_ts,
+                            client=known.session_peer_host,
+                        )
                 facts = SessionFacts.of(inform, known.mode or self.settings.mode)
                 ctx = SessionContext(session_id, device_id, now, self._base_url(request), facts)
                 await queries.upsert_device_on_inform(
@@ -238,7 +326,15 @@ class CwmpService:
                 )
                 flows = await self.policy.on_inform(tx, ctx, inform, known)
                 body = machine.send_inform_response()
-                stored = StoredSession(machine.to_json(), timeout, facts, own, flows, orphan)
+                stored = StoredSession(
+                    machine.to_json(),
+                    timeout,
+                    facts,
+                    own,
+                    flows,
+                    orphan,
+                    started=round(now_ts * 1000),
+                )
                 claimed = await queries.insert_session(
                     tx,
                     session_id=session_id,
@@ -250,22 +346,39 @@ class CwmpService:
                     expires=now + timedelta(seconds=timeout),
                 )
                 if not claimed:
+                    _refused(logging.INFO, device_id, inform, request, "busy: in a session")
                     raise _Abort(HttpReply.busy("device already in a session", 5))
         except _Abort as abort:
             return abort.reply
         self.after_commit()
         self.admission.opened(session_id)
-        log.debug("%s: session %s opened, events %s", device_id, session_id, inform.event_codes)
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug(
+                "session opened",
+                extra=logs.fields(
+                    device=device_id, events=inform.event_codes, client=request.peer_host
+                ),
+            )
         return HttpReply.xml(body, session_id, tls=request.tls)
 
-    def _invalid_inform(self, envelope: soap.Envelope, reason: str) -> HttpReply:
+    def _invalid_inform(
+        self, envelope: soap.Envelope, reason: str, request: HttpRequest
+    ) -> HttpReply:
         """Fault 8003 to an Inform the ACS cannot act on; no session is opened."""
+        inform = envelope.message if isinstance(envelope.message, m.Inform) else None
+        device_id = None if inform is None else inform.device_id.device_id
+        _refused(logging.INFO, device_id, inform, request, f"fault 8003: Inform: {reason}")
         machine = cs.CwmpSession()
         machine.receive(envelope)
         return HttpReply.xml(machine.send_fault(faults.ACS_INVALID_ARGUMENTS, f"Inform: {reason}"))
 
     def _replaceable(
-        self, known: queries.DeviceAuth, request: HttpRequest, now: datetime, device_id: str
+        self,
+        known: queries.DeviceAuth,
+        request: HttpRequest,
+        now: datetime,
+        device_id: str,
+        inform: m.Inform,
     ) -> str | None:
         """The device's open session this Inform replaces; 503 if it must wait instead."""
         if known.session_id is None or known.session_expires is None:
@@ -275,12 +388,8 @@ class CwmpService:
         if known.session_id in request.cookies or known.session_peer_host == request.peer_host:
             return known.session_id  # the same CPE starting over
         wait = math.ceil((known.session_expires - now).total_seconds())
-        log.info(
-            "%s: Inform from %s while its session from %s is open",
-            device_id,
-            request.peer_host,
-            known.session_peer_host,
-        )
+        reason = f"busy: its session from {known.session_peer_host} is open"
+        _refused(logging.INFO, device_id, inform, request, reason)
         raise _Abort(HttpReply.busy("device already in a session", wait))
 
     def _base_url(self, request: HttpRequest) -> str:
@@ -316,10 +425,22 @@ class CwmpService:
             row = await self._find(tx, request, envelope.cwmp_id, now)
             if row is None:
                 return HttpReply.text(400, "no open CWMP session: a session starts with an Inform")
+            logs.session_id.set(logs.short_session_id(row.id))
             try:
                 stored = StoredSession.from_json(row.state)
             except (KeyError, TypeError, ValueError) as exc:  # written by an older acs
-                await self._close(tx, row.id, row.device_id, f"unreadable state: {exc!r}", now)
+                reason = f"unreadable state: {exc!r}"
+                left = await self._close(tx, row.id, row.device_id, reason, now)
+                if left is not None:
+                    _session_ended(
+                        row.id,
+                        row.device_id,
+                        left,
+                        "closed",
+                        now_ts,
+                        reason=reason,
+                        client=request.peer_host,
+                    )
                 return HttpReply.text(400, "CWMP session state unreadable; session closed")
             authorization = request.headers.get("authorization")
             if authorization is not None:
@@ -349,13 +470,24 @@ class CwmpService:
             try:
                 events = machine.receive(envelope)
             except cs.ProtocolError as exc:
-                log.info("%s: protocol error, session closed: %s", row.device_id, exc)
-                await self._close(tx, row.id, row.device_id, f"protocol error: {exc}", now)
+                reason = f"protocol error: {exc}"
+                if await self._close(tx, row.id, row.device_id, reason, now) is not None:
+                    _session_ended(
+                        row.id,
+                        row.device_id,
+                        stored,
+                        "protocol error",
+                        now_ts,
+                        reason=str(exc),
+                        client=request.peer_host,
+                    )
                 return HttpReply.text(400, f"CWMP protocol error: {exc}; session closed")
             body, stored = await self._advance(tx, ctx, machine, events, stored)
             if machine.finished:
                 await queries.end_session(tx, row.id)
-                log.debug("%s: session %s ended", row.device_id, row.id)
+                _session_ended(
+                    row.id, row.device_id, stored, "204", now_ts, client=request.peer_host
+                )
             else:
                 stored = replace(stored, machine=machine.to_json())
                 await queries.save_session(
@@ -392,9 +524,8 @@ class CwmpService:
             if isinstance(event, cs.StrayAnswer):
                 if not await policy.on_stray_answer(tx, ctx, stored.orphan, event):
                     log.info(
-                        "%s: dropped an answer to no request (cwmp:ID %r)",
-                        ctx.device_id,
-                        event.cwmp_id,
+                        "dropped an answer to no request",
+                        extra=logs.fields(device=ctx.device_id, cwmp_id=event.cwmp_id),
                     )
                 stored = replace(stored, orphan=None)
             elif isinstance(event, cs.ResponseReceived | cs.FaultReceived | cs.RequestUnanswered):
@@ -406,7 +537,9 @@ class CwmpService:
             offer = await policy.next_request(tx, ctx, flows)
             if offer is not None:
                 request, ref, flows = offer
-                return machine.send_request(request, ref=ref.encode()), replace(stored, flows=flows)
+                rpcs = (*stored.rpcs, type(request).__name__)
+                body = machine.send_request(request, ref=ref.encode())
+                return body, replace(stored, flows=flows, rpcs=rpcs)
         machine.end()
         return None, replace(stored, flows=flows)
 
@@ -445,26 +578,44 @@ class CwmpService:
 
     async def expire_sessions(self) -> int:
         """Close sessions that saw no request within their timeout (the sweeper calls this)."""
-        now = datetime.fromtimestamp(self.clock(), UTC)
+        now_ts = self.clock()
+        now = datetime.fromtimestamp(now_ts, UTC)
         closed = 0
-        async with self.db.hot_write() as tx:
-            for row in await queries.expired_sessions(tx, now):
-                if (
-                    await self._close(tx, row.id, row.device_id, "session timed out", now)
-                    is not None
-                ):
-                    closed += 1
-            await queries.prune_nonces(tx, now)
+        with logs.deferred():
+            async with self.db.hot_write() as tx:
+                for row in await queries.expired_sessions(tx, now):
+                    left = await self._close(tx, row.id, row.device_id, "session timed out", now)
+                    if left is not None:
+                        _session_ended(row.id, row.device_id, left, "expired", now_ts)
+                        closed += 1
+                await queries.prune_nonces(tx, now)
         return closed
 
     # --- replies -----------------------------------------------------------------------
 
     def _unauthorized(
-        self, outcome: AuthOutcome, request: HttpRequest, device_id: str
+        self,
+        outcome: AuthOutcome,
+        request: HttpRequest,
+        device_id: str,
+        inform: m.Inform | None = None,
     ) -> HttpReply:
-        log.info(
-            "%s: authentication from %s refused: %s", device_id, request.peer_host, outcome.reason
-        )
+        """401 with a challenge. The one a CPE gets before it sends credentials (or after its
+        nonce went stale) is the protocol's first step: DEBUG; wrong credentials: INFO."""
+        level = logging.DEBUG if outcome.expected else logging.INFO
+        if inform is None:  # a request inside a session showed other credentials
+            if log.isEnabledFor(level):
+                log.log(
+                    level,
+                    "authentication refused",
+                    extra=logs.fields(
+                        device=device_id, reason=outcome.reason, client=request.peer_host
+                    ),
+                )
+        elif outcome.expected:
+            _refused(level, device_id, inform, request, f"challenge: {outcome.reason}")
+        else:
+            _refused(level, device_id, inform, request, f"authentication: {outcome.reason}")
         return HttpReply.unauthorized(outcome.challenge)
 
 

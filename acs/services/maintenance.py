@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import update
 
+from acs import logs
 from acs.cwmp import faults, xsd
 from acs.db import hot, tables
 from acs.db.engine import Database
@@ -48,25 +49,26 @@ async def expire_tasks(db: Database, now: datetime, batch: int = 1000) -> int:
     """Queued tasks past ``expires`` become ``expired``; tasks waiting for a
     TransferComplete or a boot Inform past their deadline fault, saying what the device did
     meanwhile."""
-    async with db.write() as conn:
-        tx = hot.over(conn)
-        changed = await lifecycle.move_all(tx, Move.EXPIRE, now, where="expires <= :now")
-        assert isinstance(changed, int)
-        for status, (code, awaited) in _TIMEOUTS.items():
-            for task in await tx.fetch(_DUE, status=status.value, now=now, batch=batch):
-                string = await _what_was_seen(tx, task, awaited)
-                fault = {"code": code, "string": string}
-                if await lifecycle.move(tx, task.id, Move.TIME_OUT, now, fault=fault):
-                    await fault_log.record(
-                        tx,
-                        device_id=task.device_id,
-                        task_id=task.id,
-                        now=now,
-                        source="acs",
-                        code=code,
-                        string=string,
-                    )
-                    changed += 1
+    with logs.deferred():
+        async with db.write() as conn:
+            tx = hot.over(conn)
+            changed = await lifecycle.move_all(tx, Move.EXPIRE, now, where="expires <= :now")
+            assert isinstance(changed, int)
+            for status, (code, awaited) in _TIMEOUTS.items():
+                for task in await tx.fetch(_DUE, status=status.value, now=now, batch=batch):
+                    string = await _what_was_seen(tx, task, awaited)
+                    fault = {"code": code, "string": string}
+                    if await lifecycle.move(tx, task.id, Move.TIME_OUT, now, fault=fault):
+                        await fault_log.record(
+                            tx,
+                            device_id=task.device_id,
+                            task_id=task.id,
+                            now=now,
+                            source="acs",
+                            code=code,
+                            string=string,
+                        )
+                        changed += 1
     return changed
 
 

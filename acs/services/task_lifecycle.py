@@ -28,18 +28,26 @@ Statuses (``TaskStatus``) and moves (``Move``)::
 A task whose answer was lost (its session died and requeued it) may still be finished by what
 the CPE reports later, matched by CommandKey or cwmp:ID: hence ``complete``, ``fail`` and the
 ``await_*`` moves from ``queued`` too.
+
+Every move that finishes a task, or requeues it after a fault, is logged here, one line per
+task (``OUTCOMES``), once its transaction commits (``acs.logs.deferred``). The statement then
+returns the task's id, device and name: no statement is added for the line.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import logging
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, Final
 
+from acs import logs
 from acs.db import hot
 from acs.db.types import JSONDoc, UTCDateTime
+
+log = logging.getLogger("acs.tasks")
 
 
 class TaskStatus(StrEnum):
@@ -95,6 +103,15 @@ TRANSITIONS: Final[dict[tuple[TaskStatus, Move], TaskStatus]] = {
     (S.CANCELLED, Move.RETRY): S.QUEUED,
 }
 FINISHED: Final = frozenset({S.DONE, S.FAULT, S.EXPIRED, S.CANCELLED})
+# The moves logged, as the line names them: "task done", "task timed out", ...
+OUTCOMES: Final = {
+    Move.COMPLETE: "done",
+    Move.FAIL: "fault",
+    Move.TIME_OUT: "timed out",
+    Move.EXPIRE: "expired",
+    Move.CANCEL: "cancelled",
+    Move.REQUEUE: "requeued",
+}
 
 
 def target(move: Move) -> TaskStatus:
@@ -148,7 +165,12 @@ TYPES: Final[dict[str, Any]] = {
     **{c: UTCDateTime() for c in ("created", "started", "finished", "next_attempt", "expires")},
 }
 
-_STATEMENTS: dict[tuple[Move, str, tuple[str, ...], tuple[str, ...], bool], hot.Statement] = {}
+# What a logged move returns when its caller wants no rows.
+_LOGGED_COLUMNS: Final = ("id", "device_id", "name")
+
+_STATEMENTS: dict[
+    tuple[Move, str, tuple[str, ...], tuple[str, ...], tuple[str, ...]], hot.Statement
+] = {}
 
 
 def _statement(
@@ -156,7 +178,7 @@ def _statement(
     where: str,
     params: tuple[str, ...],
     values: Mapping[str, Any],
-    returning: bool,
+    returning: tuple[str, ...],
 ) -> hot.Statement:
     names = tuple(sorted(values))
     key = (move, where, params, names, returning)
@@ -176,11 +198,9 @@ def _statement(
     sql = f"UPDATE tasks SET {', '.join(sets)} WHERE ({where}) AND status IN ({statuses})"
     binds: dict[str, Any] = {"now": UTCDateTime()}
     binds.update({f"v_{n}": TYPES[n] for n in names if n in TYPES})
-    columns: tuple[str, ...] = ()
     if returning:
-        sql += f" RETURNING {', '.join(COLUMNS)}"
-        columns = COLUMNS
-    statement = hot.Statement(sql, columns=columns, binds=binds, types=TYPES)
+        sql += f" RETURNING {', '.join(returning)}"
+    statement = hot.Statement(sql, columns=returning, binds=binds, types=TYPES)
     _STATEMENTS[key] = statement
     return statement
 
@@ -189,19 +209,52 @@ def _bound(values: Mapping[str, Any]) -> dict[str, Any]:
     return {f"v_{k}": v for k, v in values.items() if not isinstance(v, Sql)}
 
 
+def _logged(how: Move) -> bool:
+    return how in OUTCOMES and log.isEnabledFor(logging.INFO)
+
+
+def _log(how: Move, rows: Sequence[Any], values: Mapping[str, Any]) -> None:
+    """A line per task moved (after the commit): "task done", "task fault" with its code..."""
+    fault = values.get("fault")
+    code, string = (
+        (fault.get("code"), fault.get("string")) if isinstance(fault, dict) else (None, None)
+    )
+    for row in rows:
+        logs.after_commit(
+            log,
+            logging.INFO,
+            f"task {OUTCOMES[how]}",
+            task=row.id,
+            device=row.device_id,
+            rpc=row.name,
+            code=code,
+            fault=string,
+        )
+
+
 async def move(tx: hot.Transaction, task_id: int, how: Move, now: datetime, **values: Any) -> bool:
     """Move one task; ``False`` if its status does not allow the move (someone else moved it
     first, or it is gone). ``values`` are further columns to set (``Sql`` for expressions)."""
-    statement = _statement(how, "id = :id", ("id",), values, returning=False)
-    return bool(await tx.execute(statement, id=task_id, now=now, **_bound(values)))
+    if not _logged(how):
+        statement = _statement(how, "id = :id", ("id",), values, returning=())
+        return bool(await tx.execute(statement, id=task_id, now=now, **_bound(values)))
+    statement = _statement(how, "id = :id", ("id",), values, returning=_LOGGED_COLUMNS)
+    row = await tx.first(statement, id=task_id, now=now, **_bound(values))
+    if row is None:
+        return False
+    _log(how, [row], values)
+    return True
 
 
 async def move_returning(
     tx: hot.Transaction, task_id: int, how: Move, now: datetime, **values: Any
 ) -> Any:
     """``move``, returning the task's row as it is after the move, or ``None``."""
-    statement = _statement(how, "id = :id", ("id",), values, returning=True)
-    return await tx.first(statement, id=task_id, now=now, **_bound(values))
+    statement = _statement(how, "id = :id", ("id",), values, returning=COLUMNS)
+    row = await tx.first(statement, id=task_id, now=now, **_bound(values))
+    if row is not None and _logged(how):
+        _log(how, [row], values)
+    return row
 
 
 async def move_all(
@@ -217,7 +270,12 @@ async def move_all(
     """Move every task matching ``where`` (SQL over ``tasks`` with ``:name`` parameters from
     ``params``) whose status allows it: the rows moved with ``returning``, else how many."""
     params = dict(params or {})
-    statement = _statement(how, where, tuple(sorted(params)), values, returning)
-    if returning:
-        return await tx.fetch(statement, now=now, **params, **_bound(values))
-    return await tx.execute(statement, now=now, **params, **_bound(values))
+    logged = _logged(how)
+    columns = COLUMNS if returning else _LOGGED_COLUMNS if logged else ()
+    statement = _statement(how, where, tuple(sorted(params)), values, columns)
+    if not columns:
+        return await tx.execute(statement, now=now, **params, **_bound(values))
+    rows = await tx.fetch(statement, now=now, **params, **_bound(values))
+    if logged:
+        _log(how, rows, values)
+    return rows if returning else len(rows)

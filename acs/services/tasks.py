@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
+from acs import logs
 from acs.cwmp import datamodel, xsd
 from acs.db import hot, tables
 from acs.db.engine import Database
@@ -256,12 +257,13 @@ async def get_many(db: Database, ids: Sequence[int]) -> list[dict[str, Any]]:
 async def cancel(db: Database, task_id: int, now: datetime) -> dict[str, Any]:
     """Cancel a task that has not finished. One in flight is cancelled too: its answer, if
     it ever comes, is recorded in the result but changes nothing."""
-    async with db.write() as conn:
-        tx = hot.over(conn)
-        row = await lifecycle.move_returning(tx, task_id, Move.CANCEL, now)
-        if row is None:
-            status = await _status(tx, task_id)
-            raise TaskStateError(f"task {task_id} is already {status}")
+    with logs.deferred():
+        async with db.write() as conn:
+            tx = hot.over(conn)
+            row = await lifecycle.move_returning(tx, task_id, Move.CANCEL, now)
+            if row is None:
+                status = await _status(tx, task_id)
+                raise TaskStateError(f"task {task_id} is already {status}")
     return task_view(row)
 
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
+from acs import logs
 from acs.cwmp.http import HttpReply, HttpRequest, session_cookies
 from acs.services.runtime import Runtime
 from acs.web.body import BadEncoding, BodyTooLarge, asgi_chunks, read_body
@@ -40,16 +41,23 @@ class CwmpEndpoint:
         self.inflight = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] != "POST":
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        reply = await self._serve(scope, receive)
-        self.runtime.counters.cwmp_response(reply.status)
-        headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in reply.headers]
-        if reply.status != 204:
-            headers.append((b"content-length", str(len(reply.body)).encode()))
-        await send({"type": "http.response.start", "status": reply.status, "headers": headers})
-        await send({"type": "http.response.body", "body": reply.body})
+        token = logs.request_id.set(logs.new_request_id())  # requests of CPEs enter here
+        try:
+            if scope["method"] != "POST":
+                await self.app(scope, receive, send)
+                return
+            reply = await self._serve(scope, receive)
+            self.runtime.counters.cwmp_response(reply.status)
+            headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in reply.headers]
+            if reply.status != 204:
+                headers.append((b"content-length", str(len(reply.body)).encode()))
+            await send({"type": "http.response.start", "status": reply.status, "headers": headers})
+            await send({"type": "http.response.body", "body": reply.body})
+        finally:
+            logs.request_id.reset(token)
 
     async def _serve(self, scope: Scope, receive: Receive) -> HttpReply:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}

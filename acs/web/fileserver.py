@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import time
 from datetime import UTC, datetime
+from typing import Any
 
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import FileResponse
@@ -25,6 +26,7 @@ from acs.provisioning import models as phone_models
 from acs.provisioning.errors import ProvisioningError
 from acs.services import files, provisioning
 from acs.services.runtime import Runtime
+from acs.web import access
 
 log = logging.getLogger("acs.files")
 _BINDING = "file-server"  # Digest nonces of the file server are bound to it, not a device
@@ -38,9 +40,12 @@ def add_file_routes(app: FastAPI, runtime: Runtime) -> None:
         token = request.query_params.get("t")
         if token is not None:
             if runtime.files.check_token(token, path, now=time.time(), sha256=sha256):
+                _note(request, auth="signed url")
                 return None
+            _note(request, auth="refused: bad or expired signed url")
             return Response("forbidden\n", status_code=403, media_type="text/plain")
         if settings.provisioning_auth == "none":
+            _note(request, auth="none")
             return None
         outcome = runtime.authenticator.check(
             request.headers.get("authorization"),
@@ -52,7 +57,9 @@ def add_file_routes(app: FastAPI, runtime: Runtime) -> None:
             now=time.time(),
         )
         if outcome.ok:
+            _note(request, auth=outcome.scheme)
             return None
+        _note(request, auth=f"refused: {outcome.reason}", challenge=outcome.expected)
         response = Response("authentication required\n", status_code=401, media_type="text/plain")
         for value in outcome.challenge:
             response.headers.append("www-authenticate", value)
@@ -60,6 +67,7 @@ def add_file_routes(app: FastAPI, runtime: Runtime) -> None:
 
     async def serve_file(name: str, request: Request) -> Response:
         path = f"/files/{name}"
+        _note(request, file=path)
         try:
             meta = await runtime.files.get(name)
         except files.FileNotFound:
@@ -85,11 +93,14 @@ def add_file_routes(app: FastAPI, runtime: Runtime) -> None:
 
     async def serve_config(path: str, request: Request) -> Response:
         full = "/prov/" + path
+        _note(request, file=full)
         refused = authorize(request, full, None)
         if refused is not None:
             return refused
         try:
             wanted = phone_models.resolve(path, request.url.query)
+            if isinstance(wanted, phone_models.MacFile):
+                _note(request, mac=wanted.mac)
             base = settings.public_url or f"{request.url.scheme}://{request.headers.get('host')}"
             rendered = await runtime.provisioning.render(
                 wanted, base_url=base.rstrip("/"), now=datetime.now(UTC)
@@ -108,7 +119,39 @@ def add_file_routes(app: FastAPI, runtime: Runtime) -> None:
             headers={"etag": etag, "x-config-version": rendered.version},
         )
 
+    app.add_middleware(access.AccessLog, logger=log, describe=_transfer_line)
     app.add_api_route("/files/{name}", serve_file, methods=["GET", "HEAD"], include_in_schema=False)
     app.add_api_route(
         "/prov/{path:path}", serve_config, methods=["GET", "HEAD"], include_in_schema=False
+    )
+
+
+def _note(request: Request, **values: object) -> None:
+    """What the transfer's log line says besides status, bytes and time (``_transfer_line``)."""
+    transfer = getattr(request.state, "transfer", None)
+    if transfer is None:
+        transfer = request.state.transfer = {}
+    transfer.update(values)
+
+
+def _transfer_line(
+    scope: access.Scope, status: int, sent: int, ms: float
+) -> tuple[int, str, dict[str, Any]] | None:
+    """One line per request for a file; the Digest challenge that comes first is DEBUG."""
+    transfer = scope["state"].get("transfer")
+    if transfer is None:  # not a file: another GET on the CPE-facing listener
+        return logging.DEBUG, "request", {"method": scope.get("method"), "status": status}
+    return (
+        logging.DEBUG if transfer.get("challenge") else logging.INFO,
+        "file transfer",
+        {
+            "file": transfer.get("file"),
+            "mac": transfer.get("mac"),
+            "client": access.client(scope),
+            "method": scope.get("method"),
+            "status": status,
+            "bytes": sent,
+            "duration_ms": ms,
+            "auth": transfer.get("auth"),
+        },
     )

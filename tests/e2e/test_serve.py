@@ -442,3 +442,121 @@ def test_workers_run_on_uvloop_unless_told_otherwise():
     assert loop_factory("auto") is uvloop.new_event_loop  # installed with uvicorn[standard]
     assert loop_factory("uvloop") is uvloop.new_event_loop
     assert loop_factory("asyncio") is None  # asyncio.Runner's default loop
+
+
+def _serve_refused(env: dict[str, str]) -> str:
+    """``acs serve`` that refuses to start: exit code 2, one line on stderr; its message."""
+    import os
+
+    run = subprocess.run(
+        [sys.executable, "-m", "acs.cli", "serve"],
+        env={**os.environ, "ACS_BIND": "127.0.0.1", **env},
+        capture_output=True,
+        timeout=60,
+    )
+    lines = run.stderr.decode().splitlines()
+    assert (run.returncode, len(lines)) == (2, 1), run.stderr.decode()
+    assert run.stdout == b""
+    return lines[0].partition(" ERROR acs: ")[2]
+
+
+def test_a_port_in_use_is_named_before_anything_is_created(tmp_path):
+    import socket
+
+    from bench.serve import free_port
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = {
+            "ACS_DATA_DIR": str(tmp_path / "new"),
+            "ACS_CWMP_PORT": str(free_port()),
+            "ACS_API_PORT": str(port),
+        }
+        assert _serve_refused(env) == (
+            f"management API: cannot listen on 127.0.0.1:{port}: the port is in use (another "
+            "acs, or another program, listens there); stop it, or choose another port with "
+            "ACS_API_PORT (--api-port)"
+        )
+        env = {**env, "ACS_CWMP_PORT": str(port), "ACS_API_PORT": str(free_port())}
+        assert _serve_refused(env).startswith(
+            f"CWMP listener: cannot listen on 127.0.0.1:{port}: the port is in use"
+        )
+    assert not (tmp_path / "new").exists()
+
+
+def test_a_postgresql_that_is_down_is_one_line(tmp_path):
+    from bench.serve import free_port
+
+    port = free_port()
+    env = {
+        "ACS_DATA_DIR": str(tmp_path / "new"),
+        "ACS_DATABASE_URL": f"postgres://acs:s3cret@127.0.0.1:{port}/acs",
+        "ACS_CWMP_PORT": "0",
+        "ACS_API_PORT": "0",
+        "ACS_LOG_LEVEL": "warning",
+    }
+    assert _serve_refused(env) == (
+        f"cannot reach PostgreSQL at 127.0.0.1:{port}: connection refused; start PostgreSQL, "
+        "or fix the host and port in ACS_DATABASE_URL (database "
+        f"postgresql+asyncpg://acs:***@127.0.0.1:{port}/acs, data dir {tmp_path}/new)"
+    )
+    assert not (tmp_path / "new").exists()
+
+
+def _wait_for(server, text: str, seconds: float = 30) -> str:
+    deadline = time.monotonic() + seconds
+    while text not in server.output():
+        assert time.monotonic() < deadline, server.output()
+        time.sleep(0.1)
+    return server.output()
+
+
+def test_start_up_says_where_and_when_it_serves_in_text(start_server, tmp_path):
+    server = start_server()
+    cwmp_port, api_port = urlsplit(server.cwmp_url).port, urlsplit(server.api_url).port
+    output = _wait_for(server, "worker serving")
+    said = [
+        line.partition(" INFO acs: ")[2] for line in output.splitlines() if " INFO acs: " in line
+    ]
+    [pid] = {line.split(" ")[2] for line in output.splitlines() if " INFO acs: " in line}
+    data = tmp_path / "data-a"
+    assert said == [
+        f"using database sqlite+aiosqlite:///{data}/acs.db, data dir {data}",
+        f"CWMP listener: http://127.0.0.1:{cwmp_port}/ (auth digest; CPE credentials acs / "
+        "<from ACS_CWMP_PASSWORD>)",
+        f"management API: http://127.0.0.1:{api_port}/api/v1/docs",
+        f"1 worker serving (pid {pid})",
+    ]
+    # the listeners are announced once serving: after uvicorn started both servers
+    lines = output.splitlines()
+    started = [n for n, line in enumerate(lines) if "Started server process" in line]
+    assert len(started) == 2
+    assert max(started) < next(n for n, line in enumerate(lines) if "CWMP listener:" in line)
+
+
+def test_start_up_lines_as_json_with_two_workers(start_server):
+    import json
+
+    server = start_server(workers="2", log_format="json")
+    output = _wait_for(server, "2 workers serving")
+    docs = [json.loads(line) for line in output.splitlines()]  # every line is one object
+    assert {tuple(sorted(d)) for d in docs} == {
+        ("level", "logger", "message", "process", "request_id", "session_id", "time")
+    }
+    ours = [d for d in docs if d["logger"] == "acs"]
+    parent = {d["process"] for d in ours}
+    workers = sorted(
+        int(d["message"].split("[")[1].rstrip("]"))
+        for d in docs
+        if d["message"].startswith("Started server process")
+    )
+    assert len(parent) == 1 and len(set(workers)) == 2 and parent.isdisjoint(workers)
+    messages = [d["message"] for d in ours]
+    assert messages[1].startswith("CWMP listener: http://127.0.0.1:")
+    assert messages[2].startswith("management API: http://127.0.0.1:")
+    pids = sorted(set(workers))
+    assert messages[3:] == [f"2 workers serving (pids {pids[0]}, {pids[1]})"]
+    assert {d["level"] for d in ours} == {"INFO"}
+    assert all(d["time"].endswith("Z") and d["request_id"] is None for d in docs)

@@ -11,6 +11,7 @@ from sqlalchemy import text
 from acs.cwmp import soap
 from acs.cwmp.http import HttpReply, HttpRequest
 from acs.db.engine import Database
+from acs.services import task_specs, tasks
 from acs.services.runtime import Runtime
 from tests.cpe_auth_client import digest_header
 from tests.fake_cpe import FakeCpe
@@ -151,3 +152,27 @@ async def device_columns(db: Database, *names: str) -> Any:
 
     async with db.read() as conn:
         return (await conn.execute(select(*(tables.devices.c[n] for n in names)))).one()
+
+
+def spec(data: dict[str, Any]) -> Any:
+    """A task as an operator queues it (validated)."""
+    return task_specs.TASK_ADAPTER.validate_python(data)
+
+
+async def queue(
+    runtime: Runtime,
+    clock: Clock,
+    *specs: dict[str, Any],
+    device: str = "00D09E-IGD-SN0001",
+    ttl: int = 3600,
+) -> list[int]:
+    """Queue tasks for ``device`` now; their ids."""
+    queued = await tasks.queue(
+        runtime.db,
+        device,
+        [spec(s) for s in specs],
+        created_by="test",
+        now=clock.dt,
+        default_ttl=ttl,
+    )
+    return [t["id"] for t in queued]

@@ -11,10 +11,10 @@ from pydantic import ValidationError
 
 from acs.cwmp import messages as m
 from acs.db import hot, queries
-from acs.services import fault_log, maintenance, task_specs, tasks
+from acs.services import fault_log, maintenance, tasks
 from acs.simulator import datamodels
 from tests.fake_cpe import FakeCpe
-from tests.services.harness import ServiceCpe, device_columns, rows, session
+from tests.services.harness import ServiceCpe, device_columns, queue, rows, session, spec
 
 DEVICE = "00D09E-IGD-SN0001"
 IGD = "InternetGatewayDevice"
@@ -27,22 +27,6 @@ async def cpe(runtime, clock):
     await session(c, "0 BOOTSTRAP", "1 BOOT")
     c.answered.clear()
     return c
-
-
-def spec(data: dict[str, Any]) -> Any:
-    return task_specs.TASK_ADAPTER.validate_python(data)
-
-
-async def queue(runtime, clock, *specs: dict[str, Any], device: str = DEVICE) -> list[int]:
-    queued = await tasks.queue(
-        runtime.db,
-        device,
-        [spec(s) for s in specs],
-        created_by="test",
-        now=clock.dt,
-        default_ttl=3600,
-    )
-    return [t["id"] for t in queued]
 
 
 async def params_of(runtime) -> dict[str, Any]:

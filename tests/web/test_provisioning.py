@@ -14,30 +14,11 @@ import pytest
 from acs.provisioning import configfile, crypto
 from acs.services import operators
 from acs.web.api_app import create_api_app
-from acs.web.cwmp_app import create_cwmp_app
 from tests.cpe_auth_client import digest_header
 
 NOW = datetime(2020, 1, 1, tzinfo=UTC)
 MAC = "001565113af8"
 KEY = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
-
-
-@pytest.fixture
-async def api(runtime):
-    await operators.create_operator(runtime.db, "ops", "operator", "ops-password", NOW)
-    transport = httpx.ASGITransport(app=create_api_app(runtime))
-    async with httpx.AsyncClient(
-        transport=transport, base_url="http://api", auth=("ops", "ops-password")
-    ) as client:
-        yield client
-
-
-@pytest.fixture
-async def cpe(runtime):
-    """The CPE-facing listener, as a phone or CPE reaches it."""
-    transport = httpx.ASGITransport(app=create_cwmp_app(runtime))
-    async with httpx.AsyncClient(transport=transport, base_url="http://acs.example:7547") as c:
-        yield c
 
 
 async def digest_get(client: httpx.AsyncClient, path: str, **kwargs) -> httpx.Response:
