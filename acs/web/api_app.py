@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
 from fastapi import Depends, FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from sqlalchemy import text
 
@@ -21,6 +22,7 @@ from acs.web import access
 from acs.web.api.deps import claimed_name, now, require
 from acs.web.api.routes import devices, faults, files, provisioning, rollouts, tasks
 from acs.web.api.routes import operators as operator_routes
+from acs.web.api.validation import explain, json_content_type
 
 log = logging.getLogger("acs.api")
 
@@ -57,6 +59,14 @@ def _refused(status_code: int) -> Callable[[Request, Exception], Awaitable[JSONR
         return JSONResponse({"detail": str(exc)}, status_code=status_code)
 
     return answer
+
+
+async def _invalid_request(request: Request, exc: Exception) -> JSONResponse:
+    """422 with one error per mistake (``acs.web.api.validation``), not pydantic's dump."""
+    assert isinstance(exc, RequestValidationError)
+    json_sent = json_content_type(request.headers.get("content-type"))
+    detail = explain(exc.errors(), exc.body, json_sent=json_sent)
+    return JSONResponse({"detail": detail}, status_code=422)
 
 
 def _api_line(
@@ -97,6 +107,7 @@ def create_api_app(runtime: Runtime) -> FastAPI:
         app.add_exception_handler(refusal, _refused(status_code))
     for failure in UNAVAILABLE:
         app.add_exception_handler(failure, _unavailable)
+    app.add_exception_handler(RequestValidationError, _invalid_request)
 
     @app.middleware("http")
     async def audit_log(
