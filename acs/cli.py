@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -51,6 +52,9 @@ def _read_password(args: argparse.Namespace) -> str:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    # acs decides where workers keep their metrics (acs.server); prometheus_client reads
+    # this when it is imported, so an inherited value must go first.
+    os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
     from acs.server import serve
 
     return serve(_settings(args))

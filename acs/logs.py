@@ -18,7 +18,7 @@ import logging
 import re
 import secrets
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import IO, Any, Final
@@ -157,10 +157,11 @@ def configure(level: str, fmt: str = "text", stream: IO[str] | None = None) -> N
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
-# --- lines that wait for their transaction's commit -------------------------------------
+# --- what waits for its transaction's commit --------------------------------------------
 
 _Line = tuple[logging.Logger, int, str, dict[str, Any]]
-_pending: ContextVar[list[_Line] | None] = ContextVar("acs_log_pending", default=None)
+_Pending = _Line | Callable[[], None]
+_pending: ContextVar[list[_Pending] | None] = ContextVar("acs_log_pending", default=None)
 
 
 def after_commit(logger: logging.Logger, level: int, message: str, **values: Any) -> None:
@@ -176,19 +177,33 @@ def after_commit(logger: logging.Logger, level: int, message: str, **values: Any
         pending.append((logger, level, message, extra))
 
 
-class deferred:  # lower case: used as `with logs.deferred():`, like contextlib's
-    """Around a transaction: ``after_commit`` lines are logged when the block ends without
-    an exception, and dropped with the rolled-back work otherwise. (A class, not a
-    generator: it runs around every CWMP request.)"""
+def on_commit(action: Callable[[], None]) -> None:
+    """Run ``action`` (counting what the transaction in progress did, for metrics) once it
+    commits (inside ``deferred()``), else now."""
+    pending = _pending.get()
+    if pending is None:
+        action()
+    else:
+        pending.append(action)
 
-    __slots__ = ("lines", "token")
+
+class deferred:  # lower case: used as `with logs.deferred():`, like contextlib's
+    """Around a transaction: ``after_commit`` lines are logged and ``on_commit`` actions run
+    when the block ends without an exception, and dropped with the rolled-back work
+    otherwise. (A class, not a generator: it runs around every CWMP request.)"""
+
+    __slots__ = ("pending", "token")
 
     def __enter__(self) -> None:
-        self.lines: list[_Line] = []
-        self.token = _pending.set(self.lines)
+        self.pending: list[_Pending] = []
+        self.token = _pending.set(self.pending)
 
     def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
         _pending.reset(self.token)
         if kind is None:
-            for logger, level, message, extra in self.lines:
-                logger.log(level, message, extra=extra)
+            for item in self.pending:
+                if isinstance(item, tuple):
+                    logger, level, message, extra = item
+                    logger.log(level, message, extra=extra)
+                else:
+                    item()

@@ -13,9 +13,11 @@ import errno
 import logging
 import multiprocessing
 import os
+import shutil
 import signal
 import socket
 import ssl
+import tempfile
 from collections.abc import Callable, Coroutine, Iterator
 from multiprocessing import connection
 from multiprocessing.connection import Connection
@@ -29,6 +31,7 @@ from acs.db import migrate, param_index
 from acs.db.engine import Database
 from acs.db.errors import DatabaseUnavailable
 from acs.scheduler import Scheduler
+from acs.services import metrics
 from acs.services.runtime import Runtime, check_schema, load_secrets
 from acs.web.api_app import create_api_app
 from acs.web.cwmp_app import create_cwmp_app
@@ -140,6 +143,8 @@ def run_processes(
     code = 0
     for proc in procs:
         proc.join()
+        if proc.pid is not None:
+            metrics.worker_exited(proc.pid)
         code = code or (proc.exitcode or 0)
     return code
 
@@ -202,11 +207,15 @@ async def run_worker(
     for server in servers:
         server.on_started = started
     scheduler.start()
+    monitor = asyncio.create_task(metrics.WorkerMonitor(runtime.db).run(), name="acs-monitor")
     try:
         await asyncio.gather(
             servers[0].serve(sockets=[cwmp_sock]), servers[1].serve(sockets=[api_sock])
         )
     finally:
+        monitor.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await monitor
         await scheduler.stop()
         await runtime.close()
 
@@ -355,6 +364,20 @@ def serve(settings: Settings) -> int:
             serving = run_worker(settings, cwmp_sock, api_sock, lambda: ready([os.getpid()], 1))
             run_loop(serving, settings.event_loop)
         return 0
-    return run_processes(
-        _worker_entry, (settings, cwmp_sock, api_sock), settings.workers, on_ready=ready
-    )
+    with _metrics_dir():
+        return run_processes(
+            _worker_entry, (settings, cwmp_sock, api_sock), settings.workers, on_ready=ready
+        )
+
+
+@contextlib.contextmanager
+def _metrics_dir() -> Iterator[None]:
+    """Workers count into files of a directory of their own (prometheus_client's multiprocess
+    mode), made before they start and removed after: a scrape of any worker reads them all."""
+    path = tempfile.mkdtemp(prefix="acs-metrics-")
+    os.environ[metrics.MULTIPROC_ENV] = path  # the spawned workers inherit it
+    try:
+        yield
+    finally:
+        os.environ.pop(metrics.MULTIPROC_ENV, None)
+        shutil.rmtree(path, ignore_errors=True)

@@ -56,6 +56,10 @@ class Database:
     def is_postgresql(self) -> bool:
         return self.dialect == "postgresql"
 
+    def pool_connections(self) -> tuple[int, int] | None:
+        """(in use, idle) connections of the pool, where the backend keeps one."""
+        return None
+
     async def probe(self, *, create: bool = False) -> None:
         """Connect once. ``DatabaseUnavailable`` says what is wrong and what to do;
         ``create``: a database that does not exist yet may be created (SQLite: its file and

@@ -24,6 +24,7 @@ from typing import Any
 import asyncpg
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
+from sqlalchemy.pool import QueuePool
 
 from acs.db import hot
 from acs.db.engine import Database
@@ -41,6 +42,12 @@ class PostgresDatabase(Database):
         self.engine = create_async_engine(
             url, echo=echo, pool_size=pool_size, max_overflow=max_overflow, pool_pre_ping=False
         )
+
+    def pool_connections(self) -> tuple[int, int] | None:
+        pool = self.engine.sync_engine.pool
+        if isinstance(pool, QueuePool):
+            return pool.checkedout(), pool.checkedin()
+        return None
 
     def _unavailable(self, exc: Exception) -> str:
         url = make_url(self.url)

@@ -28,6 +28,7 @@ from acs.config import Settings
 from acs.cwmp import digest, xsd
 from acs.db import tables
 from acs.db.engine import Database
+from acs.services import metrics
 from acs.services.devices import DeviceNotFound
 from acs.services.secretbox import SecretBox
 
@@ -230,6 +231,7 @@ class ConnectionRequester:
             await conn.execute(
                 update(d).where(d.c.id == device_id).values(cr_result=result.as_dict())
             )
+        metrics.CONNECTION_REQUESTS.labels(result.method, "ok" if result.ok else "failed").inc()
         if log.isEnabledFor(logging.INFO):
             if result.method == "udp":
                 target: str | None = row.udp_connection_request_address

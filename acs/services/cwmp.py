@@ -26,7 +26,8 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from functools import partial
+from typing import Any, Final
 
 from acs import logs
 from acs.config import Settings
@@ -39,6 +40,7 @@ from acs.db import hot, queries
 from acs.db.engine import Database
 from acs.db.errors import UNAVAILABLE
 from acs.services import inform as inform_values
+from acs.services import metrics
 from acs.services.admission import SessionAdmission
 from acs.services.cpe_auth import (
     AuthOutcome,
@@ -117,9 +119,7 @@ def _session_ended(
 ) -> None:
     """The one line of a session that ended, logged after its transaction commits: its
     device, the events of its Inform, the ACS RPCs it ran, how long it took and how it ended
-    (204, replaced, expired, protocol error, ...)."""
-    if not log.isEnabledFor(logging.INFO):
-        return
+    (204, replaced, expired, protocol error, ...); counted in ``metrics`` as well."""
     if isinstance(state, StoredSession):
         events, rpcs, started = state.facts.events, state.rpcs, state.started
     else:  # the state a deleted row left, as JSON (of an older acs, maybe)
@@ -128,6 +128,10 @@ def _session_ended(
         events = tuple(facts.get("events") or ()) if isinstance(facts, Mapping) else ()
         rpcs, started = tuple(data.get("rpcs") or ()), data.get("started")
         started = started if isinstance(started, int) else None
+    duration_ms = None if started is None else round(now * 1000) - started
+    logs.on_commit(partial(_count_ended, _OUTCOMES.get(outcome, "other"), duration_ms))
+    if not log.isEnabledFor(logging.INFO):
+        return
     logs.after_commit(
         log,
         logging.INFO,
@@ -137,17 +141,41 @@ def _session_ended(
         reason=reason,
         events=events,
         rpcs=rpcs,
-        duration_ms=None if started is None else round(now * 1000) - started,
+        duration_ms=duration_ms,
         client=client,
         session_id=logs.short_session_id(session_id),
     )
 
 
+# How a session ended, as its line says it and as ``metrics.SESSIONS`` labels it.
+_OUTCOMES: Final = {
+    "204": "completed",
+    "replaced": "replaced",
+    "expired": "expired",
+    "protocol error": "protocol_error",
+    "closed": "unreadable",
+}
+
+
+def _count_ended(outcome: str, duration_ms: int | None) -> None:
+    metrics.SESSIONS.labels(outcome).inc()
+    if duration_ms is not None:
+        metrics.SESSION_SECONDS.observe(max(duration_ms, 0) / 1000)
+
+
 def _refused(
-    level: int, device_id: str | None, inform: m.Inform | None, request: HttpRequest, reason: str
+    level: int,
+    device_id: str | None,
+    inform: m.Inform | None,
+    request: HttpRequest,
+    reason: str,
+    counted: str | None,
 ) -> None:
     """The line of an Inform that opened no session: the challenge before credentials
-    (DEBUG), wrong credentials, an Inform the ACS cannot act on, a device busy elsewhere."""
+    (DEBUG), wrong credentials, an Inform the ACS cannot act on, a device busy elsewhere;
+    ``counted``: its reason in ``metrics.SESSIONS_REFUSED`` (the challenge is not a refusal)."""
+    if counted is not None:
+        metrics.SESSIONS_REFUSED.labels(counted).inc()
     if log.isEnabledFor(level):
         log.log(
             level,
@@ -255,7 +283,14 @@ class CwmpService:
         if not self.admission.admit(device_id):
             # A boot storm: turn new sessions away (sessions already open go on being served).
             # DEBUG: a storm refuses thousands a second, and the CPEs come back.
-            _refused(logging.DEBUG, device_id, inform, request, "busy: too many open sessions")
+            _refused(
+                logging.DEBUG,
+                device_id,
+                inform,
+                request,
+                "busy: too many open sessions",
+                "admission",
+            )
             return HttpReply.busy("busy, retry later", self.admission.retry_after())
         session_id = queries.new_session_id()
         machine = cs.CwmpSession(id_prefix=binding.id_prefix(session_id))
@@ -346,12 +381,14 @@ class CwmpService:
                     expires=now + timedelta(seconds=timeout),
                 )
                 if not claimed:
-                    _refused(logging.INFO, device_id, inform, request, "busy: in a session")
+                    _refused(logging.INFO, device_id, inform, request, "busy: in a session", "busy")
                     raise _Abort(HttpReply.busy("device already in a session", 5))
         except _Abort as abort:
             return abort.reply
         self.after_commit()
         self.admission.opened(session_id)
+        for code in inform.event_codes:
+            metrics.INFORMS.labels(metrics.event_label(code)).inc()
         if log.isEnabledFor(logging.DEBUG):
             log.debug(
                 "session opened",
@@ -367,7 +404,9 @@ class CwmpService:
         """Fault 8003 to an Inform the ACS cannot act on; no session is opened."""
         inform = envelope.message if isinstance(envelope.message, m.Inform) else None
         device_id = None if inform is None else inform.device_id.device_id
-        _refused(logging.INFO, device_id, inform, request, f"fault 8003: Inform: {reason}")
+        _refused(
+            logging.INFO, device_id, inform, request, f"fault 8003: Inform: {reason}", "invalid"
+        )
         machine = cs.CwmpSession()
         machine.receive(envelope)
         return HttpReply.xml(machine.send_fault(faults.ACS_INVALID_ARGUMENTS, f"Inform: {reason}"))
@@ -389,7 +428,7 @@ class CwmpService:
             return known.session_id  # the same CPE starting over
         wait = math.ceil((known.session_expires - now).total_seconds())
         reason = f"busy: its session from {known.session_peer_host} is open"
-        _refused(logging.INFO, device_id, inform, request, reason)
+        _refused(logging.INFO, device_id, inform, request, reason, "busy")
         raise _Abort(HttpReply.busy("device already in a session", wait))
 
     def _base_url(self, request: HttpRequest) -> str:
@@ -529,6 +568,7 @@ class CwmpService:
                     )
                 stored = replace(stored, orphan=None)
             elif isinstance(event, cs.ResponseReceived | cs.FaultReceived | cs.RequestUnanswered):
+                logs.on_commit(partial(_count_answer, event))
                 flows, ended = await policy.on_answer(tx, ctx, event, flows)
                 end = end or ended
         # The ACS's turn: send the next request, or end the session.
@@ -613,10 +653,21 @@ class CwmpService:
                     ),
                 )
         elif outcome.expected:
-            _refused(level, device_id, inform, request, f"challenge: {outcome.reason}")
+            _refused(level, device_id, inform, request, f"challenge: {outcome.reason}", None)
         else:
-            _refused(level, device_id, inform, request, f"authentication: {outcome.reason}")
+            reason = f"authentication: {outcome.reason}"
+            _refused(level, device_id, inform, request, reason, "authentication")
         return HttpReply.unauthorized(outcome.challenge)
+
+
+def _count_answer(answer: cs.ResponseReceived | cs.FaultReceived | cs.RequestUnanswered) -> None:
+    if isinstance(answer, cs.ResponseReceived):
+        outcome = "response"
+    elif isinstance(answer, cs.FaultReceived):
+        outcome = "fault"
+    else:
+        outcome = "unanswered"
+    metrics.RPCS.labels(metrics.rpc_label(answer.request.method), outcome).inc()
 
 
 class _Abort(Exception):

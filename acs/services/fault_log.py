@@ -7,10 +7,12 @@ from typing import Any
 
 from sqlalchemy import func, select
 
+from acs import logs
 from acs.cwmp import faults
 from acs.db import hot, tables
 from acs.db.engine import Database
 from acs.db.types import JSONDoc, UTCDateTime
+from acs.services import metrics
 
 f = tables.fault_records
 
@@ -33,6 +35,10 @@ async def record(
     string: str = "",
     detail: dict[str, Any] | None = None,
 ) -> None:
+    """Record a fault (``source``: ``cpe`` for one a CPE reported, counted in
+    ``metrics.CPE_FAULTS``; ``acs`` for the ACS's own)."""
+    if source == "cpe":
+        logs.on_commit(metrics.CPE_FAULTS.labels(metrics.fault_label(code)).inc)
     await tx.execute(
         _RECORD,
         device_id=device_id,

@@ -22,7 +22,6 @@ from acs.services.connreq import ConnectionRequester
 from acs.services.cpe_auth import CpeAuthenticator
 from acs.services.cwmp import CwmpService
 from acs.services.files import FileStore
-from acs.services.metrics import Counters
 from acs.services.notify import Notifier
 from acs.services.operators import ensure_admin
 from acs.services.policy import default_policy
@@ -94,7 +93,6 @@ class Runtime:
             db, settings, self.authenticator, self.policy, after_commit=self.notifier.pulse
         )
         self.connection_requests = ConnectionRequester(db, self.box, settings)
-        self.counters = Counters()
         self._background: set[asyncio.Task[Any]] = set()
 
     def spawn(self, work: Coroutine[Any, Any, Any]) -> None:

@@ -29,9 +29,10 @@ A task whose answer was lost (its session died and requeued it) may still be fin
 the CPE reports later, matched by CommandKey or cwmp:ID: hence ``complete``, ``fail`` and the
 ``await_*`` moves from ``queued`` too.
 
-Every move that finishes a task, or requeues it after a fault, is logged here, one line per
-task (``OUTCOMES``), once its transaction commits (``acs.logs.deferred``). The statement then
-returns the task's id, device and name: no statement is added for the line.
+Every move that finishes a task, or requeues it after a fault, is logged and counted here
+(``metrics.TASK_OUTCOMES``), one line per task (``OUTCOMES``), once its transaction commits
+(``acs.logs.deferred``). The statement then returns the task's id, device and name: no
+statement is added for the line.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ from typing import Any, Final
 from acs import logs
 from acs.db import hot
 from acs.db.types import JSONDoc, UTCDateTime
+from acs.services import metrics
 
 log = logging.getLogger("acs.tasks")
 
@@ -103,7 +105,7 @@ TRANSITIONS: Final[dict[tuple[TaskStatus, Move], TaskStatus]] = {
     (S.CANCELLED, Move.RETRY): S.QUEUED,
 }
 FINISHED: Final = frozenset({S.DONE, S.FAULT, S.EXPIRED, S.CANCELLED})
-# The moves logged, as the line names them: "task done", "task timed out", ...
+# The moves logged and counted, as the line names them: "task done", "task timed out", ...
 OUTCOMES: Final = {
     Move.COMPLETE: "done",
     Move.FAIL: "fault",
@@ -165,8 +167,8 @@ TYPES: Final[dict[str, Any]] = {
     **{c: UTCDateTime() for c in ("created", "started", "finished", "next_attempt", "expires")},
 }
 
-# What a logged move returns when its caller wants no rows.
-_LOGGED_COLUMNS: Final = ("id", "device_id", "name")
+# What a reported move returns when its caller wants no rows (for its line and count).
+_REPORTED_COLUMNS: Final = ("id", "device_id", "name")
 
 _STATEMENTS: dict[
     tuple[Move, str, tuple[str, ...], tuple[str, ...], tuple[str, ...]], hot.Statement
@@ -209,12 +211,19 @@ def _bound(values: Mapping[str, Any]) -> dict[str, Any]:
     return {f"v_{k}": v for k, v in values.items() if not isinstance(v, Sql)}
 
 
-def _logged(how: Move) -> bool:
-    return how in OUTCOMES and log.isEnabledFor(logging.INFO)
+def _reported(how: Move) -> bool:
+    return how in OUTCOMES
 
 
-def _log(how: Move, rows: Sequence[Any], values: Mapping[str, Any]) -> None:
-    """A line per task moved (after the commit): "task done", "task fault" with its code..."""
+def _report(how: Move, rows: Sequence[Any], values: Mapping[str, Any]) -> None:
+    """A line per task moved and its count (after the commit): "task done", "task fault"
+    with its code..."""
+    outcome = OUTCOMES[how]
+    label = outcome.replace(" ", "_")
+    for row in rows:
+        logs.on_commit(metrics.TASK_OUTCOMES.labels(metrics.rpc_label(row.name), label).inc)
+    if not log.isEnabledFor(logging.INFO):
+        return
     fault = values.get("fault")
     code, string = (
         (fault.get("code"), fault.get("string")) if isinstance(fault, dict) else (None, None)
@@ -223,7 +232,7 @@ def _log(how: Move, rows: Sequence[Any], values: Mapping[str, Any]) -> None:
         logs.after_commit(
             log,
             logging.INFO,
-            f"task {OUTCOMES[how]}",
+            f"task {outcome}",
             task=row.id,
             device=row.device_id,
             rpc=row.name,
@@ -235,14 +244,14 @@ def _log(how: Move, rows: Sequence[Any], values: Mapping[str, Any]) -> None:
 async def move(tx: hot.Transaction, task_id: int, how: Move, now: datetime, **values: Any) -> bool:
     """Move one task; ``False`` if its status does not allow the move (someone else moved it
     first, or it is gone). ``values`` are further columns to set (``Sql`` for expressions)."""
-    if not _logged(how):
+    if not _reported(how):
         statement = _statement(how, "id = :id", ("id",), values, returning=())
         return bool(await tx.execute(statement, id=task_id, now=now, **_bound(values)))
-    statement = _statement(how, "id = :id", ("id",), values, returning=_LOGGED_COLUMNS)
+    statement = _statement(how, "id = :id", ("id",), values, returning=_REPORTED_COLUMNS)
     row = await tx.first(statement, id=task_id, now=now, **_bound(values))
     if row is None:
         return False
-    _log(how, [row], values)
+    _report(how, [row], values)
     return True
 
 
@@ -252,8 +261,8 @@ async def move_returning(
     """``move``, returning the task's row as it is after the move, or ``None``."""
     statement = _statement(how, "id = :id", ("id",), values, returning=COLUMNS)
     row = await tx.first(statement, id=task_id, now=now, **_bound(values))
-    if row is not None and _logged(how):
-        _log(how, [row], values)
+    if row is not None and _reported(how):
+        _report(how, [row], values)
     return row
 
 
@@ -270,12 +279,12 @@ async def move_all(
     """Move every task matching ``where`` (SQL over ``tasks`` with ``:name`` parameters from
     ``params``) whose status allows it: the rows moved with ``returning``, else how many."""
     params = dict(params or {})
-    logged = _logged(how)
-    columns = COLUMNS if returning else _LOGGED_COLUMNS if logged else ()
+    reported = _reported(how)
+    columns = COLUMNS if returning else _REPORTED_COLUMNS if reported else ()
     statement = _statement(how, where, tuple(sorted(params)), values, columns)
     if not columns:
         return await tx.execute(statement, now=now, **params, **_bound(values))
     rows = await tx.fetch(statement, now=now, **params, **_bound(values))
-    if logged:
-        _log(how, rows, values)
+    if reported:
+        _report(how, rows, values)
     return rows if returning else len(rows)

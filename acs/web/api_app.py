@@ -160,10 +160,12 @@ def create_api_app(runtime: Runtime) -> FastAPI:
     @app.get(
         "/metrics", tags=["system"], response_class=PlainTextResponse, dependencies=metrics_deps
     )
-    async def prometheus() -> PlainTextResponse:
-        """Prometheus text format (needs a viewer unless ACS_METRICS_PUBLIC=true)."""
-        body = await metrics.render(runtime.db, now(), runtime.counters)
-        return PlainTextResponse(body, media_type="text/plain; version=0.0.4")
+    async def prometheus(request: Request) -> Response:
+        """Prometheus text format, or OpenMetrics when the scraper asks for it; every worker's
+        counts (needs a viewer unless ACS_METRICS_PUBLIC=true)."""
+        fleet = await metrics.fleet(runtime.db, now())
+        body, content_type = metrics.render(fleet, request.headers.get("accept"))
+        return Response(body, media_type=content_type)
 
     for router in (
         devices.router,

@@ -19,6 +19,7 @@ from fastapi import FastAPI
 
 from acs import logs
 from acs.cwmp.http import HttpReply, HttpRequest, session_cookies
+from acs.services import metrics
 from acs.services.runtime import Runtime
 from acs.web.body import BadEncoding, BodyTooLarge, asgi_chunks, read_body
 from acs.web.fileserver import add_file_routes
@@ -50,7 +51,7 @@ class CwmpEndpoint:
                 await self.app(scope, receive, send)
                 return
             reply = await self._serve(scope, receive)
-            self.runtime.counters.cwmp_response(reply.status)
+            metrics.CWMP_RESPONSES.labels(str(reply.status)).inc()
             headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in reply.headers]
             if reply.status != 204:
                 headers.append((b"content-length", str(len(reply.body)).encode()))
@@ -67,6 +68,7 @@ class CwmpEndpoint:
             # More requests than memory should hold: refuse what does not continue a session
             # (new sessions are limited further on, by CwmpService's admission), telling the
             # CPE when to retry instead of queueing it.
+            metrics.SESSIONS_REFUSED.labels("inflight").inc()
             return HttpReply.busy("busy, retry later", self.service.admission.retry_after())
         self.inflight += 1
         try:

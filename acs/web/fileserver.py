@@ -24,7 +24,7 @@ from fastapi.responses import FileResponse
 
 from acs.provisioning import models as phone_models
 from acs.provisioning.errors import ProvisioningError
-from acs.services import files, provisioning
+from acs.services import files, metrics, provisioning
 from acs.services.runtime import Runtime
 from acs.web import access
 
@@ -137,14 +137,22 @@ def _note(request: Request, **values: object) -> None:
 def _transfer_line(
     scope: access.Scope, status: int, sent: int, ms: float
 ) -> tuple[int, str, dict[str, Any]] | None:
-    """One line per request for a file; the Digest challenge that comes first is DEBUG."""
+    """One line per request for a file, and its count; the Digest challenge that comes first
+    is DEBUG and not counted (it is the protocol's first step, not a refusal)."""
     transfer = scope["state"].get("transfer")
     if transfer is None:  # not a file: another GET on the CPE-facing listener
         return logging.DEBUG, "request", {"method": scope.get("method"), "status": status}
+    protocol = "https" if scope.get("scheme") == "https" else "http"
+    challenge = bool(transfer.get("challenge"))
+    if not challenge:
+        metrics.FILE_TRANSFERS.labels(protocol, _outcome(status)).inc()
+        if sent:
+            metrics.FILE_BYTES.labels(protocol).inc(sent)
     return (
-        logging.DEBUG if transfer.get("challenge") else logging.INFO,
+        logging.DEBUG if challenge else logging.INFO,
         "file transfer",
         {
+            "protocol": protocol,
             "file": transfer.get("file"),
             "mac": transfer.get("mac"),
             "client": access.client(scope),
@@ -155,3 +163,11 @@ def _transfer_line(
             "auth": transfer.get("auth"),
         },
     )
+
+
+def _outcome(status: int) -> str:
+    if status < 400:
+        return "ok"
+    if status in (401, 403):
+        return "refused"
+    return "missing" if status == 404 else "failed"

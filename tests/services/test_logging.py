@@ -257,8 +257,7 @@ async def test_a_rolled_back_request_logs_no_outcome(runtime, clock, db, lines, 
 
 
 async def test_nothing_is_built_below_the_level(runtime, clock, caplog, monkeypatch):
-    """With acs at WARNING, a session's end and its task outcomes build no line (and the
-    task moves ask the database for no row back)."""
+    """With acs at WARNING, a session's end and its task outcomes build no line."""
     caplog.set_level(logging.WARNING, logger="acs")
 
     def never(*_args: Any, **_kwargs: Any) -> None:

@@ -148,7 +148,8 @@ async def test_one_line_per_file_transfer(api, cpe, runtime, records):
 
     def line(level: str, status: int, sent: int, auth: str, **more: Any) -> tuple[Any, ...]:
         file = more.pop("file", "/files/x6.bin")
-        values = {"file": file, "mac": more.pop("mac", None), "client": "127.0.0.1"}
+        values = {"protocol": "http", "file": file, "mac": more.pop("mac", None)}
+        values["client"] = "127.0.0.1"
         values.update(method="GET", status=status, bytes=sent, auth=auth)
         return (level, "file transfer", values)
 

@@ -351,14 +351,21 @@ async def test_faults_endpoint(api, device):
 
 
 async def test_metrics(api, device):
+    from prometheus_client.parser import text_string_to_metric_families
+
     r = await api.get("/metrics", auth=as_("eve"))
     assert r.status_code == 200
-    assert r.headers["content-type"].startswith("text/plain")
-    lines = r.text.splitlines()
-    assert 'acs_devices{status="online"} 1' in lines
-    assert 'acs_devices{status="silent"} 0' in lines
-    assert "acs_cwmp_sessions_open 0" in lines
-    assert "# TYPE acs_tasks gauge" in lines
+    assert r.headers["content-type"] == "text/plain; version=0.0.4; charset=utf-8"
+    families = {f.name: f for f in text_string_to_metric_families(r.text)}
+    devices = {s.labels["status"]: s.value for s in families["acs_devices"].samples}
+    assert (devices["online"], devices["silent"]) == (1, 0)
+    assert [s.value for s in families["acs_cwmp_sessions_open"].samples] == [0]
+    assert families["acs_tasks"].type == "gauge"
+    openmetrics = await api.get(
+        "/metrics", auth=as_("eve"), headers={"accept": "application/openmetrics-text"}
+    )
+    assert openmetrics.headers["content-type"].startswith("application/openmetrics-text")
+    assert openmetrics.text.endswith("# EOF\n")
 
 
 async def test_metrics_can_be_public(make_runtime):
