@@ -158,7 +158,19 @@ class Settings(BaseSettings):
         5.0, gt=0, description="seconds between housekeeping runs (expiry, rollouts, silence)"
     )
     silent_grace: int = Field(
-        120, ge=0, description="seconds past two missed periodic Informs before 'silent'"
+        120, ge=0, description="seconds past a missed periodic Inform before a device is late"
+    )
+    offline_after_missed: int = Field(
+        3, ge=2, le=1000, description="missed periodic Informs that make a device offline"
+    )
+    watched_parameters: str = Field(
+        "",
+        description="comma-separated parameter paths whose changes are recorded as events",
+    )
+    event_retention_days: int = Field(30, ge=1, description="days events are kept")
+    webhook_timeout: float = Field(10.0, gt=0, le=120, description="seconds per delivery")
+    webhook_max_attempts: int = Field(
+        10, ge=1, le=100, description="attempts of a delivery before it is failed"
     )
 
     # --- connection requests -------------------------------------------------------------
@@ -226,7 +238,7 @@ class Settings(BaseSettings):
             raise ValidationError.from_exception_data(cls.__name__, problems)
         return data
 
-    @field_validator("indexed_parameters")
+    @field_validator("indexed_parameters", "watched_parameters")
     @classmethod
     def _indexable(cls, value: str) -> str:
         bad = [
@@ -239,6 +251,12 @@ class Settings(BaseSettings):
     @property
     def indexed_parameter_list(self) -> list[str]:
         return [p.strip() for p in self.indexed_parameters.split(",") if p.strip()]
+
+    @property
+    def watched_parameter_list(self) -> tuple[str, ...]:
+        return tuple(
+            dict.fromkeys(p.strip() for p in self.watched_parameters.split(",") if p.strip())
+        )
 
     @field_validator("cwmp_digest_algorithms")
     @classmethod

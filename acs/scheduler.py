@@ -1,5 +1,6 @@
 """Periodic housekeeping inside each worker: expire abandoned sessions (pruning old nonce
-counts), expire tasks, flag silent devices, advance rollouts.
+counts), expire tasks, move devices that missed their Informs (late, offline), advance
+rollouts, deliver webhooks, prune old events.
 
 Every job is idempotent, so several workers and nodes may run it at once; on PostgreSQL
 they simply find less to do.
@@ -13,7 +14,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
-from acs.services import maintenance, rollouts
+from acs.services import events, maintenance, monitoring, rollouts
 from acs.services.runtime import Runtime
 
 log = logging.getLogger("acs.scheduler")
@@ -31,8 +32,16 @@ class Scheduler:
         self.jobs: list[tuple[str, Callable[[], Awaitable[object]]]] = [
             ("expire sessions", runtime.cwmp.expire_sessions),
             ("expire tasks", lambda: maintenance.expire_tasks(runtime.db, _now())),
-            ("flag silent devices", lambda: maintenance.flag_silent_devices(runtime.db, _now())),
+            (
+                "move overdue devices",
+                lambda: monitoring.move_overdue(runtime.db, _now(), runtime.watch),
+            ),
             ("advance rollouts", self._advance_rollouts),
+            ("deliver webhooks", lambda: runtime.webhooks.dispatch(_now())),
+            (
+                "prune events",
+                lambda: events.prune(runtime.db, _now(), runtime.settings.event_retention_days),
+            ),
         ]
 
     async def _advance_rollouts(self) -> None:

@@ -194,6 +194,7 @@ async def run_worker(
     loop = asyncio.get_running_loop()
 
     def stop() -> None:
+        runtime.stopping.set()  # event streams end, so that the servers can drain
         for server in servers:
             server.should_exit = True
 

@@ -120,7 +120,7 @@ async def fill(backend: Backend, total: int) -> float:
     The one set-up step that bypasses the ACS: a million bootstrap sessions would take over an
     hour here (a storm drains at a few hundred a second) and are not what scenarios 4 and 5
     measure. The rows are shaped as an Inform stores a device (columns, parameter tree with
-    the indexed parameter; one in ten past its inform deadline, so silent): keep them so.
+    the indexed parameter; one in ten past its inform deadline, so late): keep them so.
     """
     have = int(await backend.scalar("SELECT count(*) FROM devices"))
     missing = total - have

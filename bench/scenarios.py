@@ -284,7 +284,7 @@ class ApiSearch(Scenario):
     needs = frozenset({Need.FLEET})
     queries: ClassVar[tuple[dict[str, str], ...]] = (
         {"parameter": f"{INDEXED}=site-42"},
-        {"status": "silent"},
+        {"status": "late"},
         {"software_version": "v7"},
     )
 

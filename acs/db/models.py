@@ -78,8 +78,9 @@ class Device(Base):
     udp_connection_request_address: Mapped[str | None] = mapped_column(String(128))
     periodic_inform_interval: Mapped[int | None] = mapped_column(Integer)
     cwmp_version: Mapped[str | None] = mapped_column(String(8))
-    first_seen: Mapped[datetime]
-    last_inform: Mapped[datetime] = mapped_column(index=True)
+    # NULL for a device registered by an operator that has not informed yet (never_seen)
+    first_seen: Mapped[datetime | None]
+    last_inform: Mapped[datetime | None] = mapped_column(index=True)
     last_boot: Mapped[datetime | None]
     last_bootstrap: Mapped[datetime | None]
     last_events: Mapped[list[str]] = mapped_column(JSONDoc, default=list)
@@ -97,9 +98,11 @@ class Device(Base):
     cr_password_enc: Mapped[str | None] = mapped_column(Text)
     cr_result: Mapped[dict[str, Any] | None] = mapped_column(JSONDoc)
     rpc_methods: Mapped[list[str] | None] = mapped_column(JSONDoc)
-    # Monitoring: when the next periodic Inform is overdue; set on every Inform.
+    # Monitoring (services/monitoring.py): the status as of its last move, since when, and
+    # when it moves on if no Inform comes (an Inform sets it; the status job moves it).
+    status: Mapped[str] = mapped_column(String(16), index=True, server_default="online")
+    status_since: Mapped[datetime | None]
     inform_deadline: Mapped[datetime | None] = mapped_column(index=True)
-    silent_since: Mapped[datetime | None]
     # ACS mode for this device ("common" or "ctc"); NULL follows its phone profile or the
     # server default (ACS_MODE).
     mode: Mapped[str | None] = mapped_column(String(8))
@@ -360,3 +363,61 @@ class DigestNonce(Base):
     nonce: Mapped[str] = mapped_column(String(128), primary_key=True)
     last_nc: Mapped[int] = mapped_column(BigInteger)
     expires: Mapped[datetime] = mapped_column(index=True)
+
+
+class Event(Base):
+    """A fact about a device or the fleet (services/events.py): kept for the API, the
+    console and webhooks, written in the transaction of what it records."""
+
+    __tablename__ = "events"
+    __table_args__ = (
+        Index("ix_events_device_id_id", "device_id", "id"),
+        Index("ix_events_type_id", "type", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    time: Mapped[datetime] = mapped_column(index=True)
+    type: Mapped[str] = mapped_column(String(48))
+    # no foreign key: events outlive a deleted device
+    device_id: Mapped[str | None] = mapped_column(String(256))
+    details: Mapped[dict[str, Any]]
+
+
+class Webhook(Base):
+    """A subscription: events of these types (matching ``filter``) are POSTed to ``url``."""
+
+    __tablename__ = "webhooks"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    url: Mapped[str] = mapped_column(Text)
+    secret_enc: Mapped[str] = mapped_column(Text)  # sealed (secretbox): it signs deliveries
+    event_types: Mapped[list[str]] = mapped_column(JSONDoc, default=list)  # [] = every type
+    filter: Mapped[dict[str, Any]] = mapped_column(JSONDoc, default=dict)
+    enabled: Mapped[bool] = mapped_column(default=True)
+    # the last event fanned out into deliveries (events after it are still to be considered)
+    cursor: Mapped[int] = mapped_column(BigInteger, default=0)
+    created: Mapped[datetime]
+    created_by: Mapped[str | None] = mapped_column(String(128))
+
+
+class WebhookDelivery(Base):
+    """One event to one webhook: the outbox row, retried until delivered or given up."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        Index("ix_webhook_deliveries_status_next_attempt", "status", "next_attempt"),
+        Index("ix_webhook_deliveries_webhook_id_id", "webhook_id", "id"),
+        UniqueConstraint("webhook_id", "event_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    webhook_id: Mapped[int] = mapped_column(BigId, ForeignKey("webhooks.id", ondelete="CASCADE"))
+    event_id: Mapped[int] = mapped_column(BigInteger)
+    status: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt: Mapped[datetime]
+    lease_until: Mapped[datetime | None]
+    last_status: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created: Mapped[datetime]
+    delivered: Mapped[datetime | None]

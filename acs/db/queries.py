@@ -54,6 +54,7 @@ class DeviceAuth:
     ip: str | None = None
     mac: str | None = None
     software_version: str | None = None
+    status: str | None = None  # as stored (services/monitoring.py)
     exists: bool = False  # the device has a row (tasks, faults... can only exist if so)
 
 
@@ -70,13 +71,22 @@ _DEVICE_AUTH_COLUMNS = (
     "ip",
     "mac",
     "software_version",
+    "status",
 )
-_DEVICE_AUTH = hot.Statement(
+_DEVICE_AUTH_SQL = (
     "SELECT d.cwmp_username, d.cwmp_ha1_md5, d.cwmp_ha1_sha256, d.cr_username, "
     "d.periodic_inform_interval, d.mode, s.id AS session_id, s.peer_host AS session_peer_host, "
-    "s.expires AS session_expires, d.ip, d.mac, d.software_version "
+    "s.expires AS session_expires, d.ip, d.mac, d.software_version, d.status "
     "FROM devices AS d LEFT OUTER JOIN cwmp_sessions AS s ON s.device_id = d.id "
-    "WHERE d.id = :device_id",
+    "WHERE d.id = :device_id"
+)
+_DEVICE_AUTH = hot.Statement(
+    {
+        "sqlite": _DEVICE_AUTH_SQL,  # the write lock is already held (BEGIN IMMEDIATE)
+        # The row is the Inform's to update: locked now, so the status job cannot move the
+        # device between this read (its status before) and the upsert (monitoring.py).
+        "postgresql": _DEVICE_AUTH_SQL + " FOR NO KEY UPDATE OF d",
+    },
     columns=_DEVICE_AUTH_COLUMNS,
     types={"session_expires": UTCDateTime()},
 )
@@ -108,7 +118,8 @@ _UPSERT_COLUMNS = (
     "udp_connection_request_address",
     "periodic_inform_interval",
     "inform_deadline",
-    "silent_since",
+    "status",
+    "status_since",
     "parameters",
 )
 _KEEP_KNOWN = (  # an Inform that does not carry these must not erase what we know
@@ -126,11 +137,11 @@ _IDENTITY = ("oui", "product_class", "serial_number")
 # Indexed columns that an Inform rarely changes: SQLite rewrites an index entry for every
 # indexed column named in an UPDATE's SET, changed or not (a WAL page each, measured), so the
 # upsert names these only when the Inform changes them.
-_RARELY_CHANGED = ("ip", "mac", "software_version")
+_RARELY_CHANGED = ("ip", "mac", "software_version", "status")
 _UPSERTS: dict[tuple[bool, frozenset[str]], hot.Statement] = {}
 _UPSERT_BINDS: dict[str, Any] = {
     **{c: UTCDateTime() for c in ("last_inform", "last_boot", "last_bootstrap")},
-    **{c: UTCDateTime() for c in ("inform_deadline", "silent_since")},
+    **{c: UTCDateTime() for c in ("inform_deadline", "status_since")},
     "parameters": JSONDoc,
     "last_events": JSONDoc,
 }
@@ -153,6 +164,8 @@ def _upsert_sql(dialect: str, bootstrap: bool, unchanged: frozenset[str]) -> str
             sets.append(f"{column} = COALESCE(excluded.{column}, devices.{column})")
         else:
             sets.append(f"{column} = excluded.{column}")
+    if "status" not in unchanged:  # a device registered by an operator informs at last
+        sets.append("first_seen = COALESCE(devices.first_seen, excluded.first_seen)")
     return (
         f"INSERT INTO devices ({', '.join(_UPSERT_COLUMNS)}, first_seen, tags) "
         f"VALUES ({', '.join(':' + c for c in _UPSERT_COLUMNS)}, :last_inform, '[]') "
@@ -196,6 +209,8 @@ async def upsert_device_on_inform(
             for c in _RARELY_CHANGED
             if params[c] == getattr(known, c) or (params[c] is None and c in _KEEP_KNOWN)
         )
+        if "status" in unchanged:
+            unchanged |= {"status_since"}  # since when: only a move changes it
     await tx.execute(_upsert_statement(bootstrap, unchanged), **params)
 
 

@@ -16,6 +16,7 @@ from acs.db.models import (
     CwmpSession,
     Device,
     DigestNonce,
+    Event,
     FaultRecord,
     FileAssignment,
     InformRecord,
@@ -27,6 +28,8 @@ from acs.db.models import (
     RolloutTarget,
     StoredFile,
     Task,
+    Webhook,
+    WebhookDelivery,
     WorkOrder,
 )
 
@@ -48,6 +51,9 @@ rendered = cast(Table, RenderedConfig.__table__)
 rollouts = cast(Table, Rollout.__table__)
 rollout_targets = cast(Table, RolloutTarget.__table__)
 work_orders = cast(Table, WorkOrder.__table__)
+events = cast(Table, Event.__table__)
+webhooks = cast(Table, Webhook.__table__)
+webhook_deliveries = cast(Table, WebhookDelivery.__table__)
 
 AnyRow = Row[*tuple[Any, ...]]
 

@@ -39,8 +39,8 @@ from acs.cwmp.http import HttpReply, HttpRequest
 from acs.db import hot, queries
 from acs.db.engine import Database
 from acs.db.errors import UNAVAILABLE
+from acs.services import events, metrics, monitoring
 from acs.services import inform as inform_values
-from acs.services import metrics
 from acs.services.admission import SessionAdmission
 from acs.services.cpe_auth import (
     AuthOutcome,
@@ -218,6 +218,7 @@ class CwmpService:
         # told after every committed request, so that waiters in this process look again
         self.after_commit = after_commit or (lambda: None)
         self.limits = soap.ParseLimits(max_bytes=settings.cwmp_max_body_bytes)
+        self.watched = settings.watched_parameter_list
 
     async def handle(self, request: HttpRequest) -> HttpReply:
         token = logs.session_id.set(None)  # set once the request's session is known
@@ -337,20 +338,35 @@ class CwmpService:
                         )
                 facts = SessionFacts.of(inform, known.mode or self.settings.mode)
                 ctx = SessionContext(session_id, device_id, now, self._base_url(request), facts)
+                values = inform_values.device_values(
+                    inform,
+                    peer_host=request.peer_host,
+                    now=now,
+                    cwmp_version=event.cwmp_version,
+                    known_interval=known.periodic_inform_interval,
+                    silent_grace=self.settings.silent_grace,
+                )
+                happened = monitoring.inform_events(
+                    device_id,
+                    known=known.exists,
+                    before=known.status,
+                    event_codes=inform.event_codes,
+                    old_version=known.software_version,
+                    new_version=values["software_version"],
+                )
+                if self.watched and known.exists:
+                    changed = await monitoring.watched_changes(
+                        tx, device_id, inform.parameter_list, self.watched
+                    )
+                    happened.extend(changed)
                 await queries.upsert_device_on_inform(
                     tx,
-                    inform_values.device_values(
-                        inform,
-                        peer_host=request.peer_host,
-                        now=now,
-                        cwmp_version=event.cwmp_version,
-                        known_interval=known.periodic_inform_interval,
-                        silent_grace=self.settings.silent_grace,
-                    ),
+                    values,
                     inform_values.parameter_patch(inform.parameter_list, now),
                     bootstrap="0 BOOTSTRAP" in inform.event_codes,
                     known=known,
                 )
+                await events.record(tx, now, happened)
                 await queries.insert_inform(
                     tx,
                     device_id=device_id,

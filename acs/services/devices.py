@@ -9,11 +9,14 @@ from typing import Any
 
 from sqlalchemy import Select, bindparam, delete, func, select, text, update
 
+from acs.cwmp.messages import DeviceIdStruct
 from acs.db import param_index, tables
 from acs.db.engine import Database
+from acs.db.tables import insert_for
 from acs.db.types import JSONDoc
+from acs.services import monitoring
 from acs.services.cpe_auth import hash_credentials
-from acs.services.errors import Invalid, NotFound
+from acs.services.errors import Conflict, Invalid, NotFound
 
 d = tables.devices
 
@@ -28,7 +31,8 @@ SORTABLE = (
     "ip",
     "mac",
 )
-STATUSES = ("online", "silent", "unknown")
+# Statuses a search may ask for (monitoring.Status, and the aliases of one release).
+STATUSES = (*(st.value for st in monitoring.Status), *monitoring.ALIASES)
 _TAG_RE = re.compile(r"^[A-Za-z0-9_.:@-]{1,64}$")
 
 
@@ -60,13 +64,6 @@ class DeviceFilter:
     parameters: list[tuple[str, str]] = field(default_factory=list)
 
 
-def status_of(inform_deadline: datetime | None, now: datetime) -> str:
-    """``online`` until two periodic Informs are missed; ``unknown`` without an interval."""
-    if inform_deadline is None:
-        return "unknown"
-    return "online" if inform_deadline > now else "silent"
-
-
 _SUMMARY = (
     d.c.id,
     d.c.manufacturer,
@@ -87,8 +84,9 @@ _SUMMARY = (
     d.c.last_bootstrap,
     d.c.last_events,
     d.c.tags,
+    d.c.status,
+    d.c.status_since,
     d.c.inform_deadline,
-    d.c.silent_since,
     d.c.cr_result,
     d.c.rpc_methods,
     d.c.cr_username,
@@ -98,6 +96,7 @@ _SUMMARY = (
 
 
 def device_view(row: Any, now: datetime) -> dict[str, Any]:
+    status = monitoring.effective(row.status, row.inform_deadline, now)
     return {
         "id": row.id,
         "manufacturer": row.manufacturer,
@@ -118,8 +117,10 @@ def device_view(row: Any, now: datetime) -> dict[str, Any]:
         "last_bootstrap": row.last_bootstrap,
         "last_events": row.last_events or [],
         "tags": row.tags or [],
-        "status": status_of(row.inform_deadline, now),
-        "silent_since": row.silent_since,
+        "status": status.value,
+        "status_since": row.status_since,
+        "next_deadline": row.inform_deadline,
+        "silent_since": row.status_since if status in monitoring.ALIASES["silent"] else None,
         "connection_request": row.cr_result,
         "connection_request_credentials_set": bool(row.cr_username),
         "own_cwmp_credentials": bool(row.cwmp_username),
@@ -157,12 +158,7 @@ def conditions(conn_dialect: str, f: DeviceFilter, now: datetime) -> list[Any]:
     if f.status is not None:
         if f.status not in STATUSES:
             raise BadFilter(f"status must be one of {list(STATUSES)}")
-        if f.status == "online":
-            c.append(d.c.inform_deadline > now)
-        elif f.status == "silent":
-            c.append(d.c.inform_deadline <= now)
-        else:
-            c.append(d.c.inform_deadline.is_(None))
+        c.append(monitoring.status_filter([f.status], now))
     if f.tag is not None:
         if conn_dialect == "postgresql":
             c.append(
@@ -236,6 +232,55 @@ async def get_device(
         }
     view["parameters"] = dict(sorted(params.items()))
     return view
+
+
+class DeviceExists(Conflict):
+    def __init__(self, device_id: str) -> None:
+        super().__init__(f"device {device_id!r} exists already")
+
+
+async def register(
+    db: Database,
+    *,
+    oui: str,
+    product_class: str,
+    serial_number: str,
+    tags: list[str],
+    mode: str | None,
+    now: datetime,
+) -> dict[str, Any]:
+    """A device the ACS is to expect (``never_seen`` until its first Inform), so that tags,
+    mode and presets apply from its first session; its id is the one its Inform will give."""
+    if not oui.strip() or not serial_number.strip():
+        raise BadFilter("a device needs an OUI and a serial number")
+    for tag in tags:
+        if not _TAG_RE.fullmatch(tag):
+            raise BadFilter("tags are 1-64 of A-Z a-z 0-9 _ . : @ -")
+    if mode is not None and mode not in ("common", "ctc"):
+        raise BadFilter("mode must be common, ctc or null")
+    device_id = DeviceIdStruct(
+        oui=oui, product_class=product_class, serial_number=serial_number
+    ).device_id
+    async with db.write() as conn:
+        result = await conn.execute(
+            insert_for(conn, d)
+            .values(
+                id=device_id,
+                oui=oui,
+                product_class=product_class,
+                serial_number=serial_number,
+                tags=sorted(set(tags)),
+                mode=mode,
+                parameters={},
+                last_events=[],
+                status=monitoring.Status.NEVER_SEEN.value,
+                status_since=now,
+            )
+            .on_conflict_do_nothing(index_elements=["id"])
+        )
+        if not result.rowcount:
+            raise DeviceExists(device_id)
+    return await get_device(db, device_id, now=now)
 
 
 async def delete_device(db: Database, device_id: str) -> None:

@@ -53,8 +53,9 @@ def device_values(
 ) -> dict[str, Any]:
     """Column values of the device row an Inform updates.
 
-    ``inform_deadline`` is when the device counts as silent: two periodic Informs missed,
-    plus a grace period (clocks drift, sessions retry).
+    The device is ``online`` (``unknown`` without a periodic interval) until
+    ``inform_deadline``: one periodic Inform missed, plus a grace period (clocks drift,
+    sessions retry); see ``monitoring``.
     """
     ident = inform.device_id
     codes = inform.event_codes
@@ -86,15 +87,17 @@ def device_values(
         # VoIP phones often use their MAC as serial number; its first half is then the OUI.
         values["mac"] = normalize_mac(ident.serial_number)
     interval = values["periodic_inform_interval"] or known_interval
+    values["status"] = "online" if interval else "unknown"
+    values["status_since"] = now
     values["inform_deadline"] = inform_deadline(now, interval, silent_grace)
-    values["silent_since"] = None
     return values
 
 
 def inform_deadline(now: datetime, interval: int | None, grace: int) -> datetime | None:
-    """When a device on this periodic inform interval counts as silent: two Informs missed,
-    plus a grace period (clocks drift, sessions retry); ``None`` without an interval."""
-    return now + timedelta(seconds=2 * interval + grace) if interval else None
+    """When a device that informed ``now`` on this periodic inform interval is late: one
+    Inform missed, plus a grace period (clocks drift, sessions retry); ``None`` without an
+    interval."""
+    return now + timedelta(seconds=interval + grace) if interval else None
 
 
 def _int(value: xsd.Value) -> int | None:

@@ -1,4 +1,4 @@
-"""Periodic jobs: task timeouts and expiry, silent-device flagging.
+"""Periodic jobs: task timeouts and expiry.
 
 Each job is a bounded batch of idempotent statements, safe to run on every worker of every
 node at once.
@@ -9,8 +9,6 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 from typing import Any
-
-from sqlalchemy import update
 
 from acs import logs
 from acs.cwmp import faults, xsd
@@ -90,18 +88,3 @@ async def _what_was_seen(tx: hot.Transaction, task: Any, awaited: str) -> str:
         f"{more} Inform(s) since ({booted} with a boot event), "
         f"the last at {xsd.format_datetime(last.received)} with {events}"
     )
-
-
-async def flag_silent_devices(db: Database, now: datetime) -> int:
-    """Mark devices that missed their periodic Informs (``silent_since``); an Inform
-    clears the flag. Returns how many went silent since the last run."""
-    async with db.write() as conn:
-        result = await conn.execute(
-            update(d)
-            .where(d.c.inform_deadline <= now, d.c.silent_since.is_(None))
-            .values(silent_since=d.c.inform_deadline)
-        )
-    flagged = int(result.rowcount or 0)
-    if flagged:
-        log.warning("%d device(s) went silent (missed their periodic Informs)", flagged)
-    return flagged

@@ -40,6 +40,7 @@ from sqlalchemy import case, func, select
 
 from acs.db import tables
 from acs.db.engine import Database
+from acs.services import monitoring
 
 MULTIPROC_ENV: Final = "PROMETHEUS_MULTIPROC_DIR"
 
@@ -116,6 +117,12 @@ FILE_BYTES: Final = Counter(
     "acs_file_transfer_bytes",
     "Bytes of files sent, by protocol.",
     ["protocol"],
+    registry=REGISTRY,
+)
+WEBHOOK_DELIVERIES: Final = Counter(
+    "acs_webhook_deliveries",
+    "Webhook delivery attempts, by outcome: delivered, failed (retried later or given up).",
+    ["outcome"],
     registry=REGISTRY,
 )
 DB_POOL: Final = Gauge(
@@ -273,16 +280,13 @@ class Fleet:
 
 async def fleet(db: Database, now: datetime) -> Fleet:
     d, t, s, f = tables.devices, tables.tasks, tables.sessions, tables.fault_records
+    passed = case((d.c.inform_deadline <= now, 1), else_=0)
     async with db.read() as conn:
-        total, silent, unknown = (
+        by_status = (
             await conn.execute(
-                select(
-                    func.count(),
-                    func.coalesce(func.sum(case((d.c.inform_deadline <= now, 1), else_=0)), 0),
-                    func.coalesce(func.sum(case((d.c.inform_deadline.is_(None), 1), else_=0)), 0),
-                ).select_from(d)
+                select(d.c.status, passed, func.count()).group_by(d.c.status, passed)
             )
-        ).one()
+        ).all()
         task_counts = (
             await conn.execute(select(t.c.status, func.count()).group_by(t.c.status))
         ).all()
@@ -290,12 +294,12 @@ async def fleet(db: Database, now: datetime) -> Fleet:
         recent_faults = await conn.scalar(
             select(func.count()).select_from(f).where(f.c.time > now - timedelta(hours=1))
         )
+    devices = dict.fromkeys((st.value for st in monitoring.Status), 0)
+    for status, is_passed, n in by_status:
+        deadline = now if is_passed else None  # passed: as if it were due now
+        devices[monitoring.effective(status, deadline, now).value] += int(n)
     return Fleet(
-        devices={
-            "online": int(total) - int(silent) - int(unknown),
-            "silent": int(silent),
-            "unknown": int(unknown),
-        },
+        devices=devices,
         tasks={str(status): int(n) for status, n in task_counts},
         sessions_open=int(sessions or 0),
         faults_last_hour=int(recent_faults or 0),

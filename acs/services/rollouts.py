@@ -21,9 +21,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from acs.db import hot, tables
 from acs.db.engine import Database
 from acs.db.types import JSONDoc
-from acs.services import devices, task_specs, tasks
+from acs.services import devices, events, task_specs, tasks
 from acs.services import task_lifecycle as lifecycle
 from acs.services.errors import Conflict, Invalid, NotFound
+from acs.services.events import EventType, NewEvent
 from acs.services.task_lifecycle import Move, TaskStatus
 
 r = tables.rollouts
@@ -143,11 +144,20 @@ async def create(
         waves = (count + wave_size - 1) // wave_size
         await conn.execute(update(r).where(r.c.id == rollout_id).values(targets=count, waves=waves))
         poke: list[str] = []
+        started = {"rollout": rollout_id, "name": name, "targets": count, "waves": waves}
+        await events.record(
+            hot.over(conn), now, [NewEvent(EventType.ROLLOUT_STARTED, None, started)]
+        )
         if count == 0:
+            reason = "no device matched the filter"
             await conn.execute(
                 update(r)
                 .where(r.c.id == rollout_id)
-                .values(status="done", finished=now, reason="no device matched the filter")
+                .values(status="done", finished=now, reason=reason)
+            )
+            finished = {"rollout": rollout_id, "name": name, "reason": reason}
+            await events.record(
+                hot.over(conn), now, [NewEvent(EventType.ROLLOUT_FINISHED, None, finished)]
             )
         else:
             poke = await _queue_wave(conn, rollout_id, 1, now, task_ttl)
@@ -206,6 +216,8 @@ async def _queue_wave(
         update(rt).where(rt.c.rollout_id == rollout_id, rt.c.wave == wave).values(task_id=latest)
     )
     await conn.execute(update(r).where(r.c.id == rollout_id).values(current_wave=wave))
+    details = {"rollout": rollout_id, "name": rollout.name, "wave": wave, "waves": rollout.waves}
+    await events.record(hot.over(conn), now, [NewEvent(EventType.ROLLOUT_WAVE, None, details)])
     if not rollout.connection_request:
         return []
     return list(
@@ -249,27 +261,43 @@ async def advance(db: Database, now: datetime, task_ttl: int) -> list[str]:
             wave = _summary(counts)
             if wave["pending"]:
                 continue
+            # Several workers and nodes run this: the one whose update finds the rollout still
+            # at this wave moves it on; the others leave it.
+            at_this_wave = (
+                r.c.id == rollout.id,
+                r.c.status == "running",
+                r.c.current_wave == rollout.current_wave,
+            )
             share = wave["failed"] / wave["targets"] if wave["targets"] else 0.0
+            details: dict[str, Any] = {"rollout": rollout.id, "name": rollout.name, **wave}
             if share > rollout.failure_threshold:
-                await conn.execute(
+                reason = (
+                    f"wave {rollout.current_wave}: {wave['failed']} of "
+                    f"{wave['targets']} failed ({share:.0%} > "
+                    f"{rollout.failure_threshold:.0%})"
+                )
+                moved = await conn.execute(
                     update(r)
-                    .where(r.c.id == rollout.id)
-                    .values(
-                        status="stopped",
-                        finished=now,
-                        reason=(
-                            f"wave {rollout.current_wave}: {wave['failed']} of "
-                            f"{wave['targets']} failed ({share:.0%} > "
-                            f"{rollout.failure_threshold:.0%})"
-                        ),
-                    )
+                    .where(*at_this_wave)
+                    .values(status="stopped", finished=now, reason=reason)
                 )
+                event = NewEvent(EventType.ROLLOUT_STOPPED, None, {**details, "reason": reason})
             elif rollout.current_wave >= rollout.waves:
-                await conn.execute(
-                    update(r).where(r.c.id == rollout.id).values(status="done", finished=now)
+                moved = await conn.execute(
+                    update(r).where(*at_this_wave).values(status="done", finished=now)
                 )
+                event = NewEvent(EventType.ROLLOUT_FINISHED, None, details)
             else:
-                poke += await _queue_wave(conn, rollout.id, rollout.current_wave + 1, now, task_ttl)
+                moved = await conn.execute(
+                    update(r).where(*at_this_wave).values(current_wave=rollout.current_wave + 1)
+                )
+                if moved.rowcount:
+                    poke += await _queue_wave(
+                        conn, rollout.id, rollout.current_wave + 1, now, task_ttl
+                    )
+                continue
+            if moved.rowcount:
+                await events.record(hot.over(conn), now, [event])
     return poke
 
 
@@ -286,6 +314,10 @@ async def stop(db: Database, rollout_id: int, now: datetime, reason: str) -> dic
             if status is None:
                 raise RolloutNotFound(rollout_id)
             raise RolloutStateError(f"rollout {rollout_id} is {status}")
+        stopped = {"rollout": rollout_id, "reason": reason}
+        await events.record(
+            hot.over(conn), now, [NewEvent(EventType.ROLLOUT_STOPPED, None, stopped)]
+        )
         await lifecycle.move_all(
             hot.over(conn),
             Move.CANCEL,

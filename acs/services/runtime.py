@@ -22,11 +22,14 @@ from acs.services.connreq import ConnectionRequester
 from acs.services.cpe_auth import CpeAuthenticator
 from acs.services.cwmp import CwmpService
 from acs.services.files import FileStore
+from acs.services.monitoring import Watch
 from acs.services.notify import Notifier
 from acs.services.operators import ensure_admin
 from acs.services.policy import default_policy
 from acs.services.provisioning import Provisioning
 from acs.services.secretbox import SecretBox
+from acs.services.webhooks import Policy as WebhookPolicy
+from acs.services.webhooks import Webhooks
 
 log = logging.getLogger("acs")
 
@@ -93,7 +96,16 @@ class Runtime:
             db, settings, self.authenticator, self.policy, after_commit=self.notifier.pulse
         )
         self.connection_requests = ConnectionRequester(db, self.box, settings)
+        self.webhooks = Webhooks(
+            db,
+            SecretBox(server_secrets.secret_key, "webhook"),
+            WebhookPolicy(
+                timeout=settings.webhook_timeout, max_attempts=settings.webhook_max_attempts
+            ),
+        )
+        self.watch = Watch(grace=settings.silent_grace, offline_after=settings.offline_after_missed)
         self._background: set[asyncio.Task[Any]] = set()
+        self.stopping = asyncio.Event()  # set when the worker stops: long responses end
 
     def spawn(self, work: Coroutine[Any, Any, Any]) -> None:
         """Run ``work`` in the background (e.g. connection requests to a whole wave)."""

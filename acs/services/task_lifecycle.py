@@ -31,8 +31,8 @@ the CPE reports later, matched by CommandKey or cwmp:ID: hence ``complete``, ``f
 
 Every move that finishes a task, or requeues it after a fault, is logged and counted here
 (``metrics.TASK_OUTCOMES``), one line per task (``OUTCOMES``), once its transaction commits
-(``acs.logs.deferred``). The statement then returns the task's id, device and name: no
-statement is added for the line.
+(``acs.logs.deferred``); the statement returns the task's id, device and name for them. A
+task done or faulted is also an event (``EVENTS``), written in the same transaction.
 """
 
 from __future__ import annotations
@@ -47,7 +47,8 @@ from typing import Any, Final
 from acs import logs
 from acs.db import hot
 from acs.db.types import JSONDoc, UTCDateTime
-from acs.services import metrics
+from acs.services import events, metrics
+from acs.services.events import EventType, NewEvent
 
 log = logging.getLogger("acs.tasks")
 
@@ -113,6 +114,14 @@ OUTCOMES: Final = {
     Move.EXPIRE: "expired",
     Move.CANCEL: "cancelled",
     Move.REQUEUE: "requeued",
+}
+
+
+# The moves recorded as events (services/events.py).
+EVENTS: Final = {
+    Move.COMPLETE: EventType.TASK_DONE,
+    Move.FAIL: EventType.TASK_FAULT,
+    Move.TIME_OUT: EventType.TASK_FAULT,
 }
 
 
@@ -215,19 +224,34 @@ def _reported(how: Move) -> bool:
     return how in OUTCOMES
 
 
-def _report(how: Move, rows: Sequence[Any], values: Mapping[str, Any]) -> None:
+async def _report(
+    tx: hot.Transaction, how: Move, now: datetime, rows: Sequence[Any], values: Mapping[str, Any]
+) -> None:
     """A line per task moved and its count (after the commit): "task done", "task fault"
-    with its code..."""
+    with its code...; a ``task.done``/``task.fault`` event for each finished one."""
     outcome = OUTCOMES[how]
     label = outcome.replace(" ", "_")
     for row in rows:
         logs.on_commit(metrics.TASK_OUTCOMES.labels(metrics.rpc_label(row.name), label).inc)
-    if not log.isEnabledFor(logging.INFO):
-        return
     fault = values.get("fault")
     code, string = (
         (fault.get("code"), fault.get("string")) if isinstance(fault, dict) else (None, None)
     )
+    event_type = EVENTS.get(how)
+    if event_type is not None:
+        details: dict[str, Any] = {}
+        if code is not None:
+            details.update(code=code, fault=string)
+        await events.record(
+            tx,
+            now,
+            [
+                NewEvent(event_type, row.device_id, {**details, "task": row.id, "rpc": row.name})
+                for row in rows
+            ],
+        )
+    if not log.isEnabledFor(logging.INFO):
+        return
     for row in rows:
         logs.after_commit(
             log,
@@ -251,7 +275,7 @@ async def move(tx: hot.Transaction, task_id: int, how: Move, now: datetime, **va
     row = await tx.first(statement, id=task_id, now=now, **_bound(values))
     if row is None:
         return False
-    _report(how, [row], values)
+    await _report(tx, how, now, [row], values)
     return True
 
 
@@ -262,7 +286,7 @@ async def move_returning(
     statement = _statement(how, "id = :id", ("id",), values, returning=COLUMNS)
     row = await tx.first(statement, id=task_id, now=now, **_bound(values))
     if row is not None and _reported(how):
-        _report(how, [row], values)
+        await _report(tx, how, now, [row], values)
     return row
 
 
@@ -286,5 +310,5 @@ async def move_all(
         return await tx.execute(statement, now=now, **params, **_bound(values))
     rows = await tx.fetch(statement, now=now, **params, **_bound(values))
     if reported:
-        _report(how, rows, values)
+        await _report(tx, how, now, rows, values)
     return rows if returning else len(rows)

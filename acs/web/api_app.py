@@ -20,7 +20,16 @@ from acs.services.runtime import Runtime
 from acs.services.throttle import FailureThrottle
 from acs.web import access
 from acs.web.api.deps import claimed_name, now, require
-from acs.web.api.routes import devices, faults, files, provisioning, rollouts, tasks
+from acs.web.api.routes import (
+    devices,
+    events,
+    faults,
+    files,
+    provisioning,
+    rollouts,
+    tasks,
+    webhooks,
+)
 from acs.web.api.routes import operators as operator_routes
 from acs.web.api.validation import explain, json_content_type
 
@@ -175,6 +184,8 @@ def create_api_app(runtime: Runtime) -> FastAPI:
         rollouts.router,
         provisioning.router,
         operator_routes.router,
+        events.router,
+        webhooks.router,
     ):
         app.include_router(router, prefix="/api/v1")
     return app

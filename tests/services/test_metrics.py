@@ -178,8 +178,10 @@ async def test_the_exposition_parses_in_both_formats(runtime, clock):
     assert content_type == "text/plain; version=0.0.4; charset=utf-8"
     families = {f.name: f for f in text_string_to_metric_families(body.decode())}
     assert {s.labels["status"]: s.value for s in families["acs_devices"].samples} == {
+        "never_seen": 0,
         "online": 1,
-        "silent": 0,
+        "late": 0,
+        "offline": 0,
         "unknown": 0,
     }
     assert families["acs_cwmp_sessions_open"].samples[0].value == 0

@@ -26,7 +26,7 @@ from acs.cwmp import xsd
 from acs.db import hot, queries
 from acs.db.queries import DeviceAuth
 from acs.db.types import UTCDateTime
-from acs.services import fault_log
+from acs.services import fault_log, monitoring
 from acs.services.cpe_auth import hash_credentials
 from acs.services.inform import inform_deadline, set_values_patch
 from acs.services.policy.base import (
@@ -55,10 +55,11 @@ _PROVISIONED = hot.Statement(
     "UPDATE devices SET cr_username = :cr_username, cr_password_enc = :cr_password, "
     "periodic_inform_interval = COALESCE(:interval, periodic_inform_interval), "
     "inform_deadline = COALESCE(:deadline, inform_deadline), "
+    f"{monitoring.WATCHED_NOW}, "
     "cwmp_username = COALESCE(:acs_username, cwmp_username), "
     "cwmp_ha1_md5 = COALESCE(:ha1_md5, cwmp_ha1_md5), "
     "cwmp_ha1_sha256 = COALESCE(:ha1_sha256, cwmp_ha1_sha256) WHERE id = :id",
-    binds={"deadline": UTCDateTime()},
+    binds={"deadline": UTCDateTime(), "now": UTCDateTime()},
 )
 # Refused or unanswered: cr_username "" marks "tried"; NULL means "never tried".
 _TRIED = hot.Statement("UPDATE devices SET cr_username = '' WHERE id = :id")
@@ -143,6 +144,8 @@ class BootstrapProvisioning(Component[BootstrapState]):
             "cr_password": state.cr_password,
             "interval": state.interval or None,
             "deadline": inform_deadline(ctx.now, state.interval, self.settings.silent_grace),
+            "now": ctx.now,
+            "watched": bool(state.interval),
             "acs_username": None,
             "ha1_md5": None,
             "ha1_sha256": None,

@@ -17,8 +17,8 @@ from acs.cwmp import messages as m
 from acs.cwmp.soap import to_plain
 from acs.db import hot, queries
 from acs.db.types import JSONDoc, UTCDateTime
+from acs.services import events, monitoring, task_specs
 from acs.services import task_lifecycle as lifecycle
-from acs.services import task_specs
 from acs.services.inform import inform_deadline, parameter_patch, set_values_patch
 from acs.services.task_lifecycle import Move
 
@@ -44,7 +44,8 @@ class Applying:
     device_id: str
     task_id: int
     now: datetime
-    silent_grace: int  # seconds past two missed periodic Informs before a device is silent
+    silent_grace: int  # seconds past a missed periodic Inform before a device is late
+    watched: tuple[str, ...] = ()  # ACS_WATCHED_PARAMETERS
 
 
 Apply = Callable[[Applying, Any, Any], Awaitable[Outcome]]
@@ -83,6 +84,11 @@ def _listing(response: Any, entries: tuple[Any, ...]) -> dict[str, Any]:
 async def _parameter_values(
     a: Applying, spec: Any, response: m.GetParameterValuesResponse
 ) -> Outcome:
+    if a.watched:
+        changed = await monitoring.watched_changes(
+            a.tx, a.device_id, response.parameter_list, a.watched
+        )
+        await events.record(a.tx, a.now, changed)
     await queries.merge_parameters(
         a.tx, a.device_id, parameter_patch(response.parameter_list, a.now)
     )
@@ -104,9 +110,9 @@ async def _parameter_names(
 
 
 _INTERVAL = hot.Statement(
-    "UPDATE devices SET periodic_inform_interval = :interval, inform_deadline = :deadline "
-    "WHERE id = :id",
-    binds={"deadline": UTCDateTime()},
+    "UPDATE devices SET periodic_inform_interval = :interval, inform_deadline = :deadline, "
+    f"{monitoring.WATCHED_NOW} WHERE id = :id",
+    binds={"deadline": UTCDateTime(), "now": UTCDateTime()},
 )
 
 
@@ -120,7 +126,14 @@ async def _set_values(a: Applying, spec: Any, response: m.SetParameterValuesResp
             # watched from now on at the new interval (a longer one would be flagged silent
             # at the old deadline, before the device's next Inform)
             deadline = inform_deadline(a.now, p.value, a.silent_grace)
-            await a.tx.execute(_INTERVAL, interval=p.value, deadline=deadline, id=a.device_id)
+            await a.tx.execute(
+                _INTERVAL,
+                interval=p.value,
+                deadline=deadline,
+                watched=deadline is not None,
+                now=a.now,
+                id=a.device_id,
+            )
     return Outcome(
         result={
             "status": response.status,

@@ -332,7 +332,14 @@ class TaskQueue(Component[None]):
             late = {**(row.result or {}), "late_answer": results.plain(response)}
             await tx.execute(_LATE_ANSWER, id=row.id, result=late)
             return False
-        applying = results.Applying(tx, ctx.device_id, row.id, ctx.now, self.settings.silent_grace)
+        applying = results.Applying(
+            tx,
+            ctx.device_id,
+            row.id,
+            ctx.now,
+            self.settings.silent_grace,
+            self.settings.watched_parameter_list,
+        )
         outcome = await results.apply(applying, row.name, row.arguments, response)
         values: dict[str, Any] = {"result": {**(row.result or {}), **outcome.result}}
         if outcome.wait == "transfer":

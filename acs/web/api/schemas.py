@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class Page(BaseModel):
@@ -45,14 +45,23 @@ class DevicePublic(BaseModel):
     udp_connection_request_address: str | None
     periodic_inform_interval: int | None
     cwmp_version: str | None
-    first_seen: datetime
-    last_inform: datetime
+    first_seen: datetime | None = Field(description="its first Inform; null: never seen")
+    last_inform: datetime | None
     last_boot: datetime | None
     last_bootstrap: datetime | None
     last_events: list[str]
     tags: list[str]
-    status: str = Field(description="online, silent (missed two periodic Informs) or unknown")
-    silent_since: datetime | None
+    status: str = Field(
+        description="never_seen (registered, no Inform yet), online, late (missed a periodic "
+        "Inform), offline (missed ACS_OFFLINE_AFTER_MISSED), unknown (no periodic interval)"
+    )
+    status_since: datetime | None = Field(description="when the status last moved")
+    next_deadline: datetime | None = Field(
+        description="when the status moves on if no Inform comes (late, then offline)"
+    )
+    silent_since: datetime | None = Field(
+        description="deprecated (one release): status_since while late or offline"
+    )
     connection_request: ConnectionRequestPublic | None
     connection_request_credentials_set: bool
     own_cwmp_credentials: bool
@@ -261,3 +270,89 @@ class WorkOrdersPublic(Page):
 
 class DeviceUpdate(BaseModel):
     mode: str | None = Field(None, description="common, ctc, or null to follow the default")
+
+
+class DeviceRegister(BaseModel):
+    """A device to expect: its id is the one its first Inform will give."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    oui: str = Field(min_length=1, max_length=32)
+    product_class: str = Field("", max_length=128)
+    serial_number: str = Field(min_length=1, max_length=128)
+    tags: list[str] = Field(default_factory=list, max_length=64)
+    mode: str | None = Field(None, description="common, ctc, or null to follow the default")
+
+
+class EventPublic(BaseModel):
+    id: int
+    time: datetime
+    type: str
+    device_id: str | None
+    details: dict[str, Any]
+
+
+class EventsPublic(BaseModel):
+    data: list[EventPublic]
+    next: int = Field(description="the cursor for the next page: pass it as after=")
+
+
+class WebhookCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    url: str = Field(max_length=2048, description="http:// or https:// URL events are POSTed to")
+    event_types: list[str] = Field(
+        default_factory=list, description="the types delivered; empty: every type"
+    )
+    filter: dict[str, str] = Field(
+        default_factory=dict, description="device_id (exact) and/or device_prefix"
+    )
+    secret: str | None = Field(
+        None, min_length=16, max_length=256, description="signs deliveries; default: generated"
+    )
+
+
+class WebhookUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    url: str | None = Field(None, max_length=2048)
+    event_types: list[str] | None = None
+    filter: dict[str, str] | None = None
+    enabled: bool | None = None
+    secret: str | None = Field(None, min_length=16, max_length=256)
+
+
+class WebhookPublic(BaseModel):
+    id: int
+    url: str
+    event_types: list[str]
+    filter: dict[str, str]
+    enabled: bool
+    cursor: int = Field(description="the last event considered for delivery")
+    created: datetime
+    created_by: str | None
+
+
+class WebhookCreated(WebhookPublic):
+    secret: str = Field(description="shown once: the key of X-ACS-Signature")
+
+
+class WebhooksPublic(BaseModel):
+    data: list[WebhookPublic]
+
+
+class DeliveryPublic(BaseModel):
+    id: int
+    webhook_id: int
+    event_id: int
+    status: str = Field(description="pending, sending, delivered or failed")
+    attempts: int
+    next_attempt: datetime
+    last_status: int | None
+    last_error: str | None
+    created: datetime
+    delivered: datetime | None
+
+
+class DeliveriesPublic(Page):
+    data: list[DeliveryPublic]

@@ -13,6 +13,7 @@ from acs.web.api.deps import Offset, OperatorRole, RuntimeDep, Viewer, audit, no
 from acs.web.api.schemas import (
     ConnectionRequestPublic,
     DeviceDetail,
+    DeviceRegister,
     DevicesPublic,
     DeviceUpdate,
     TagsPublic,
@@ -36,7 +37,12 @@ async def list_devices(
     ip: str | None = None,
     tag: str | None = None,
     status_: Annotated[
-        str | None, Query(alias="status", description="online, silent or unknown")
+        str | None,
+        Query(
+            alias="status",
+            description="never_seen, online, late, offline, unknown (silent: late or offline, "
+            "the name of an older release)",
+        ),
     ] = None,
     last_inform_after: datetime | None = None,
     last_inform_before: datetime | None = None,
@@ -72,6 +78,24 @@ async def list_devices(
         runtime.db, f, now=now(), sort=sort, limit=limit, offset=offset
     )
     return {"data": data, "count": count}
+
+
+@router.post("", response_model=DeviceDetail, status_code=201)
+async def register_device(
+    body: DeviceRegister, request: Request, runtime: RuntimeDep, _: OperatorRole
+) -> dict[str, Any]:
+    """Expect a device: it is ``never_seen`` until its first Inform; its tags and mode apply
+    from its first session."""
+    audit(request, oui=body.oui, product_class=body.product_class, serial=body.serial_number)
+    return await devices.register(
+        runtime.db,
+        oui=body.oui,
+        product_class=body.product_class,
+        serial_number=body.serial_number,
+        tags=body.tags,
+        mode=body.mode,
+        now=now(),
+    )
 
 
 @router.get("/{device_id}", response_model=DeviceDetail)
