@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, bindparam, delete, func, select, text, update
+from sqlalchemy import Select, bindparam, case, delete, func, select, text, update
 
 from acs.db import param_index, tables
 from acs.db.engine import Database
@@ -214,6 +214,26 @@ async def search(
         total = await conn.scalar(select(func.count()).select_from(d).where(*conditions_))
         rows = await conn.execute(stmt.limit(limit).offset(offset))
         return [device_view(r, now) for r in rows], int(total or 0)
+
+
+async def count_by_status(db: Database, now: datetime) -> dict[str, int]:
+    """How many devices are online, silent and of unknown status (``status_of``)."""
+
+    def counted(condition: Any) -> Any:
+        return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
+
+    async with db.read() as conn:
+        total, silent, unknown = (
+            await conn.execute(
+                select(
+                    func.count(),
+                    counted(d.c.inform_deadline <= now),
+                    counted(d.c.inform_deadline.is_(None)),
+                ).select_from(d)
+            )
+        ).one()
+    online = int(total) - int(silent) - int(unknown)
+    return {"online": online, "silent": int(silent), "unknown": int(unknown)}
 
 
 async def get_device(
