@@ -1,0 +1,81 @@
+"""What commands print: aligned tables and ``key: value`` blocks for people, and JSON in the
+shape the REST API answers (validated and dumped by the API's own response models, so a
+script can move between ``acs ... --json`` and the API)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import TypeAdapter
+
+Column = tuple[str, Callable[[Mapping[str, Any]], Any]]
+
+NONE = "-"
+
+
+def cell(value: Any) -> str:
+    """One value as a table shows it: no spaces inside where avoidable, ``-`` for nothing."""
+    if value is None or value == "" or value == []:
+        return NONE
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    if isinstance(value, list | tuple):
+        return ",".join(cell(v) for v in value)
+    if isinstance(value, dict):
+        return json.dumps(value, separators=(",", ":"), default=str)
+    return str(value)
+
+
+def table(columns: Sequence[Column], rows: Iterable[Mapping[str, Any]]) -> str:
+    """A header and one line per row, columns aligned by two spaces; nothing for no rows."""
+    body = [[cell(get(row)) for _, get in columns] for row in rows]
+    if not body:
+        return ""
+    lines = [[title for title, _ in columns], *body]
+    widths = [max(len(line[i]) for line in lines) for i in range(len(columns))]
+    return "".join(
+        "  ".join(text.ljust(width) for text, width in zip(line, widths, strict=True)).rstrip()
+        + "\n"
+        for line in lines
+    )
+
+
+def key(name: str) -> Callable[[Mapping[str, Any]], Any]:
+    """A column showing ``row[name]``."""
+    return lambda row: row[name]
+
+
+def fields(pairs: Sequence[tuple[str, Any]]) -> str:
+    """``name: value`` lines, values aligned."""
+    width = max(len(name) for name, _ in pairs) + 1
+    return "".join(f"{(name + ':').ljust(width)} {cell(value)}\n" for name, value in pairs)
+
+
+def print_json(shape: Any, value: Any) -> None:
+    """``value`` as the API's response model ``shape`` validates and serialises it."""
+    adapter: TypeAdapter[Any] = TypeAdapter(shape)
+    sys.stdout.write(adapter.dump_json(adapter.validate_python(value), indent=2).decode() + "\n")
+
+
+def more(shown: int, count: int, offset: int) -> None:
+    """On standard error, when a page holds fewer rows than match: how to see the others."""
+    if offset + shown < count:
+        print(
+            f"{shown} of {count} shown (from {offset}); --limit and --offset page on",
+            file=sys.stderr,
+        )
+
+
+def human_size(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{size} B" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")
