@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import socket
 import sys
 from collections.abc import Sequence
 
@@ -34,7 +33,7 @@ from acs.cli import (
     simulate,
     tasks,
 )
-from acs.cli.common import Cli, Usage, now, refused, settings_of
+from acs.cli.common import Cli, Usage, refused, settings_of
 
 EXIT_STATUS = """\
 exit status:
@@ -109,7 +108,7 @@ async def _database_command(args: argparse.Namespace) -> int:
     settings = settings_of(args)
     if args.runtime:
         runtime = await Runtime.start(settings, migrate_sqlite=False)
-        cli = Cli(settings, runtime.db, runtime)
+        cli = Cli(settings, runtime.db, runtime, args.prog)
     else:
         database = Database(settings.resolved_database_url)
         try:
@@ -119,7 +118,7 @@ async def _database_command(args: argparse.Namespace) -> int:
         except BaseException:
             await database.dispose()
             raise
-        cli = Cli(settings, database)
+        cli = Cli(settings, database, command=args.prog)
     try:
         return await _run(cli, args)
     finally:
@@ -161,28 +160,13 @@ async def _run(cli: Cli, args: argparse.Namespace) -> int:
         status, code, message = 503, 2, f"storage unavailable: {_first_line(exc)}; retry later"
     if args.audited:
         try:
-            await _audit(cli, args.prog, status)
+            await cli.record(status)
         except UNAVAILABLE as exc:
             if not message:  # the change is made; that it is not audited must be said
                 message = f"done, but its audit entry was not written: {_first_line(exc)}"
     if message:
         refused(cli.settings, message, code)
     return code
-
-
-async def _audit(cli: Cli, prog: str, status: int) -> None:
-    from acs.services import operators
-
-    await operators.record_audit(
-        cli.db,
-        now=now(),
-        operator=cli.actor,
-        method="CLI",
-        path=prog,
-        status=status,
-        client=socket.gethostname()[:64],
-        detail=cli.detail,
-    )
 
 
 def _first_line(exc: BaseException) -> str:

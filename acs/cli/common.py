@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import os
 import pwd
+import socket
 import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -98,8 +99,10 @@ class Cli:
     settings: Settings
     db: Database
     runtime_: Runtime | None = None
+    command: str = "acs"  # the audit log's path: "acs tasks queue"
     actor: str = field(default_factory=actor)
     detail: dict[str, Any] | None = None
+    audited: bool = False
 
     @property
     def runtime(self) -> Runtime:
@@ -110,6 +113,27 @@ class Cli:
         """What a state-changing command does, for its audit log entry (as the API's
         ``audit()`` attaches it to a request)."""
         self.detail = detail
+
+    async def record(self, status: int) -> None:
+        """Write the audit log entry, once: the runner does when the command ends; a command
+        that goes on waiting after its change (``--wait``) does it first, so that an
+        interrupted wait leaves the change audited. ``status``: what the API would have
+        answered."""
+        from acs.services import operators
+
+        if self.audited:
+            return
+        self.audited = True
+        await operators.record_audit(
+            self.db,
+            now=now(),
+            operator=self.actor,
+            method="CLI",
+            path=self.command,
+            status=status,
+            client=socket.gethostname()[:64],
+            detail=self.detail,
+        )
 
 
 Work = Callable[[Cli, argparse.Namespace], Awaitable[int]]

@@ -97,7 +97,9 @@ async def cmd_show(cli: Cli, args: argparse.Namespace) -> int:
                 ("updated", phone["updated"]),
             ]
         )
-        + "".join(f"{{{{{name}}}}} = {value}\n" for name, value in phone["variables"].items())
+        + "".join(
+            f"{{{{{name}}}}} = {value}\n" for name, value in sorted(phone["variables"].items())
+        )
         + _modules(phone["modules"])
     )
     return 0

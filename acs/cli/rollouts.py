@@ -101,6 +101,7 @@ async def cmd_create(cli: Cli, args: argparse.Namespace) -> int:
         now=now(),
         task_ttl=body.task_ttl or cli.settings.task_default_ttl,
     )
+    await cli.record(200)  # created: audited even if the pokes are interrupted
     answered = await cli.runtime.connection_requests.poke_many(poke) if poke else None
     if args.json:
         print_json(RolloutPublic, rollout)

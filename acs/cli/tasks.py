@@ -106,6 +106,7 @@ async def cmd_queue(cli: Cli, args: argparse.Namespace) -> int:
         poke = (await runtime.connection_requests.poke(args.device_id)).as_dict()
     current, finished = queued, True
     if args.wait:
+        await cli.record(200)  # queued: audited even if the wait is interrupted
         finished, current = await tasks.wait_finished(
             cli.db, [t["id"] for t in queued], args.wait, runtime.notifier
         )
