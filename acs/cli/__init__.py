@@ -106,6 +106,14 @@ async def _database_command(args: argparse.Namespace) -> int:
     from acs.services.runtime import Runtime, check_schema
 
     settings = settings_of(args)
+    if args.log_level:  # ACS_LOG_LEVEL is the server's: a command's own log is asked for
+        import logging
+
+        from acs import logs
+
+        logs.configure(args.log_level, settings.log_format)
+        # the schema check's "Context impl SQLiteImpl." is no news about the command
+        logging.getLogger("alembic").setLevel(logging.WARNING)
     if args.runtime:
         runtime = await Runtime.start(settings, migrate_sqlite=False)
         cli = Cli(settings, runtime.db, runtime, args.prog)

@@ -47,7 +47,12 @@ def add_storage_flags(parser: argparse.ArgumentParser) -> None:
     """Where the database is: the flags of every command that uses it."""
     parser.add_argument("--data-dir", help="data directory (ACS_DATA_DIR)")
     parser.add_argument("--database-url", help="SQLAlchemy URL (ACS_DATABASE_URL)")
-    parser.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    parser.add_argument(
+        "--log-level",
+        choices=["debug", "info", "warning", "error"],
+        help="acs serve: ACS_LOG_LEVEL; other commands log on standard error at this level "
+        "only when it is given (default: warnings)",
+    )
 
 
 def add_json_flag(parser: argparse.ArgumentParser) -> None:

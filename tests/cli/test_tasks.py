@@ -308,3 +308,31 @@ def test_an_interrupted_wait_leaves_the_tasks_queued_and_audited(
         {"device": GW, "tasks": ["Reboot"], "connection_request": False},
     )
     assert [(name, status) for name, _, status, _ in _stored(seed)] == [("Reboot", "queued")]
+
+
+def test_log_level_shows_what_the_command_did(gateway, cli_settings, tmp_path):
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("ACS_")},
+        "ACS_DATABASE_URL": cli_settings.resolved_database_url,
+        "ACS_DATA_DIR": str(tmp_path / "data"),
+        "ACS_SECRET_KEY": SECRET_KEY,
+    }
+    argv = [sys.executable, "-m", "acs.cli", "tasks", "queue", GW, "Reboot"]
+    quiet = subprocess.run(
+        [*argv, "--connection-request"], cwd=tmp_path, env=env, capture_output=True, check=False
+    )
+    assert (quiet.returncode, quiet.stderr) == (0, b"")
+    logged = subprocess.run(
+        [*argv, "--connection-request", "--log-level", "info"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert logged.returncode == 0
+    [line] = logged.stderr.splitlines()
+    assert line.endswith(
+        f" INFO acs.connreq: connection request device={GW} via=none outcome=failed "
+        'error="the device reported no ConnectionRequestURL"'
+    ), line
