@@ -1,6 +1,7 @@
-"""``acs tasks queue --connection-request --wait`` against a real ``acs serve`` and an
-``acs simulate`` device: the command pokes the device, which opens a session at once and
-runs the task; the command prints the value and exits 0. The API's audit log shows it."""
+"""``acs tasks queue --connection-request --wait``, as the README writes it, against a real
+``acs serve`` and an ``acs simulate`` device: the command pokes the device, which opens a
+session at once and runs the task; the command prints the value and exits 0. The API's
+audit log shows it."""
 
 from __future__ import annotations
 
@@ -14,7 +15,9 @@ from pathlib import Path
 
 import httpx
 
-DEVICE = "00D09E-IGD-CLI00000000"
+from tests.e2e.test_simulate import _readme_command
+
+DEVICE = "00D09E-IGD-SIM00000000"
 SERIAL = "InternetGatewayDevice.DeviceInfo.SerialNumber"
 
 
@@ -48,8 +51,6 @@ def test_tasks_queue_pokes_and_waits(acs, tmp_path: Path):
                 "cpe-secret",
                 "--devices",
                 "1",
-                "--serial-prefix",
-                "CLI",
                 "--ramp",
                 "0",
                 "--duration",
@@ -72,24 +73,15 @@ def test_tasks_queue_pokes_and_waits(acs, tmp_path: Path):
             assert time.monotonic() < deadline, shown.stderr + log.read_text()
             time.sleep(0.2)
 
-        run = _acs(
-            env,
-            "tasks",
-            "queue",
-            DEVICE,
-            "GetParameterValues",
-            "--param",
-            SERIAL,
-            "--connection-request",
-            "--wait",
-            "30",
-        )
+        argv = _readme_command(".venv/bin/acs tasks queue")
+        assert argv[:4] == [".venv/bin/acs", "tasks", "queue", DEVICE]
+        run = _acs(env, *argv[1:])
         assert (run.returncode, run.stderr) == (0, ""), run.stdout
         header, row, poke, value = run.stdout.splitlines()
         assert header.split() == ["ID", "DEVICE", "NAME", "STATUS", "ATTEMPTS", "CREATED", "FAULT"]
         assert row.split()[1:5] == [DEVICE, "GetParameterValues", "done", "1"]
         assert re.fullmatch(r"connection request: ok \(http 200, [0-9.]+ ms\)", poke), poke
-        assert value == f"  {SERIAL} = CLI00000000"
+        assert value == f"  {SERIAL} = SIM00000000"
     finally:
         simulate.send_signal(signal.SIGTERM)
         assert simulate.wait(timeout=60) == 0, log.read_text()
