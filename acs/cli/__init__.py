@@ -34,6 +34,7 @@ from acs.cli import (
     tasks,
 )
 from acs.cli.common import Cli, Usage, refused, settings_of
+from acs.db.errors import DatabaseUnavailable
 
 EXIT_STATUS = """\
 exit status:
@@ -90,12 +91,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
-    except Exception as exc:
+    except DatabaseUnavailable as exc:
         # A database that cannot be reached, opened or used (SchemaOutdated is one): one line
-        # naming it. Its module is loaded if it was raised; `acs config` never loads it.
-        errors = sys.modules.get("acs.db.errors")
-        if errors is None or not isinstance(exc, errors.DatabaseUnavailable):
-            raise
+        # naming it.
         return refused(settings_of(args), str(exc), 2)
 
 
@@ -136,6 +134,9 @@ async def _database_command(args: argparse.Namespace) -> int:
             await cli.db.dispose()
 
 
+STORAGE_FAILED = 503
+
+
 async def _run(cli: Cli, args: argparse.Namespace) -> int:
     """The one place a command's refusal becomes a line and an exit status."""
     from acs.db.errors import UNAVAILABLE
@@ -165,8 +166,11 @@ async def _run(cli: Cli, args: argparse.Namespace) -> int:
     except Usage as exc:
         status, code, message = 400, 2, str(exc)
     except UNAVAILABLE as exc:
-        status, code, message = 503, 2, f"storage unavailable: {_first_line(exc)}; retry later"
-    if args.audited:
+        status, code = STORAGE_FAILED, 2
+        message = f"storage unavailable: {_first_line(exc)}; retry later"
+    # A storage failure is not audited: the entry would wait for the same failing database
+    # (SQLite: its busy timeout again) to say what the command's line says.
+    if args.audited and status != STORAGE_FAILED:
         try:
             await cli.record(status)
         except UNAVAILABLE as exc:

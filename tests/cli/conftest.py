@@ -40,25 +40,17 @@ def cli_settings(database_url: str, tmp_path: Path) -> Settings:
 
 
 @pytest.fixture
-def acs(
-    monkeypatch: pytest.MonkeyPatch,
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    database_url: str,
+def acs_anywhere(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> Run:
-    """``acs ARGS`` in process, in an empty working directory, on the test's database:
-    its exit code, standard output and standard error."""
+    """``acs ARGS`` in process, in an empty working directory, with no ACS_* setting but the
+    test's secrets: its exit code, standard output and standard error."""
     monkeypatch.chdir(tmp_path)
     for name in list(os.environ):
         if name.startswith("ACS_") and not name.startswith("ACS_TEST_"):
             monkeypatch.delenv(name)
-    for name, value in {
-        "ACS_DATABASE_URL": database_url,
-        "ACS_DATA_DIR": str(tmp_path / "data"),
-        "ACS_SECRET_KEY": SECRET_KEY,
-        "ACS_CWMP_PASSWORD": CPE_PASSWORD,
-    }.items():
-        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("ACS_SECRET_KEY", SECRET_KEY)
+    monkeypatch.setenv("ACS_CWMP_PASSWORD", CPE_PASSWORD)
 
     def run(*argv: str, stdin: str = "") -> tuple[int, str, str]:
         monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
@@ -67,6 +59,16 @@ def acs(
         return code, out, err
 
     return run
+
+
+@pytest.fixture
+def acs(
+    acs_anywhere: Run, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, database_url: str
+) -> Run:
+    """``acs ARGS`` in process on the test's database (ACS_DATABASE_URL, ACS_DATA_DIR)."""
+    monkeypatch.setenv("ACS_DATABASE_URL", database_url)
+    monkeypatch.setenv("ACS_DATA_DIR", str(tmp_path / "data"))
+    return acs_anywhere
 
 
 @pytest.fixture

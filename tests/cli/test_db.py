@@ -62,8 +62,9 @@ def test_status(acs, seed, database_url, backend):
     }
 
 
-def test_status_of_an_outdated_schema(acs, tmp_path):
+def test_status_of_an_outdated_schema(acs_anywhere, tmp_path):
     """It says what is there, and exits 2 as every other command would."""
+    acs = acs_anywhere
     url = f"sqlite:///{tmp_path}/old.db"
     previous = (
         ScriptDirectory.from_config(migrate.alembic_config("sqlite://"))
@@ -126,3 +127,25 @@ def test_backup(acs, seed, backend, database_url, tmp_path, where):
         "",
         f"no directory no/such/dir for the backup{where}\n",
     )
+
+
+def test_a_storage_failure_is_one_line(acs_anywhere, tmp_path):
+    """SQLite locked by another process past its busy timeout (15 s): the command says so in
+    one line, exit status 2, and nothing is changed."""
+    acs = acs_anywhere
+    url = f"sqlite:///{tmp_path}/acs.db"
+    assert acs("db", "upgrade", "--database-url", url)[0] == 0
+    holder = sqlite3.connect(tmp_path / "acs.db", isolation_level=None)
+    try:
+        holder.execute("BEGIN IMMEDIATE")  # a writer that does not let go
+        code, out, err = acs("operator", "add", "alice", "--role", "viewer", "--database-url", url)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert (code, out, err) == (
+        2,
+        "",
+        "storage unavailable: database is locked; retry later "
+        f"(database sqlite+aiosqlite:///{tmp_path}/acs.db, data dir {tmp_path}/data)\n",
+    )
+    assert acs("operator", "list", "--database-url", url) == (0, "", "")
