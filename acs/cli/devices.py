@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -16,7 +15,7 @@ from acs.cli.common import (
     now,
     read_password,
 )
-from acs.cli.output import Column, fields, key, more, print_json, table
+from acs.cli.output import Column, fields, key, one, page, print_json, table
 from acs.services import devices
 from acs.web.api.schemas import DeviceDetail, DevicesPublic, TagsPublic
 
@@ -148,21 +147,13 @@ async def cmd_list(cli: Cli, args: argparse.Namespace) -> int:
     data, count = await devices.search(
         cli.db, found, now=now(), sort=args.sort, limit=args.limit, offset=args.offset
     )
-    if args.json:
-        print_json(DevicesPublic, {"data": data, "count": count})
-    else:
-        sys.stdout.write(table(COLUMNS, data))
-        more(len(data), count, args.offset)
-    return 0
+    return page(args.json, DevicesPublic, COLUMNS, data, count, args.offset)
 
 
 async def cmd_show(cli: Cli, args: argparse.Namespace) -> int:
     device = await devices.get_device(cli.db, args.device_id, now=now(), path=args.params or None)
-    if args.json:
-        print_json(DeviceDetail, device)
-    else:
-        sys.stdout.write(show_device(device, parameters=args.params is not None))
-    return 0
+    listed = args.params is not None
+    return one(args.json, DeviceDetail, device, lambda d: show_device(d, parameters=listed))
 
 
 async def cmd_delete(cli: Cli, args: argparse.Namespace) -> int:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, TextIO
 
 from acs.cli.common import Cli, add_json_flag, add_page_flags, database_command, now
-from acs.cli.output import Column, fields, human_size, key, more, print_json, table
+from acs.cli.output import Column, fields, human_size, key, one, page
 from acs.services import files
 from acs.services.errors import Invalid
 from acs.web.api.schemas import FilePublic, FilesPublic
@@ -109,11 +109,7 @@ async def cmd_upload(cli: Cli, args: argparse.Namespace) -> int:
             )
         finally:
             progress.end()
-    if args.json:
-        print_json(FilePublic, meta.view())
-    else:
-        sys.stdout.write(show_file(meta.view()))
-    return 0
+    return one(args.json, FilePublic, meta.view(), show_file)
 
 
 async def cmd_list(cli: Cli, args: argparse.Namespace) -> int:
@@ -125,21 +121,12 @@ async def cmd_list(cli: Cli, args: argparse.Namespace) -> int:
         offset=args.offset,
     )
     views = [meta.view() for meta in data]
-    if args.json:
-        print_json(FilesPublic, {"data": views, "count": count})
-    else:
-        sys.stdout.write(table(COLUMNS, views))
-        more(len(views), count, args.offset)
-    return 0
+    return page(args.json, FilesPublic, COLUMNS, views, count, args.offset)
 
 
 async def cmd_show(cli: Cli, args: argparse.Namespace) -> int:
     meta = (await cli.runtime.files.get(args.name)).view()
-    if args.json:
-        print_json(FilePublic, meta)
-    else:
-        sys.stdout.write(show_file(meta))
-    return 0
+    return one(args.json, FilePublic, meta, show_file)
 
 
 async def cmd_delete(cli: Cli, args: argparse.Namespace) -> int:

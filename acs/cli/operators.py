@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import Any
 
 from acs.cli.common import Cli, add_json_flag, database_command, now, read_password
-from acs.cli.output import Column, key, print_json, table
+from acs.cli.output import Column, key, listing
 from acs.services import operators
 from acs.web.api.schemas import OperatorPublic, TokenPublic
 
@@ -37,11 +36,7 @@ async def cmd_add(cli: Cli, args: argparse.Namespace) -> int:
 
 async def cmd_list(cli: Cli, args: argparse.Namespace) -> int:
     found = await operators.list_operators(cli.db)
-    if args.json:
-        print_json(list[OperatorPublic], found)
-    else:
-        sys.stdout.write(table(OPERATOR_COLUMNS, found))
-    return 0
+    return listing(args.json, list[OperatorPublic], OPERATOR_COLUMNS, found)
 
 
 async def cmd_disable(cli: Cli, args: argparse.Namespace) -> int:
@@ -76,11 +71,7 @@ async def cmd_token_create(cli: Cli, args: argparse.Namespace) -> int:
 
 async def cmd_token_list(cli: Cli, args: argparse.Namespace) -> int:
     found = await operators.list_tokens(cli.db, args.operator)
-    if args.json:
-        print_json(list[TokenPublic], found)
-    else:
-        sys.stdout.write(table(TOKEN_COLUMNS, found))
-    return 0
+    return listing(args.json, list[TokenPublic], TOKEN_COLUMNS, found)
 
 
 async def cmd_token_revoke(cli: Cli, args: argparse.Namespace) -> int:

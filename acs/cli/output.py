@@ -63,13 +63,44 @@ def print_json(shape: Any, value: Any) -> None:
     sys.stdout.write(adapter.dump_json(adapter.validate_python(value), indent=2).decode() + "\n")
 
 
-def more(shown: int, count: int, offset: int) -> None:
-    """On standard error, when a page holds fewer rows than match: how to see the others."""
-    if offset + shown < count:
+def page(
+    as_json: bool,
+    shape: Any,
+    columns: Sequence[Column],
+    data: list[Any],
+    count: int,
+    offset: int,
+) -> int:
+    """A page of a listing: the API's ``{data, count}`` as JSON, or a table and, on standard
+    error, how to see the rows it leaves out."""
+    if as_json:
+        print_json(shape, {"data": data, "count": count})
+        return 0
+    sys.stdout.write(table(columns, data))
+    if offset + len(data) < count:
         print(
-            f"{shown} of {count} shown (from {offset}); --limit and --offset page on",
+            f"{len(data)} of {count} shown (from {offset}); --limit and --offset page on",
             file=sys.stderr,
         )
+    return 0
+
+
+def listing(as_json: bool, shape: Any, columns: Sequence[Column], data: list[Any]) -> int:
+    """A listing the API answers as a plain list (no pages)."""
+    if as_json:
+        print_json(shape, data)
+    else:
+        sys.stdout.write(table(columns, data))
+    return 0
+
+
+def one(as_json: bool, shape: Any, value: Any, show: Callable[[Any], str]) -> int:
+    """One resource: as JSON, or as ``show`` writes it for people."""
+    if as_json:
+        print_json(shape, value)
+    else:
+        sys.stdout.write(show(value))
+    return 0
 
 
 def human_size(size: int) -> str:

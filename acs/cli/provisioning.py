@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from acs.cli.common import Cli, add_json_flag, add_page_flags, database_command, now
-from acs.cli.output import Column, fields, key, more, print_json, table
+from acs.cli.output import Column, fields, key, listing, one, page, table
 from acs.provisioning import crypto
 from acs.provisioning import models as phone_models
 from acs.services.errors import Invalid
@@ -73,20 +73,11 @@ async def cmd_list(cli: Cli, args: argparse.Namespace) -> int:
     data, count = await cli.runtime.provisioning.list_phones(
         model=args.model, profile=args.profile, limit=args.limit, offset=args.offset
     )
-    if args.json:
-        print_json(PhonesPublic, {"data": data, "count": count})
-    else:
-        sys.stdout.write(table(PHONE_COLUMNS, data))
-        more(len(data), count, args.offset)
-    return 0
+    return page(args.json, PhonesPublic, PHONE_COLUMNS, data, count, args.offset)
 
 
-async def cmd_show(cli: Cli, args: argparse.Namespace) -> int:
-    phone = await cli.runtime.provisioning.get_phone(args.mac)
-    if args.json:
-        print_json(PhonePublic, phone)
-        return 0
-    sys.stdout.write(
+def show_phone(phone: Mapping[str, Any]) -> str:
+    return (
         fields(
             [
                 ("mac", phone["mac"]),
@@ -102,7 +93,11 @@ async def cmd_show(cli: Cli, args: argparse.Namespace) -> int:
         )
         + _modules(phone["modules"])
     )
-    return 0
+
+
+async def cmd_show(cli: Cli, args: argparse.Namespace) -> int:
+    phone = await cli.runtime.provisioning.get_phone(args.mac)
+    return one(args.json, PhonePublic, phone, show_phone)
 
 
 def base_url(cli: Cli, args: argparse.Namespace) -> str:
@@ -130,32 +125,25 @@ async def cmd_render(cli: Cli, args: argparse.Namespace) -> int:
 
 async def cmd_profiles(cli: Cli, args: argparse.Namespace) -> int:
     profiles = await cli.runtime.provisioning.list_profiles()
-    if args.json:
-        print_json(list[ProfilePublic], profiles)
-    else:
-        sys.stdout.write(table(PROFILE_COLUMNS, profiles))
-    return 0
+    return listing(args.json, list[ProfilePublic], PROFILE_COLUMNS, profiles)
+
+
+def show_profile(profile: Mapping[str, Any]) -> str:
+    return fields(
+        [
+            ("kind", profile["kind"]),
+            ("name", profile["name"]),
+            ("config key", profile["config_key_set"]),
+            ("common key", profile["common_key_set"]),
+            ("mode", profile["mode"]),
+            ("updated", profile["updated"]),
+        ]
+    ) + _modules(profile["modules"])
 
 
 async def cmd_profile(cli: Cli, args: argparse.Namespace) -> int:
     profile = await cli.runtime.provisioning.get_profile(args.kind, args.name)
-    if args.json:
-        print_json(ProfilePublic, profile)
-        return 0
-    sys.stdout.write(
-        fields(
-            [
-                ("kind", profile["kind"]),
-                ("name", profile["name"]),
-                ("config key", profile["config_key_set"]),
-                ("common key", profile["common_key_set"]),
-                ("mode", profile["mode"]),
-                ("updated", profile["updated"]),
-            ]
-        )
-        + _modules(profile["modules"])
-    )
-    return 0
+    return one(args.json, ProfilePublic, profile, show_profile)
 
 
 def register(sub: Any) -> None:

@@ -12,7 +12,7 @@ from pydantic import ValidationError
 
 from acs.cli.common import Cli, add_json_flag, add_page_flags, database_command, now
 from acs.cli.devices import add_filter_flags, filter_of
-from acs.cli.output import Column, fields, key, more, print_json, table
+from acs.cli.output import Column, fields, key, one, page, print_json, table
 from acs.cli.specs import SpecInvalid, add_spec_flags, explained, spec_body, validate_specs
 from acs.services import rollouts
 from acs.web.api.schemas import RolloutCreate, RolloutPublic, RolloutsPublic
@@ -114,30 +114,18 @@ async def cmd_create(cli: Cli, args: argparse.Namespace) -> int:
 
 async def cmd_list(cli: Cli, args: argparse.Namespace) -> int:
     data, count = await rollouts.list_rollouts(cli.db, args.limit, args.offset)
-    if args.json:
-        print_json(RolloutsPublic, {"data": data, "count": count})
-    else:
-        sys.stdout.write(table(COLUMNS, data))
-        more(len(data), count, args.offset)
-    return 0
-
-
-def _one(rollout: Mapping[str, Any], args: argparse.Namespace) -> int:
-    if args.json:
-        print_json(RolloutPublic, rollout)
-    else:
-        sys.stdout.write(show_rollout(rollout))
-    return 0
+    return page(args.json, RolloutsPublic, COLUMNS, data, count, args.offset)
 
 
 async def cmd_show(cli: Cli, args: argparse.Namespace) -> int:
-    return _one(await rollouts.get(cli.db, args.rollout_id), args)
+    rollout = await rollouts.get(cli.db, args.rollout_id)
+    return one(args.json, RolloutPublic, rollout, show_rollout)
 
 
 async def cmd_stop(cli: Cli, args: argparse.Namespace) -> int:
     cli.audit(rollout=args.rollout_id)
     stopped = await rollouts.stop(cli.db, args.rollout_id, now(), f"stopped by {cli.actor}")
-    return _one(stopped, args)
+    return one(args.json, RolloutPublic, stopped, show_rollout)
 
 
 def register(sub: Any) -> None:

@@ -16,7 +16,7 @@ from acs.cli.common import (
     now,
     positive_seconds,
 )
-from acs.cli.output import Column, fields, key, more, print_json, table
+from acs.cli.output import Column, fields, key, one, page, print_json, table
 from acs.cli.specs import add_spec_flags, spec_body, validate_specs
 from acs.services import tasks
 from acs.web.api.schemas import TaskPublic, TasksPublic, TasksSubmitted
@@ -149,35 +149,23 @@ async def cmd_list(cli: Cli, args: argparse.Namespace) -> int:
         limit=args.limit,
         offset=args.offset,
     )
-    if args.json:
-        print_json(TasksPublic, {"data": data, "count": count})
-    else:
-        sys.stdout.write(table(COLUMNS, data))
-        more(len(data), count, args.offset)
-    return 0
-
-
-def _one(task: Mapping[str, Any], args: argparse.Namespace) -> int:
-    if args.json:
-        print_json(TaskPublic, task)
-    else:
-        sys.stdout.write(show_task(task))
-    return 0
+    return page(args.json, TasksPublic, COLUMNS, data, count, args.offset)
 
 
 async def cmd_show(cli: Cli, args: argparse.Namespace) -> int:
-    return _one(await tasks.get(cli.db, args.task_id), args)
+    return one(args.json, TaskPublic, await tasks.get(cli.db, args.task_id), show_task)
 
 
 async def cmd_cancel(cli: Cli, args: argparse.Namespace) -> int:
     cli.audit(task=args.task_id)
-    return _one(await tasks.cancel(cli.db, args.task_id, now()), args)
+    task = await tasks.cancel(cli.db, args.task_id, now())
+    return one(args.json, TaskPublic, task, show_task)
 
 
 async def cmd_retry(cli: Cli, args: argparse.Namespace) -> int:
     cli.audit(task=args.task_id)
     task = await tasks.retry(cli.db, args.task_id, now(), cli.settings.task_default_ttl)
-    return _one(task, args)
+    return one(args.json, TaskPublic, task, show_task)
 
 
 def register(sub: Any) -> None:
