@@ -19,6 +19,11 @@ if TYPE_CHECKING:
     from acs.db.engine import Database
     from acs.services.runtime import Runtime
 
+# No command counts into a metrics directory it inherited: `acs serve` makes its own for its
+# workers, and prometheus_client reads this when it is imported, which a service may do.
+# Every command module imports this one before any service.
+os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+
 
 class Usage(Exception):
     """The command cannot run as given (a flag missing, two that exclude each other, an

@@ -93,3 +93,19 @@ def test_no_command_but_upgrade_creates_a_database(acs, tmp_path, monkeypatch, a
         f"database (database sqlite+aiosqlite:///{db}, data dir {here}/data)\n",
     )
     assert list(here.iterdir()) == []
+
+
+def test_no_command_inherits_a_metrics_directory():
+    """``acs.cli.common`` drops PROMETHEUS_MULTIPROC_DIR before any service is imported (a
+    service may import prometheus_client, which reads it once, at import)."""
+    code = (
+        "import os, sys\n"
+        "os.environ['PROMETHEUS_MULTIPROC_DIR'] = '/nonexistent'\n"
+        "import acs.cli\n"
+        "loaded = [m for m in sys.modules if m.startswith('acs.')]\n"
+        "services = [i for i, m in enumerate(loaded) if m.startswith(('acs.services', 'acs.db'))]\n"
+        "print(loaded.index('acs.cli.common') < min(services), "
+        "'PROMETHEUS_MULTIPROC_DIR' in os.environ)\n"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert run.stdout == "True False\n"
