@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import sqlite3
 import sys
 from collections.abc import Callable
@@ -57,7 +58,11 @@ def test_plain_postgresql_and_sqlite_urls_work(acs, database_url, tmp_path):
         "operator alice (admin) created\n",
         "",
     )
-    assert acs("operator", "list", env=env) == (0, "alice\tadmin\n", "")
+    code, out, err = acs("operator", "list", env=env)
+    assert (code, err) == (0, "")
+    header, row = out.splitlines()
+    assert header == "NAME   ROLE   DISABLED  CREATED"
+    assert re.fullmatch(r"alice  admin  no        \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", row)
 
 
 def test_a_command_error_names_the_database_and_data_dir(acs, database_url, tmp_path):

@@ -89,5 +89,9 @@ class Database:
     def hot_write(self) -> AbstractAsyncContextManager[hot.Transaction]:
         raise NotImplementedError
 
+    async def size(self) -> int | None:
+        """Bytes the database takes (None where that is not known: in memory)."""
+        raise NotImplementedError
+
     async def dispose(self) -> None:
         await self.engine.dispose()

@@ -6,6 +6,8 @@ from importlib import resources
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection
 
 from acs.db.engine import Database
@@ -39,3 +41,16 @@ async def upgrade(db: Database, revision: str = "head") -> None:
             if db.is_postgresql:
                 await conn.exec_driver_sql("SELECT pg_advisory_unlock(754701)")
                 await conn.commit()
+
+
+async def revisions(db: Database) -> tuple[str | None, str | None]:
+    """The schema revision of the database (None: never migrated) and the newest this acs
+    knows (its head)."""
+
+    def _revisions(connection: Connection) -> tuple[str | None, str | None]:
+        current = MigrationContext.configure(connection).get_current_revision()
+        head = ScriptDirectory.from_config(alembic_config(db.url)).get_current_head()
+        return current, head
+
+    async with db.engine.connect() as conn:
+        return await conn.run_sync(_revisions)

@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import shlex
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 import asyncpg
+from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 from sqlalchemy.pool import QueuePool
@@ -97,6 +99,21 @@ class PostgresDatabase(Database):
     async def write(self) -> AsyncIterator[AsyncConnection]:
         async with self.engine.connect() as conn, conn.begin():
             yield conn
+
+    async def size(self) -> int | None:
+        """``pg_database_size``: the database's files on the server, in bytes."""
+        async with self.read() as conn:
+            return int(await conn.scalar(text("SELECT pg_database_size(current_database())")))
+
+    def dump_command(self, target: str) -> str:
+        """The ``pg_dump`` command line that backs this database up into ``target`` (custom
+        format, for ``pg_restore``), without its password."""
+        url = make_url(self.url)
+        argv = ["pg_dump", "--format=custom", f"--file={target}"]
+        argv += ["-h", url.host] if url.host else []
+        argv += ["-p", str(url.port)] if url.port else []
+        argv += ["-U", url.username] if url.username else []
+        return shlex.join([*argv, str(url.database)])
 
     @asynccontextmanager
     async def hot_write(self) -> AsyncIterator[hot.Transaction]:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -189,6 +190,25 @@ class SqliteDatabase(Database):
             except Exception as exc:  # a busy or failing checkpoint is retried next time
                 log.warning("WAL checkpoint failed: %s", exc)
 
+    async def size(self) -> int | None:
+        """The file and its write-ahead log, in bytes."""
+        if self.path is None:
+            return None
+        total = 0
+        for part in (self.path, self.path.with_name(self.path.name + "-wal")):
+            with contextlib.suppress(FileNotFoundError):
+                total += part.stat().st_size
+        return total
+
+    async def backup(self, target: Path) -> int:
+        """Copy the database into the new file ``target`` with SQLite's online backup, as
+        of one moment: what was committed when it started, while other connections and
+        processes go on writing. Written beside it first and renamed, so ``target`` is
+        whole or absent; its size in bytes."""
+        if self.path is None:
+            raise ValueError("an in-memory or URI database has no file to back up")
+        return await asyncio.to_thread(_backup, self.path, target)
+
     async def dispose(self) -> None:
         if self._checkpointer is not None:
             self._checkpointer.cancel()
@@ -200,6 +220,29 @@ class SqliteDatabase(Database):
                 self._hot.close()
             self._hot = None
         await self.engine.dispose()
+
+
+def _backup(source: Path, target: Path) -> int:
+    part = target.with_name(target.name + ".part")
+    part.unlink(missing_ok=True)
+    try:
+        # Read-only: a backup never creates or changes the source.
+        src = sqlite3.connect(source.as_uri() + "?mode=ro", uri=True)
+        try:
+            dst = sqlite3.connect(part)
+            try:
+                # All pages in one step: one read transaction, so one snapshot, however
+                # much the server writes meanwhile (WAL: it is not held up either).
+                src.backup(dst)
+            finally:
+                dst.close()
+        finally:
+            src.close()
+        os.replace(part, target)
+    except BaseException:
+        part.unlink(missing_ok=True)
+        raise
+    return target.stat().st_size
 
 
 async def _begin_immediate(raw: sqlite3.Connection) -> None:

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, bindparam, delete, func, select, text, update
+from sqlalchemy import Select, bindparam, case, delete, func, select, text, update
 
 from acs.cwmp.messages import DeviceIdStruct
 from acs.db import param_index, tables
@@ -210,6 +210,19 @@ async def search(
         total = await conn.scalar(select(func.count()).select_from(d).where(*conditions_))
         rows = await conn.execute(stmt.limit(limit).offset(offset))
         return [device_view(r, now) for r in rows], int(total or 0)
+
+
+async def count_by_status(db: Database, now: datetime) -> dict[str, int]:
+    """How many devices are in each status, as ``monitoring.effective`` says it now."""
+    passed = case((d.c.inform_deadline <= now, 1), else_=0)
+    query = select(d.c.status, passed, func.count()).group_by(d.c.status, passed)
+    async with db.read() as conn:
+        rows = (await conn.execute(query)).all()
+    counts = dict.fromkeys((st.value for st in monitoring.Status), 0)
+    for status, is_passed, n in rows:
+        deadline = now if is_passed else None  # passed: as if it were due now
+        counts[monitoring.effective(status, deadline, now).value] += int(n)
+    return counts
 
 
 async def get_device(

@@ -36,11 +36,12 @@ from prometheus_client import (
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
-from sqlalchemy import case, func, select
+from sqlalchemy import func, select
 
 from acs.db import tables
 from acs.db.engine import Database
-from acs.services import monitoring
+from acs.services import tasks
+from acs.services.devices import count_by_status
 
 MULTIPROC_ENV: Final = "PROMETHEUS_MULTIPROC_DIR"
 
@@ -279,28 +280,17 @@ class Fleet:
 
 
 async def fleet(db: Database, now: datetime) -> Fleet:
-    d, t, s, f = tables.devices, tables.tasks, tables.sessions, tables.fault_records
-    passed = case((d.c.inform_deadline <= now, 1), else_=0)
+    s, f = tables.sessions, tables.fault_records
+    devices = await count_by_status(db, now)
+    task_counts = await tasks.count_by_status(db)
     async with db.read() as conn:
-        by_status = (
-            await conn.execute(
-                select(d.c.status, passed, func.count()).group_by(d.c.status, passed)
-            )
-        ).all()
-        task_counts = (
-            await conn.execute(select(t.c.status, func.count()).group_by(t.c.status))
-        ).all()
         sessions = await conn.scalar(select(func.count()).select_from(s).where(s.c.expires > now))
         recent_faults = await conn.scalar(
             select(func.count()).select_from(f).where(f.c.time > now - timedelta(hours=1))
         )
-    devices = dict.fromkeys((st.value for st in monitoring.Status), 0)
-    for status, is_passed, n in by_status:
-        deadline = now if is_passed else None  # passed: as if it were due now
-        devices[monitoring.effective(status, deadline, now).value] += int(n)
     return Fleet(
         devices=devices,
-        tasks={str(status): int(n) for status, n in task_counts},
+        tasks=task_counts,
         sessions_open=int(sessions or 0),
         faults_last_hour=int(recent_faults or 0),
     )

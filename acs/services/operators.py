@@ -51,10 +51,10 @@ class OperatorNotFound(NotFound):
 
 
 class TokenNotFound(NotFound):
-    """No token with this id (``token_id``), or not the caller's own."""
+    """No token with this id (``token_id``), or (``mine``) not the caller's own."""
 
-    def __init__(self, token_id: int) -> None:
-        super().__init__(f"no token {token_id} of yours")
+    def __init__(self, token_id: int, mine: bool = True) -> None:
+        super().__init__(f"no token {token_id}" + (" of yours" if mine else ""))
         self.token_id = token_id
 
 
@@ -276,7 +276,7 @@ async def revoke_token(db: Database, token_id: int, operator: str | None = None)
             )
         result = await conn.execute(stmt)
         if not result.rowcount:
-            raise TokenNotFound(token_id)
+            raise TokenNotFound(token_id, mine=operator is not None)
 
 
 async def authenticate_token(db: Database, token: str, now: datetime) -> Principal | None:

@@ -18,7 +18,7 @@ import csv
 import io
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Final, TypeVar
 
@@ -81,12 +81,30 @@ class Rendered:
     version: str
     encrypted: bool
     file_name: str
+    key: str | None = field(default=None, repr=False)  # the AES key it is encrypted with
 
     @property
     def content_type(self) -> str:
         if self.encrypted:
             return "application/octet-stream"
         return "application/xml" if self.fmt == "xml" else "text/plain; charset=utf-8"
+
+
+# How many refused lines a CSV import names (the rest are counted).
+REFUSED_LINES: Final = 20
+
+
+@dataclass(frozen=True, slots=True)
+class PhoneImport:
+    """What a CSV import took: the phones it created and those it updated (MACs, in the
+    order of the file; a MAC given twice is created, then updated)."""
+
+    created: list[str]
+    updated: list[str]
+
+    @property
+    def count(self) -> int:
+        return len(self.created) + len(self.updated)
 
 
 def _check_modules(modules: dict[str, Any]) -> dict[str, dict[str, str]]:
@@ -250,14 +268,16 @@ class Provisioning:
         if not result.rowcount:
             raise NotFound(f"no phone {mac}")
 
-    async def import_phones(self, text: str, now: datetime) -> int:
+    async def import_phones(self, text: str, now: datetime) -> PhoneImport:
         """Bulk variables from CSV: a ``mac`` column, optional ``model``, ``profile``,
-        ``input_id``; every other column is a variable. All rows or none."""
+        ``input_id``; every other column is a variable. All rows or none: a refusal names
+        every line refused (the first ``REFUSED_LINES``), so one round of fixes does."""
         reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
         if reader.fieldnames is None or "mac" not in reader.fieldnames:
             raise ProvisioningError("CSV needs a header line with a 'mac' column")
         special = {"mac", "model", "profile", "input_id"}
         rows = []
+        refused: list[str] = []
         for number, record in enumerate(reader, start=2):
             try:
                 mac = phone_models.normalize_mac((record.get("mac") or "").strip())
@@ -265,7 +285,8 @@ class Provisioning:
                 if model is not None:
                     model = phone_models.find_model(model).name
             except ProvisioningError as exc:
-                raise ProvisioningError(f"line {number}: {exc}") from None
+                refused.append(f"line {number}: {exc}")
+                continue
             variables = {k: v for k, v in record.items() if k and k not in special and v}
             rows.append(
                 (
@@ -276,10 +297,19 @@ class Provisioning:
                     variables,
                 )
             )
+        if refused:
+            more = len(refused) - REFUSED_LINES
+            raise ProvisioningError(
+                "nothing imported: "
+                + "; ".join(refused[:REFUSED_LINES])
+                + (f"; and {more} more line(s)" if more > 0 else "")
+            )
+        report = PhoneImport([], [])
         try:
             async with self.db.write() as conn:
                 for mac, model, profile, input_id, variables in rows:
                     existing = (await conn.execute(select(ph).where(ph.c.mac == mac))).first()
+                    (report.updated if existing else report.created).append(mac)
                     merged = {**(existing.variables if existing else {}), **variables}
                     values = {
                         "model": model or (existing.model if existing else None),
@@ -295,8 +325,10 @@ class Provisioning:
                         stmt.on_conflict_do_update(index_elements=["mac"], set_=values)
                     )
         except IntegrityError:
-            raise ProvisioningError("an input_id in the CSV belongs to another phone") from None
-        return len(rows)
+            raise ProvisioningError(
+                "nothing imported: an input_id in the CSV belongs to another phone"
+            ) from None
+        return report
 
     # --- file assignments ---------------------------------------------------------------
 
@@ -440,7 +472,7 @@ class Provisioning:
                 content=content,
                 updated=now,
             )
-        return Rendered(content, fmt, version, bool(key), name)
+        return Rendered(content, fmt, version, bool(key), name, key)
 
     async def _urls(
         self, tx: hot.Transaction, base_url: str, scopes: list[tuple[str, str]]

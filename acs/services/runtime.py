@@ -10,10 +10,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy.engine import Connection
-
 from acs.config import Settings
 from acs.db import migrate, queries
 from acs.db.engine import Database
@@ -58,14 +54,7 @@ class SchemaOutdated(DatabaseUnavailable):
 
 async def check_schema(db: Database) -> None:
     """Refuse to start on a database whose schema is not the one this code expects."""
-
-    def _current(connection: Connection) -> tuple[str | None, str | None]:
-        current = MigrationContext.configure(connection).get_current_revision()
-        head = ScriptDirectory.from_config(migrate.alembic_config(db.url)).get_current_head()
-        return current, head
-
-    async with db.engine.connect() as conn:
-        current, head = await conn.run_sync(_current)
+    current, head = await migrate.revisions(db)
     if current != head:
         raise SchemaOutdated(
             f"database schema is at {current or 'nothing'}, this acs needs {head}: "

@@ -240,6 +240,14 @@ async def list_tasks(
         return [task_view(r) for r in result], int(total or 0)
 
 
+async def count_by_status(db: Database) -> dict[str, int]:
+    """How many tasks are in each status (every status, in the lifecycle's order)."""
+    async with db.read() as conn:
+        rows = await conn.execute(select(t.c.status, func.count()).group_by(t.c.status))
+        counted = {str(status): int(n) for status, n in rows}
+    return {status: counted.get(status, 0) for status in STATUSES}
+
+
 async def get(db: Database, task_id: int) -> dict[str, Any]:
     async with db.read() as conn:
         row = (await conn.execute(select(t).where(t.c.id == task_id))).first()

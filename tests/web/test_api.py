@@ -90,6 +90,9 @@ async def test_tokens(api):
     )
     assert r.status_code == 201
     assert len((await api.get("/api/v1/tokens", auth=as_("root"))).json()) == 2
+    eves = r.json()["id"]
+    r = await api.delete(f"/api/v1/tokens/{eves}", headers=bearer)
+    assert (r.status_code, r.json()) == (404, {"detail": f"no token {eves} of yours"})
     assert (
         await api.delete(f"/api/v1/tokens/{listed[0]['id']}", headers=bearer)
     ).status_code == 204

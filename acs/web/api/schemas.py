@@ -268,6 +268,31 @@ class WorkOrdersPublic(Page):
     data: list[WorkOrderPublic]
 
 
+class ProfilePublic(BaseModel):
+    kind: str
+    name: str
+    modules: dict[str, dict[str, str]]
+    config_key_set: bool
+    common_key_set: bool
+    mode: str | None
+    updated: Any
+
+
+class PhonePublic(BaseModel):
+    mac: str
+    model: str | None
+    profile: str | None
+    input_id: str | None
+    variables: dict[str, str]
+    modules: dict[str, dict[str, str]]
+    mode: str | None
+    updated: Any
+
+
+class PhonesPublic(Page):
+    data: list[PhonePublic]
+
+
 class DeviceUpdate(BaseModel):
     mode: str | None = Field(None, description="common, ctc, or null to follow the default")
 

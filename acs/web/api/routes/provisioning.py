@@ -10,7 +10,14 @@ from pydantic import BaseModel, Field, ValidationError
 from acs.provisioning import models as phone_models
 from acs.services import ctc, provisioning
 from acs.web.api.deps import Offset, OperatorRole, RuntimeDep, Viewer, audit, now
-from acs.web.api.schemas import Page, WorkOrderCreate, WorkOrderPublic, WorkOrdersPublic
+from acs.web.api.schemas import (
+    PhonePublic,
+    PhonesPublic,
+    ProfilePublic,
+    WorkOrderCreate,
+    WorkOrderPublic,
+    WorkOrdersPublic,
+)
 
 router = APIRouter(tags=["provisioning"])
 
@@ -26,16 +33,6 @@ class ProfileBody(BaseModel):
     mode: Literal["common", "ctc"] | None = None
 
 
-class ProfilePublic(BaseModel):
-    kind: str
-    name: str
-    modules: dict[str, dict[str, str]]
-    config_key_set: bool
-    common_key_set: bool
-    mode: str | None
-    updated: Any
-
-
 class PhoneBody(BaseModel):
     model: str | None = Field(None, description="a model of the provisioning document, e.g. X6")
     profile: str | None = Field(None, description="a user-named profile")
@@ -43,21 +40,6 @@ class PhoneBody(BaseModel):
     variables: dict[str, str | int | bool] = Field(default_factory=dict)
     modules: dict[str, dict[str, str | int | bool]] = Field(default_factory=dict)
     mode: Literal["common", "ctc"] | None = None
-
-
-class PhonePublic(BaseModel):
-    mac: str
-    model: str | None
-    profile: str | None
-    input_id: str | None
-    variables: dict[str, str]
-    modules: dict[str, dict[str, str]]
-    mode: str | None
-    updated: Any
-
-
-class PhonesPublic(Page):
-    data: list[PhonePublic]
 
 
 class Assignment(BaseModel):
@@ -164,9 +146,9 @@ async def import_phones(
     ],
 ) -> dict[str, int]:
     """Bulk variables (MAC -> SIP account, display name...) from CSV; all rows or none."""
-    count = await runtime.provisioning.import_phones(body, now())
-    audit(request, imported=count)
-    return {"imported": count}
+    report = await runtime.provisioning.import_phones(body, now())
+    audit(request, imported=report.count)
+    return {"imported": report.count}
 
 
 @router.get("/phones/{mac}/config")
