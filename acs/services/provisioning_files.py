@@ -35,20 +35,26 @@ Every transfer, whatever its protocol, is one log line ``file transfer`` and one
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import re
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Final
+from typing import IO, Any, Final
+
+from sqlalchemy import select
 
 from acs import logs
+from acs.db import tables
 from acs.db.errors import StorageError
 from acs.provisioning import models as phone_models
 from acs.provisioning.errors import ProvisioningError
 from acs.services import errors, metrics
 from acs.services import provisioning as provisioning_service
+from acs.services.cpe_auth import CpeAuthenticator, device_credentials
 from acs.services.files import FileMeta, FileNotFound, FileStore
 
 log = logging.getLogger("acs.files")
@@ -130,12 +136,71 @@ def _check_segment(segment: str, what: str) -> None:
         )
 
 
-class ProvisioningFiles:
-    """The resolver every protocol uses (see the module docstring)."""
+@dataclass(frozen=True, slots=True)
+class Login:
+    """Who logged in with a password (FTP): ``auth`` says how (``shared``: the shared CPE
+    pair; ``device``: a device's own credentials; ``none``: ``ACS_PROVISIONING_AUTH=none``);
+    ``owner`` the MACs whose MAC files it may have (None: any)."""
 
-    def __init__(self, files: FileStore, provisioning: provisioning_service.Provisioning):
+    auth: str
+    owner: frozenset[str] | None = None
+
+
+# A username shared by more devices than this is no device's own.
+_MAX_DEVICES_PER_USERNAME: Final = 100
+
+
+class ProvisioningFiles:
+    """The resolver every protocol uses (see the module docstring), and the password check of
+    the protocols that send one in clear (FTP)."""
+
+    def __init__(
+        self,
+        files: FileStore,
+        provisioning: provisioning_service.Provisioning,
+        authenticator: CpeAuthenticator,
+    ):
         self.files = files
         self.provisioning = provisioning
+        self.authenticator = authenticator
+        self.settings = provisioning.settings
+
+    async def login(self, username: str, password: str) -> Login | None:
+        """The login of a phone that gave a username and a cleartext password, or None.
+
+        The shared CPE pair may fetch every file; a device's own credentials (its CWMP
+        username and password, checked against its HA1) the files of every phone but the
+        MAC files of others. With ``ACS_PROVISIONING_AUTH=none`` anyone may fetch anything.
+
+        Raises:
+            StorageError (and the drivers' errors): the devices could not be read.
+        """
+        if self.settings.provisioning_auth == "none":
+            return Login("none")
+        if self.authenticator.password_matches(username, password):
+            return Login("shared")
+        d = tables.devices
+        async with self.provisioning.db.read() as conn:
+            rows = (
+                await conn.execute(
+                    select(d.c.mac, d.c.cwmp_ha1_md5, d.c.cwmp_ha1_sha256)
+                    .where(d.c.cwmp_username == username)
+                    .limit(_MAX_DEVICES_PER_USERNAME)
+                )
+            ).all()
+        owner: set[str] = set()
+        matched = False
+        for mac, ha1_md5, ha1_sha256 in rows:
+            credentials = device_credentials(username, ha1_md5, ha1_sha256)
+            if credentials is None or not self.authenticator.password_matches(
+                username, password, credentials
+            ):
+                continue
+            matched = True
+            # a device that reported no MAC: none of the MAC files is its own
+            with contextlib.suppress(ProvisioningError):
+                owner.add(phone_models.normalize_mac(mac or ""))
+        return Login("device", frozenset(owner)) if matched else None
 
     async def stored(self, path: str) -> FileMeta | None:
         """The stored file a path names, if any: a read, nothing rendered (what the HTTP file
@@ -225,6 +290,47 @@ class ProvisioningFiles:
             version=rendered.version,
             mac=rendered.mac,
         )
+
+
+READ_AHEAD: Final = 64 * 1024
+
+
+class Reader:
+    """A file's bytes in order, ``READ_AHEAD`` at a time: a configuration from memory, a
+    stored file from its blob, each read in a thread (never the event loop's). ``offset``:
+    where to start (FTP's REST)."""
+
+    def __init__(self, found: ProvisioningFile, offset: int = 0):
+        self.found = found
+        self.offset = offset
+        self._file: IO[bytes] | None = None
+        self._closed = False
+
+    async def read(self) -> bytes:
+        """The next bytes; ``b""`` at the end."""
+        if self.found.content is not None:
+            chunk = self.found.content[self.offset : self.offset + READ_AHEAD]
+            self.offset += len(chunk)
+            return chunk
+        chunk = await asyncio.to_thread(self._read)
+        if not chunk:
+            self.close()
+        return chunk
+
+    def _read(self) -> bytes:
+        if self._closed:
+            return b""
+        if self._file is None:
+            assert self.found.path is not None
+            self._file = self.found.path.open("rb")
+            self._file.seek(self.offset)
+        return self._file.read(READ_AHEAD)
+
+    def close(self) -> None:
+        self._closed = True
+        if self._file is not None:
+            self._file.close()
+            self._file = None
 
 
 def _names_file(query: str) -> bool:

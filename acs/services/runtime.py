@@ -89,7 +89,9 @@ class Runtime:
             max_bytes=settings.max_file_bytes,
         )
         self.provisioning = Provisioning(db, self.files, settings)
-        self.provisioning_files = ProvisioningFiles(self.files, self.provisioning)
+        self.provisioning_files = ProvisioningFiles(
+            self.files, self.provisioning, self.authenticator
+        )
         self.policy = default_policy(settings, self.box, self.provisioning)
         self.cwmp = CwmpService(
             db, settings, self.authenticator, self.policy, after_commit=self.notifier.pulse
