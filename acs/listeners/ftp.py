@@ -123,6 +123,14 @@ class _Server(aioftp.Server):
             task.add_done_callback(_retrieve)
         return await super().parse_command(stream, censor_commands)
 
+    async def pasv(self, connection: Connection, rest: str | PurePosixPath) -> bool:
+        _unmap(connection)
+        return await super().pasv(connection, rest)
+
+    async def epsv(self, connection: Connection, rest: str | PurePosixPath) -> bool:
+        _unmap(connection)
+        return await super().epsv(connection, rest)
+
     # --- login --------------------------------------------------------------------------------
 
     async def pass_(self, connection: Connection, rest: str) -> bool:
@@ -423,6 +431,15 @@ class _QuietClosing(logging.Filter):
 
 
 logging.getLogger("aioftp.server").addFilter(_QuietClosing())
+
+
+def _unmap(connection: Connection) -> None:
+    """An IPv4 client of a dual-stack listener (ACS_BIND=::) reached ``::ffff:a.b.c.d``: its
+    passive listener is made on ``a.b.c.d`` (asyncio's IPv6 sockets take no mapped address),
+    which PASV can announce too."""
+    host = str(connection.server_host)
+    if host.startswith("::ffff:") and "." in host:
+        connection.server_host = host.removeprefix("::ffff:")
 
 
 def _ready(connection: Connection, *, data: bool = False) -> bool:

@@ -145,8 +145,8 @@ class TftpListener:
         if len(self.transfers) >= self.settings.tftp_max_transfers:
             self._quietly(
                 host,
-                "TFTP request from %s dropped: %d transfers in this worker, the most "
-                "ACS_TFTP_MAX_TRANSFERS allows",
+                "TFTP request from %s dropped: this worker serves %d transfers already "
+                "(ACS_TFTP_MAX_TRANSFERS)",
                 host,
                 len(self.transfers),
             )

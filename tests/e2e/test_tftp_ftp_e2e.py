@@ -533,3 +533,107 @@ def test_a_tftp_or_ftp_port_in_use_is_named_before_anything_is_created(tmp_path)
         "give them different ports (ACS_API_PORT, ACS_FTP_PORT)"
     )
     assert not (tmp_path / "new").exists()
+
+
+# --- failures -------------------------------------------------------------------------------
+
+
+async def test_storage_failures_a_full_worker_and_shutdown(start_server, tmp_path):
+    server = start(start_server, tmp_path, tftp_max_transfers="1")
+    stored = await provision(server)
+    # the firmware's bytes gone from the file store (shared storage not mounted): try later
+    sha = hashlib.sha256(stored["x6-2.5.0.z"]).hexdigest()
+    (tmp_path / "data-a" / "files" / sha[:2] / sha).unlink()
+    got = await tftp_client.fetch("127.0.0.1", server.tftp_port, "x6-2.5.0.z")
+    assert got.error == packets.Error(0, "storage unavailable, retry later")
+    ftp = ftp_login(server)
+    try:
+        with pytest.raises(ftplib.error_temp) as refused:
+            ftp_get(ftp, "x6-2.5.0.z")
+        assert str(refused.value) == "451 storage unavailable, try again later"
+    finally:
+        ftp.quit()
+    async with httpx.AsyncClient(auth=httpx.DigestAuth("acs", PASSWORD)) as phone:
+        r = await phone.get(f"{server.cwmp_url}/files/x6-2.5.0.z")
+        assert (r.status_code, r.headers["retry-after"]) == (503, "60")
+
+    # one transfer in flight fills this worker (ACS_TFTP_MAX_TRANSFERS=1): another phone's
+    # request gets no answer, it will ask again
+    loop = asyncio.get_running_loop()
+    holder = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    holder.setblocking(False)
+    holder.bind(("127.0.0.1", 0))
+    try:
+        rrq = packets.Request(packets.Opcode.RRQ, "500.csv", "octet", {"timeout": "30"})
+        await loop.sock_sendto(holder, packets.encode(rrq), ("127.0.0.1", server.tftp_port))
+        await asyncio.wait_for(loop.sock_recvfrom(holder, 1024), 10)  # the OACK, left unanswered
+        got = await tftp_client.fetch(
+            "127.0.0.1", server.tftp_port, "500.csv", timeout=0.3, retries=1
+        )
+        assert (got.blocks, got.error, got.timeouts) == ([], None, 2)
+        # stopping the server ends the transfer in flight, and says so
+        server.process.stop()
+    finally:
+        holder.close()
+    output = server.output()
+    assert (
+        "TFTP request from 127.0.0.1 dropped: this worker serves 1 transfers already "
+        "(ACS_TFTP_MAX_TRANSFERS)"
+    ) in output
+    assert (
+        "file transfer protocol=tftp file=500.csv client=127.0.0.1 method=RRQ outcome=aborted "
+        "bytes=0"
+    ) in output
+    assert 'auth=allow-list reason="server stopping"' in output
+    assert "protocol=tftp file=x6-2.5.0.z client=127.0.0.1 method=RRQ status=0 " in output
+    assert "outcome=unavailable" in output
+    assert "Traceback" not in output
+
+
+async def test_a_dual_stack_listener_serves_ipv4_and_ipv6_phones(tmp_path):
+    import sys
+
+    from bench.serve import Process
+
+    curl = tool("curl", "curl")
+    cwmp, api, ftp_port = free_port(), free_port(), free_port()
+    tftp_port = free_port(socket.SOCK_DGRAM)
+    env = {
+        **os.environ,
+        "ACS_DATA_DIR": str(tmp_path / "data"),
+        "ACS_CWMP_PASSWORD": PASSWORD,
+        "ACS_SECRET_KEY": "e2e-secret",
+        "ACS_BIND": "::",
+        "ACS_CWMP_PORT": str(cwmp),
+        "ACS_API_PORT": str(api),
+        "ACS_TFTP_PORT": str(tftp_port),
+        "ACS_TFTP_ALLOW": "127.0.0.0/8,::1/128",
+        "ACS_FTP_PORT": str(ftp_port),
+        "ACS_ADMIN_PASSWORD": "admin-password",
+    }
+    server = Process.start([sys.executable, "-m", "acs.cli", "serve"], env, tmp_path / "log")
+    try:
+        server.wait_serving(f"http://127.0.0.1:{api}/healthz", 30)
+        async with httpx.AsyncClient(
+            base_url=f"http://127.0.0.1:{api}", auth=("admin", "admin-password")
+        ) as admin:
+            r = await admin.put(
+                "/api/v1/files/500.csv", content=b"a,1001\r\n", params={"file_type": "phonebook"}
+            )
+            assert r.status_code == 201, r.text
+        for host in ("127.0.0.1", "::1"):
+            got = await tftp_client.fetch(host, tftp_port, "500.csv")
+            assert (got.content, got.server[0]) == (b"a,1001\r\n", host)  # the address asked
+            url_host = f"[{host}]" if ":" in host else host
+            for passive in ("--ftp-pasv", "--disable-epsv"):  # EPSV, then PASV (IPv4 only)
+                if passive == "--disable-epsv" and ":" in host:
+                    continue
+                fetched = run([curl, "-sS", passive, "--user", f"acs:{PASSWORD}",
+                               f"ftp://{url_host}:{ftp_port}/500.csv"], tmp_path)  # fmt: skip
+                assert (fetched.returncode, fetched.stdout) == (0, b"a,1001\r\n"), fetched
+    finally:
+        server.stop()
+    output = server.output()
+    assert "client=::1 method=RRQ outcome=ok" in output
+    assert "client=127.0.0.1 method=RRQ outcome=ok" in output
+    assert output.count("protocol=ftp file=/500.csv") == 3
