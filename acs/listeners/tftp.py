@@ -83,7 +83,7 @@ class TftpListener:
         self.limits = limits or Limits()
         self.networks = self.settings.tftp_networks
         self.transfers: dict[Address, _Transfer] = {}
-        self._quiet: dict[str, float] = {}
+        self._quiet: dict[tuple[str, str], float] = {}  # (what, source): when last said
         self._loop: asyncio.AbstractEventLoop | None = None
 
     @property
@@ -189,14 +189,15 @@ class TftpListener:
         )
 
     def _quietly(self, source: str, message: str, *args: object) -> None:
-        """A warning at most once a minute per source: a flood of spoofed requests must not
-        become a flood of lines."""
+        """A warning at most once a minute per kind and source: a flood of spoofed requests
+        must not become a flood of lines."""
         now = time.monotonic()
-        if now - self._quiet.get(source, -_QUIET_SECONDS) < _QUIET_SECONDS:
+        key = (message, source)
+        if now - self._quiet.get(key, -_QUIET_SECONDS) < _QUIET_SECONDS:
             return
         if len(self._quiet) >= 10_000:
             self._quiet.clear()
-        self._quiet[source] = now
+        self._quiet[key] = now
         log.warning(message, *args)
 
     def base_url(self, local: str) -> str:
