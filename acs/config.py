@@ -202,7 +202,10 @@ class Settings(BaseSettings):
         "has no authentication; required with ACS_TFTP_PORT",
     )
     tftp_max_transfers: int = Field(
-        1000, ge=1, description="TFTP transfers a worker serves at once; requests beyond wait"
+        1000,
+        ge=1,
+        description="TFTP transfers a worker serves at once; requests beyond get no answer "
+        "(the phone asks again)",
     )
     ftp_port: int | None = Field(
         None,

@@ -470,10 +470,6 @@ class FtpListener:
         self.sock = sock
         self.server = _Server(self)
 
-    @property
-    def port(self) -> int:
-        return int(self.sock.getsockname()[1])
-
     async def start(self) -> None:
         await self.server.start_on(self.sock)
 

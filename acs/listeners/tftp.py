@@ -86,10 +86,6 @@ class TftpListener:
         self._quiet: dict[tuple[str, str], float] = {}  # (what, source): when last said
         self._loop: asyncio.AbstractEventLoop | None = None
 
-    @property
-    def port(self) -> int:
-        return int(self.sock.getsockname()[1])
-
     def start(self) -> None:
         """Serve from now on, on the running loop."""
         self._loop = asyncio.get_running_loop()
