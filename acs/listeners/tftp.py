@@ -240,8 +240,7 @@ class _Source:
         chunk = await self.reader.read()
         if chunk:
             self.buffer += self.convert(chunk) if self.convert else chunk
-        else:
-            self.eof = True
+        self.eof = not chunk or self.reader.done
 
     def close(self) -> None:
         self.reader.close()

@@ -306,14 +306,21 @@ class Reader:
         self._file: IO[bytes] | None = None
         self._closed = False
 
+    @property
+    def done(self) -> bool:
+        """Every byte read (by the size the file had when it was resolved)."""
+        return self.offset >= self.found.size
+
     async def read(self) -> bytes:
         """The next bytes; ``b""`` at the end."""
         if self.found.content is not None:
             chunk = self.found.content[self.offset : self.offset + READ_AHEAD]
-            self.offset += len(chunk)
-            return chunk
-        chunk = await asyncio.to_thread(self._read)
-        if not chunk:
+        elif self.done:
+            chunk = b""  # no thread to learn it
+        else:
+            chunk = await asyncio.to_thread(self._read)
+        self.offset += len(chunk)
+        if not chunk or self.done:
             self.close()
         return chunk
 

@@ -442,6 +442,9 @@ async def test_ftp_logins_writes_listings_and_passive_ports(start_server, tmp_pa
         assert ftp_get(own, "desk42.cfg") == ftp_get(own, f"{MAC.upper()}.cfg")
         assert ftp_get(own, "F0V00X600000.cfg").startswith(b"<<VOIP CONFIG FILE>>")
         assert ftp_get(own, "500.csv") == b"a,1001\r\n"
+        resumed = io.BytesIO()  # REST: a download resumed where it broke off
+        own.retrbinary("RETR 500.csv", resumed.write, rest=2)
+        assert resumed.getvalue() == b"1001\r\n"
         for other in (f"{OTHER}.cfg", "desk43.cfg"):  # another phone's: as if missing
             with pytest.raises(ftplib.error_perm) as refused:
                 ftp_get(own, other)
