@@ -19,6 +19,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from acs.tftp import packets
 from bench import tftp_client
@@ -120,18 +121,15 @@ def ftp_get(ftp: ftplib.FTP, path: str) -> bytes:
 
 
 async def metrics(server) -> dict[tuple[str, str], float]:
-    """acs_file_transfers_total by (protocol, outcome), summed over workers."""
+    """acs_file_transfers_total by (protocol, outcome): the node's (all its workers')."""
     async with httpx.AsyncClient(base_url=server.api_url, auth=("ops", "ops-password")) as api:
         text = (await api.get("/metrics")).text
     counts: dict[tuple[str, str], float] = {}
-    for line in text.splitlines():
-        found = re.fullmatch(
-            r'acs_file_transfers_total\{outcome="(\w+)",protocol="(\w+)",worker="\d+"\} (\S+)',
-            line,
-        )
-        if found:
-            key = (found.group(2), found.group(1))
-            counts[key] = counts.get(key, 0) + float(found.group(3))
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "acs_file_transfers_total":
+                key = (sample.labels["protocol"], sample.labels["outcome"])
+                counts[key] = sample.value
     return counts
 
 
@@ -273,12 +271,12 @@ async def test_no_path_leaves_the_namespace_on_any_protocol(start_server, tmp_pa
             r = await phone.get(path)
             assert r.status_code == 404, (path, r.text)
     assert await metrics(server) == {
-        ("tftp", "invalid"): len(escapes) + 1,
-        ("tftp", "not_found"): len(missing),
-        ("ftp", "invalid"): len(escapes) + 1,
-        ("ftp", "not_found"): len(missing),
-        ("http", "invalid"): 5,
-        ("http", "not_found"): 3,
+        ("tftp", "failed"): len(escapes) + 1,
+        ("tftp", "missing"): len(missing),
+        ("ftp", "failed"): len(escapes) + 1,
+        ("ftp", "missing"): len(missing),
+        ("http", "failed"): 5,
+        ("http", "missing"): 3,
     }
 
 
@@ -406,9 +404,10 @@ async def test_tftp_answers_only_the_allowed_networks_and_two_workers_share_it(
         for line in output.splitlines()
         if "protocol=tftp" in line and "outcome=ok" in line
     ]
-    # (/metrics is one worker's counts: the lines of both say it)
     assert len(served) == 40
     assert set(served) <= set(re.findall(r"pids (\d+), (\d+)", output)[0])
+    counts = await metrics(server)  # the node's: both workers'
+    assert (counts[("tftp", "ok")], counts[("tftp", "refused")]) == (40, 2)
 
 
 # --- FTP -----------------------------------------------------------------------------------
