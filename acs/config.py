@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from functools import cached_property
 from pathlib import Path
@@ -199,6 +200,40 @@ class Settings(BaseSettings):
         "ecb", description="AES-256 mode of encrypted phone configuration files"
     )
 
+    # --- TFTP and FTP: the same provisioning files, for phones that fetch them so ---------
+    tftp_port: int | None = Field(
+        None,
+        ge=0,
+        le=65535,
+        description="serve provisioning files over TFTP on this UDP port (69 in production); "
+        "unset: no TFTP",
+    )
+    tftp_allow: str = Field(
+        "",
+        description="comma-separated networks (CIDR) whose phones may fetch over TFTP, which "
+        "has no authentication; required with ACS_TFTP_PORT",
+    )
+    tftp_max_transfers: int = Field(
+        1000,
+        ge=1,
+        description="TFTP transfers a worker serves at once; requests beyond get no answer "
+        "(the phone asks again)",
+    )
+    ftp_port: int | None = Field(
+        None,
+        ge=0,
+        le=65535,
+        description="serve provisioning files over FTP (read-only) on this TCP port; unset: no FTP",
+    )
+    ftp_passive_ports: str | None = Field(
+        None, description="lo-hi: the ports passive FTP data connections use; unset: any"
+    )
+    ftp_passive_address: str | None = Field(
+        None,
+        description="the IPv4 address passive FTP replies announce (a NAT's public address); "
+        "unset: the address the client reached",
+    )
+
     # --- management API --------------------------------------------------------------------
     admin_password: str | None = Field(
         None,
@@ -258,6 +293,57 @@ class Settings(BaseSettings):
             dict.fromkeys(p.strip() for p in self.watched_parameters.split(",") if p.strip())
         )
 
+    @field_validator("tftp_allow")
+    @classmethod
+    def _networks(cls, value: str) -> str:
+        for part in value.split(","):
+            if part.strip():
+                try:
+                    ipaddress.ip_network(part.strip(), strict=False)
+                except ValueError:
+                    raise ValueError(
+                        f"{part.strip()!r} is not a network: write CIDRs such as "
+                        "192.0.2.0/24,2001:db8::/32 (0.0.0.0/0,::/0 for everyone)"
+                    ) from None
+        return value
+
+    @property
+    def tftp_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        return tuple(
+            ipaddress.ip_network(p.strip(), strict=False)
+            for p in self.tftp_allow.split(",")
+            if p.strip()
+        )
+
+    @field_validator("ftp_passive_ports")
+    @classmethod
+    def _port_range(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        low, dash, high = value.partition("-")
+        if not (dash and low.strip().isdigit() and high.strip().isdigit()):
+            raise ValueError(f"write lo-hi, such as 50000-50999; got {value!r}")
+        if not 1 <= int(low) <= int(high) <= 65535:
+            raise ValueError(f"ports from 1 to 65535, the first no higher; got {value!r}")
+        return f"{int(low)}-{int(high)}"
+
+    @property
+    def ftp_passive_port_range(self) -> range | None:
+        if self.ftp_passive_ports is None:
+            return None
+        low, _, high = self.ftp_passive_ports.partition("-")
+        return range(int(low), int(high) + 1)
+
+    @field_validator("ftp_passive_address")
+    @classmethod
+    def _ipv4(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        try:
+            return str(ipaddress.IPv4Address(value.strip()))
+        except ValueError:
+            raise ValueError(f"an IPv4 address (PASV announces only those): {value!r}") from None
+
     @field_validator("cwmp_digest_algorithms")
     @classmethod
     def _algorithms(cls, value: str) -> str:
@@ -276,6 +362,15 @@ class Settings(BaseSettings):
     def _tls_pair(self) -> Settings:
         if (self.cwmp_tls_certfile is None) != (self.cwmp_tls_keyfile is None):
             raise ValueError("ACS_CWMP_TLS_CERTFILE and ACS_CWMP_TLS_KEYFILE go together")
+        return self
+
+    @model_validator(mode="after")
+    def _tftp_allow_given(self) -> Settings:
+        if self.tftp_port is not None and not self.tftp_networks:
+            raise ValueError(
+                "ACS_TFTP_PORT needs ACS_TFTP_ALLOW: the networks whose phones may fetch "
+                "over TFTP (it has no authentication, and MAC files carry SIP passwords)"
+            )
         return self
 
     @cached_property

@@ -140,7 +140,8 @@ class _Handler(logging.StreamHandler):  # type: ignore[type-arg]
 
 def configure(level: str, fmt: str = "text", stream: IO[str] | None = None) -> None:
     """Log to ``stream`` (standard error) at ``level``, as ``text`` or ``json`` lines.
-    httpx's line per request (connection requests) is left out: WARNING and above only."""
+    httpx's line per request (connection requests) and aioftp's per FTP connection and
+    command are left out: WARNING and above only (acs logs each file transfer itself)."""
     handler = _Handler(stream or sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     handler.addFilter(ContextFilter())
@@ -153,7 +154,7 @@ def configure(level: str, fmt: str = "text", stream: IO[str] | None = None) -> N
     # third of what a record costs (the logging HOWTO's "Optimization").
     logging._srcfile = None
     logging.logThreads = False
-    for noisy in ("httpx", "httpcore"):
+    for noisy in ("httpx", "httpcore", "aioftp"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 

@@ -1,8 +1,9 @@
-"""``acs serve``: both listeners in each of N worker processes sharing the bound sockets.
+"""``acs serve``: the listeners in each of N worker processes sharing the bound sockets.
 
-The parent binds the CWMP and management sockets, migrates an SQLite database, then
-runs one worker itself (N=1) or spawns N workers that inherit the sockets; the kernel
-spreads connections between them. Workers share nothing but the database.
+The parent binds the CWMP and management sockets (and TFTP's and FTP's when their ports are
+set), migrates an SQLite database, then runs one worker itself (N=1) or spawns N workers
+that inherit the sockets; the kernel spreads connections (and TFTP requests) between them.
+Workers share nothing but the database.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import socket
 import ssl
 import tempfile
 from collections.abc import Callable, Coroutine, Iterator
+from dataclasses import dataclass
 from multiprocessing import connection
 from multiprocessing.connection import Connection
 from typing import Any, TypeVar
@@ -30,6 +32,9 @@ from acs.config import Settings
 from acs.db import migrate, param_index
 from acs.db.engine import Database
 from acs.db.errors import DatabaseUnavailable
+from acs.listeners import tftp
+from acs.listeners.ftp import FtpListener
+from acs.listeners.tftp import TftpListener
 from acs.scheduler import Scheduler
 from acs.services import metrics
 from acs.services.runtime import Runtime, check_schema, load_secrets
@@ -170,14 +175,21 @@ def _await_ready(
         log.warning("%d of %d workers serving: the others exited first", len(pids), count)
 
 
+@dataclass
+class Sockets:
+    """The listeners' sockets, bound by the parent and inherited by every worker."""
+
+    cwmp: socket.socket
+    api: socket.socket
+    tftp: socket.socket | None = None  # UDP
+    ftp: socket.socket | None = None
+
+
 async def run_worker(
-    settings: Settings,
-    cwmp_sock: socket.socket,
-    api_sock: socket.socket,
-    ready: Callable[[], None] | None = None,
+    settings: Settings, sockets: Sockets, ready: Callable[[], None] | None = None
 ) -> None:
-    """One worker: both apps on one event loop, until SIGINT/SIGTERM; ``ready()`` once both
-    serve."""
+    """One worker: every listener on one event loop, until SIGINT/SIGTERM; ``ready()`` once
+    all serve."""
     runtime = await Runtime.start(settings, migrate_sqlite=False)
     scheduler = Scheduler(runtime, settings.scheduler_interval)
     cwmp_kwargs = dict(UVICORN_OPTIONS)
@@ -207,30 +219,39 @@ async def run_worker(
 
     for server in servers:
         server.on_started = started
+    # TFTP and FTP serve before the HTTP listeners do, so "ready" covers them.
+    tftp_listener = TftpListener(runtime, sockets.tftp) if sockets.tftp is not None else None
+    ftp_listener = FtpListener(runtime, sockets.ftp) if sockets.ftp is not None else None
     scheduler.start()
     monitor = asyncio.create_task(metrics.WorkerMonitor(runtime.db).run(), name="acs-monitor")
     try:
+        if tftp_listener is not None:
+            tftp_listener.start()
+        if ftp_listener is not None:
+            await ftp_listener.start()
         await asyncio.gather(
-            servers[0].serve(sockets=[cwmp_sock]), servers[1].serve(sockets=[api_sock])
+            servers[0].serve(sockets=[sockets.cwmp]), servers[1].serve(sockets=[sockets.api])
         )
     finally:
         monitor.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await monitor
+        if tftp_listener is not None:
+            await tftp_listener.close()
+        if ftp_listener is not None:
+            await ftp_listener.close()
         await scheduler.stop()
         await runtime.close()
 
 
-def _worker_entry(
-    settings: Settings, cwmp_sock: socket.socket, api_sock: socket.socket, ready: Connection
-) -> None:
+def _worker_entry(settings: Settings, sockets: Sockets, ready: Connection) -> None:
     configure_logging(settings)
 
     def serving() -> None:
         ready.send(os.getpid())
         ready.close()
 
-    run_loop(run_worker(settings, cwmp_sock, api_sock, serving), settings.event_loop)
+    run_loop(run_worker(settings, sockets, serving), settings.event_loop)
 
 
 async def prepare(settings: Settings) -> str:
@@ -268,26 +289,35 @@ _BIND_ERRORS = {
 }
 
 
-def bind_listeners(settings: Settings) -> tuple[socket.socket, socket.socket]:
-    """The CWMP and management sockets, bound and listening; ``ListenerUnavailable`` names
-    the one that cannot be."""
-    listeners = (
-        ("CWMP listener", settings.cwmp_port, "ACS_CWMP_PORT (--cwmp-port)"),
-        ("management API", settings.api_port, "ACS_API_PORT (--api-port)"),
-    )
-    if settings.cwmp_port == settings.api_port != 0:
-        raise ListenerUnavailable(
-            f"the CWMP listener and the management API are both on port {settings.cwmp_port}: "
-            "give them different ports (ACS_CWMP_PORT, ACS_API_PORT)"
+def bind_listeners(settings: Settings) -> Sockets:
+    """The listeners' sockets, bound (TCP ones listening); ``ListenerUnavailable`` names the
+    one that cannot be."""
+    listeners: list[tuple[str, int, str, Callable[[str, int], socket.socket]]] = [
+        ("CWMP listener", settings.cwmp_port, "ACS_CWMP_PORT (--cwmp-port)", bind),
+        ("management API", settings.api_port, "ACS_API_PORT (--api-port)", bind),
+    ]
+    if settings.ftp_port is not None:
+        listeners.append(("FTP listener", settings.ftp_port, "ACS_FTP_PORT (--ftp-port)", bind))
+    if settings.tftp_port is not None:
+        listeners.append(
+            ("TFTP listener", settings.tftp_port, "ACS_TFTP_PORT (--tftp-port)", tftp.bind)
         )
+    tcp = [(name, port, setting) for name, port, setting, binder in listeners if binder is bind]
+    for i, (name, port, setting) in enumerate(tcp):
+        for other, other_port, other_setting in tcp[:i]:
+            if port == other_port != 0:
+                raise ListenerUnavailable(
+                    f"the {other} and the {name} are both on port {port}: give them "
+                    f"different ports ({other_setting.split()[0]}, {setting.split()[0]})"
+                )
     socks: list[socket.socket] = []
     try:
-        for name, port, port_setting in listeners:
+        for name, port, port_setting, binder in listeners:
             address = (
                 f"[{settings.bind}]:{port}" if ":" in settings.bind else f"{settings.bind}:{port}"
             )
             try:
-                socks.append(bind(settings.bind, port))
+                socks.append(binder(settings.bind, port))
             except OSError as exc:
                 why, fix = _BIND_ERRORS.get(
                     exc.errno or 0, (exc.strerror or str(exc), "fix ACS_BIND or {port_setting}")
@@ -300,7 +330,13 @@ def bind_listeners(settings: Settings) -> tuple[socket.socket, socket.socket]:
         for sock in socks:
             sock.close()
         raise
-    return socks[0], socks[1]
+    by_name = dict(zip((name for name, *_ in listeners), socks, strict=True))
+    return Sockets(
+        by_name["CWMP listener"],
+        by_name["management API"],
+        tftp=by_name.get("TFTP listener"),
+        ftp=by_name.get("FTP listener"),
+    )
 
 
 def serve(settings: Settings) -> int:
@@ -315,7 +351,7 @@ def serve(settings: Settings) -> int:
         return 2
     # The ports first: a port in use must not leave a new data directory and database behind.
     try:
-        cwmp_sock, api_sock = bind_listeners(settings)
+        sockets = bind_listeners(settings)
     except ListenerUnavailable as exc:
         log.error("%s", exc)
         return 2
@@ -345,12 +381,28 @@ def serve(settings: Settings) -> int:
                 "CWMP listener: %s://%s:%d/ (auth %s; CPE credentials %s / %s)",
                 scheme,
                 host,
-                cwmp_sock.getsockname()[1],
+                sockets.cwmp.getsockname()[1],
                 settings.cwmp_auth,
                 settings.cwmp_username,
                 cpe_password,
             )
-            log.info("management API: http://%s:%d/api/v1/docs", host, api_sock.getsockname()[1])
+            log.info("management API: http://%s:%d/api/v1/docs", host, sockets.api.getsockname()[1])
+            if sockets.tftp is not None:
+                log.info(
+                    "TFTP listener: tftp://%s:%d/ (read-only; allowed: %s)",
+                    host,
+                    sockets.tftp.getsockname()[1],
+                    ", ".join(str(n) for n in settings.tftp_networks),
+                )
+            if sockets.ftp is not None:
+                log.info(
+                    "FTP listener: ftp://%s:%d/ (read-only; passive data ports %s; "
+                    "provisioning auth %s)",
+                    host,
+                    sockets.ftp.getsockname()[1],
+                    settings.ftp_passive_ports or "any",
+                    settings.provisioning_auth,
+                )
         if len(pids) == count:
             log.info(
                 "%d worker%s serving (pid%s %s)",
@@ -362,13 +414,11 @@ def serve(settings: Settings) -> int:
 
     if settings.workers == 1:
         with contextlib.suppress(KeyboardInterrupt):
-            serving = run_worker(settings, cwmp_sock, api_sock, lambda: ready([os.getpid()], 1))
+            serving = run_worker(settings, sockets, lambda: ready([os.getpid()], 1))
             run_loop(serving, settings.event_loop)
         return 0
     with _metrics_dir():
-        return run_processes(
-            _worker_entry, (settings, cwmp_sock, api_sock), settings.workers, on_ready=ready
-        )
+        return run_processes(_worker_entry, (settings, sockets), settings.workers, on_ready=ready)
 
 
 @contextlib.contextmanager

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import socket
 import sqlite3
 import time
 from collections.abc import AsyncIterator
@@ -17,7 +18,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from acs.db.engine import Database
-from bench.serve import Process, acs_cli, add_operator, serve_acs
+from bench.serve import Process, acs_cli, add_operator, free_port, serve_acs
 
 PASSWORD = "bench-cpe-secret"
 PG_ADMIN = os.environ.get(
@@ -42,6 +43,7 @@ class Backend:
             self.url = (
                 make_url(PG_ADMIN).set(database=self.dbname).render_as_string(hide_password=False)
             )
+        self.tftp_port: int | None = None  # of the `acs serve` running now
         self.env = {
             **os.environ,
             "ACS_DATABASE_URL": self.url,
@@ -64,8 +66,15 @@ class Backend:
             await _admin(f'DROP DATABASE IF EXISTS "{self.dbname}" WITH (FORCE)')
 
     def serve(self, workers: int) -> tuple[Process, str, str]:
-        """`acs serve` with ``workers`` workers: the process, the CWMP URL, the API URL."""
-        env = {**self.env, "ACS_WORKERS": str(workers)}
+        """`acs serve` with ``workers`` workers: the process, the CWMP URL, the API URL.
+        TFTP serves on ``tftp_port`` too (scenario 6)."""
+        self.tftp_port = free_port(socket.SOCK_DGRAM)
+        env = {
+            **self.env,
+            "ACS_WORKERS": str(workers),
+            "ACS_TFTP_PORT": str(self.tftp_port),
+            "ACS_TFTP_ALLOW": "127.0.0.0/8",
+        }
         server, cwmp, api = serve_acs(env, self.work / f"serve-{workers}.log")
         return server, cwmp + "/acs", api
 

@@ -124,6 +124,9 @@ def main() -> None:
     parser.add_argument("--devices", type=int, default=1000, help="the measured fleet")
     parser.add_argument("--fleet", type=int, default=1_000_000, help="devices for scenario 4/5")
     parser.add_argument("--storm", type=int, default=10_000)
+    parser.add_argument(
+        "--tftp-phones", type=int, default=1000, help="phones fetching over TFTP at once (6)"
+    )
     parser.add_argument("--seconds", type=float, default=20.0, help="per measurement")
     parser.add_argument("--concurrency", type=int, default=64, help="sessions in flight")
     parser.add_argument("--api-repeat", type=int, default=200)
@@ -135,7 +138,7 @@ def main() -> None:
     )
     parser.add_argument(
         "--scenarios",
-        default="1,2,3,4,5",
+        default="1,2,3,4,5,6",
         help="which scenarios to run; each brings those it is compared with (4 brings 1)",
     )
     parser.add_argument(
@@ -150,7 +153,7 @@ def main() -> None:
     except ValueError as exc:
         parser.error(str(exc))
     if args.quick:
-        args.devices, args.fleet, args.storm = 200, 20_000, 500
+        args.devices, args.fleet, args.storm, args.tftp_phones = 200, 20_000, 500, 100
         args.seconds, args.api_repeat, args.repeat = 5.0, 20, 1
     sizes = Sizes(
         devices=args.devices,
@@ -160,6 +163,7 @@ def main() -> None:
         concurrency=args.concurrency,
         repeat=args.repeat,
         api_repeat=args.api_repeat,
+        tftp_phones=args.tftp_phones,
     )
     work = Path(tempfile.mkdtemp(prefix="acs-bench-"))
     started = datetime.now(UTC)

@@ -32,6 +32,7 @@ import httpx
 from sqlalchemy import text
 
 from acs.services import task_specs, tasks
+from bench import tftp_client
 from bench.backend import INDEXED, OPERATOR, Backend
 from bench.load import errors_of, fleet_run, measure_empty
 from bench.meter import CpuMeter, peak_rss_mb
@@ -67,6 +68,7 @@ class Sizes:
     concurrency: int  # sessions in flight
     repeat: int  # measured runs of the ceiling and scenarios 1 and 4; the best counts
     api_repeat: int
+    tftp_phones: int = 1000  # phones fetching over TFTP at once (scenario 6)
 
 
 class Need(enum.Enum):
@@ -328,9 +330,93 @@ async def api_latency(
     return out
 
 
+class TftpFetches(Scenario):
+    """--tftp-phones phones booting at once, each fetching its model's general file and then
+    its MAC file over TFTP with tsize, as the Fanvil document's capture shows: its case of
+    1,000 phones provisioned together. Rows: fetches/s, latency of a fetch, failed fetches,
+    and the server's CPU per fetch (``server_cpu_ms``), rendering included."""
+
+    key = "6"
+    name = "6 TFTP fetches"
+    title = "6 TFTP: {tftp_phones} phones fetching their two files at once"
+
+    async def run(self, ctx: Context) -> list[Row]:
+        phones = ctx.sizes.tftp_phones
+        macs = [f"0015{i:08x}" for i in range(phones)]
+        await provision_phones(ctx.api_url, macs)
+        port = ctx.backend.tftp_port
+        assert port is not None
+
+        async def boot(mac: str) -> list[tftp_client.Fetched]:
+            got = []
+            for name in ("F0V00X600000.cfg", f"{mac}.cfg"):
+                got.append(await tftp_client.fetch("127.0.0.1", port, name, options=TSIZE))
+            return got
+
+        meter = CpuMeter(ctx.server, postgres=ctx.backend.kind == "postgresql")
+        before = meter.sample()
+        started = time.perf_counter()
+        booted = await asyncio.gather(*(boot(mac) for mac in macs))
+        elapsed = time.perf_counter() - started
+        fetches = [f for pair in booted for f in pair]
+        done = sorted(f.seconds for f in fetches if f.complete)
+        failed = len(fetches) - len(done)
+        summary = {
+            "sessions_per_s": round(len(done) / elapsed, 1),
+            "latency_ms": {
+                "p50": round(statistics.median(done) * 1000, 1) if done else None,
+                "p99": round(done[int(0.99 * (len(done) - 1))] * 1000, 1) if done else None,
+            },
+            "sessions_failed": failed,
+            "cpu": meter.per_session(before, len(done)),
+        }
+        retransmitted = sum(f.timeouts for f in fetches)
+        return [ctx.row(self, summary, fetches=len(fetches), client_timeouts=retransmitted)]
+
+
+TSIZE = {"tsize": "0"}
+
+
+async def provision_phones(api_url: str, macs: list[str]) -> None:
+    """The X6 general profile, a named profile with a SIP account's placeholders, and the
+    phones (imported as CSV), as an operator sets them up; not measured."""
+    async with httpx.AsyncClient(base_url=api_url, auth=OPERATOR, timeout=120) as api:
+        r = await api.put(
+            "/api/v1/profiles/general/X6",
+            json={"modules": {"GLOBAL CONFIG MODULE": {"Time Zone": "32", "NTP Server": "ntp"}}},
+        )
+        r.raise_for_status()
+        r = await api.put(
+            "/api/v1/profiles/named/bench",
+            json={
+                "modules": {
+                    "SIP CONFIG MODULE": {
+                        "SIP1 Register User": "{{user}}",
+                        "SIP1 Register Pswd": "{{password}}",
+                    }
+                }
+            },
+        )
+        r.raise_for_status()
+        rows = [f"{mac},X6,bench,{1000 + i},pw-{mac}" for i, mac in enumerate(macs)]
+        r = await api.post(
+            "/api/v1/phones/import",
+            content="mac,model,profile,user,password\n" + "\n".join(rows) + "\n",
+            headers={"content-type": "text/csv"},
+        )
+        r.raise_for_status()
+
+
 # The fixed order: every scenario after those it compares with, and (Need.FLEET) after
 # every one that runs before the fill.
-SCENARIOS: tuple[Scenario, ...] = (Empty(), Tasks(), Storm(), Scale(), ApiSearch())
+SCENARIOS: tuple[Scenario, ...] = (
+    Empty(),
+    Tasks(),
+    Storm(),
+    TftpFetches(),
+    Scale(),
+    ApiSearch(),
+)
 BY_KEY = {s.key: s for s in SCENARIOS}
 
 

@@ -39,6 +39,8 @@ def settings_of(args: argparse.Namespace) -> Settings:
         "bind",
         "cwmp_port",
         "api_port",
+        "tftp_port",
+        "ftp_port",
         "workers",
         "log_level",
     ):

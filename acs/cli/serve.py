@@ -20,5 +20,7 @@ def register(sub: Any) -> None:
     serve.add_argument("--bind", help="address to listen on (ACS_BIND)")
     serve.add_argument("--cwmp-port", type=int, help="CWMP port (ACS_CWMP_PORT, 7547)")
     serve.add_argument("--api-port", type=int, help="management port (ACS_API_PORT, 7557)")
+    serve.add_argument("--tftp-port", type=int, help="TFTP port (ACS_TFTP_PORT, unset: none)")
+    serve.add_argument("--ftp-port", type=int, help="FTP port (ACS_FTP_PORT, unset: none)")
     serve.add_argument("--workers", type=int, help="worker processes (ACS_WORKERS, 1)")
     serve.set_defaults(func=cmd_serve)

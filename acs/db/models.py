@@ -88,7 +88,7 @@ class Device(Base):
     parameters: Mapped[dict[str, Any]] = mapped_column(default=dict)
     # Per-device CWMP credentials (override the shared pair once set). Digest needs
     # HA1 = H(user:realm:password) per algorithm; the password itself is never kept.
-    cwmp_username: Mapped[str | None] = mapped_column(String(256))
+    cwmp_username: Mapped[str | None] = mapped_column(String(256), index=True)  # FTP logins
     cwmp_ha1_md5: Mapped[str | None] = mapped_column(String(32))
     cwmp_ha1_sha256: Mapped[str | None] = mapped_column(String(64))
     # Connection request credentials the ACS set on the device. The password must be

@@ -7,6 +7,7 @@ issued to one device cannot be used by another.
 
 from __future__ import annotations
 
+import hmac
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Literal
@@ -112,6 +113,17 @@ class CpeAuthenticator:
         if parsed is None:
             return self._refuse("no credentials", now, binding, expected=True)
         return self._refuse("wrong scheme", now, binding)
+
+    def password_matches(
+        self, username: str, password: str, credentials: DeviceCredentials | None = None
+    ) -> bool:
+        """A cleartext password (FTP sends one) against the device's credentials, or the
+        shared pair: only HA1s are needed, so it works however the password is kept."""
+        expected = credentials or self.shared
+        if username != expected.username:
+            return False
+        given = digest.ha1("MD5", username, self.realm, password)
+        return hmac.compare_digest(given, expected.ha1["MD5"])
 
     def challenge(self, now: float, binding: str, *, stale: bool = False) -> list[str]:
         if self.mode == "basic":

@@ -109,8 +109,9 @@ CONNECTION_REQUESTS: Final = Counter(
 )
 FILE_TRANSFERS: Final = Counter(
     "acs_file_transfers",
-    "Requests for files (stored files and phone configurations), by protocol and outcome "
-    "(ok: 2xx/304, refused: 401/403, missing: 404, failed: other).",
+    "Transfers of provisioning files (stored files and phone configurations) over HTTP(S), "
+    "TFTP and FTP, by protocol and outcome (ok: sent, or HTTP 304; refused: not authorised, "
+    "not allowed, a write; missing: no such file; failed: anything else).",
     ["protocol", "outcome"],
     registry=REGISTRY,
 )
@@ -178,6 +179,13 @@ STANDARD_EVENTS: Final = frozenset(
     }
 )
 _METHOD: Final = re.compile(r"^[A-Za-z]{1,64}$")
+
+
+def file_transfer(protocol: str, outcome: str, sent: int) -> None:
+    """One transfer of a provisioning file, on any protocol, and the bytes it sent."""
+    FILE_TRANSFERS.labels(protocol, outcome).inc()
+    if sent:
+        FILE_BYTES.labels(protocol).inc(sent)
 
 
 def event_label(code: str) -> str:

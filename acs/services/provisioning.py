@@ -81,6 +81,7 @@ class Rendered:
     version: str
     encrypted: bool
     file_name: str
+    mac: str | None = None  # the phone's, for its MAC file (asked for by MAC or $input id)
     key: str | None = field(default=None, repr=False)  # the AES key it is encrypted with
 
     @property
@@ -420,6 +421,7 @@ class Provisioning:
             name = phone_models.general_file_name(request.model)
             fmt = fmt or ("xml" if (general.mode or self.settings.mode) == "ctc" else "text")
             cache_key = f"general:{request.model}"
+            mac = None
         elif isinstance(request, phone_models.MacFile):
             phone = await tx.first(_PHONE, mac=request.mac)
             if phone is None:
@@ -443,6 +445,7 @@ class Provisioning:
             fmt = fmt or request.fmt
             name = phone_models.mac_file_name(phone.mac, "xml" if fmt == "xml" else "text")
             cache_key = f"mac:{phone.mac}"
+            mac = phone.mac
         else:
             named = await tx.first(_PROFILE, kind="named", name=request.name)
             if named is None:
@@ -451,6 +454,7 @@ class Provisioning:
             config_key, common_key, fmt = None, named.common_key, fmt or request.fmt
             name = f"{request.name}.{'xml' if fmt == 'xml' else 'cfg'}"
             cache_key = f"named:{request.name}"
+            mac = None
         key = crypto.key_for(request, config_key=config_key, common_key=common_key)
         config = configfile.merge(*layers, {AUTOUPDATE: urls} if urls else {})
         config = configfile.substitute(config, variables)
@@ -472,7 +476,7 @@ class Provisioning:
                 content=content,
                 updated=now,
             )
-        return Rendered(content, fmt, version, bool(key), name, key)
+        return Rendered(content, fmt, version, bool(key), name, mac, key)
 
     async def _urls(
         self, tx: hot.Transaction, base_url: str, scopes: list[tuple[str, str]]

@@ -23,6 +23,7 @@ from acs.services.notify import Notifier
 from acs.services.operators import ensure_admin
 from acs.services.policy import default_policy
 from acs.services.provisioning import Provisioning
+from acs.services.provisioning_files import ProvisioningFiles
 from acs.services.secretbox import SecretBox
 from acs.services.webhooks import Policy as WebhookPolicy
 from acs.services.webhooks import Webhooks
@@ -80,6 +81,9 @@ class Runtime:
             max_bytes=settings.max_file_bytes,
         )
         self.provisioning = Provisioning(db, self.files, settings)
+        self.provisioning_files = ProvisioningFiles(
+            self.files, self.provisioning, self.authenticator
+        )
         self.policy = default_policy(settings, self.box, self.provisioning)
         self.cwmp = CwmpService(
             db, settings, self.authenticator, self.policy, after_commit=self.notifier.pulse

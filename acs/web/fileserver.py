@@ -1,15 +1,17 @@
 """What CPEs GET from the CPE-facing listener: stored files and phone configurations.
 
-``/files/<name>``: a stored file, with HEAD, Range (206) and ETag/If-None-Match (304).
-``/prov/<anything>/<file>``: a phone's configuration file as static provisioning serves it
-(DHCP option 66, a typed URL): the general file of a model (``F0V00X600000.cfg``), the
-MAC-named file (``001565113af8.cfg``), a user-named file or ``$input`` id (``name.cfg``),
-text or XML by extension, encrypted when its profile has a key.
+``/files/<name>`` and ``/prov/<anything>/<name>`` both serve the one namespace of
+``acs.services.provisioning_files``, the same that TFTP and FTP serve: a stored file under its
+name (HEAD, Range with 206, ETag/If-None-Match with 304), else a phone configuration as static
+provisioning asks for it (DHCP option 66, a typed URL): the general file of a model
+(``F0V00X600000.cfg``), the MAC-named file (``001565113af8.cfg``), a user-named file or
+``$input`` id (``name.cfg``), text or XML by extension, encrypted when its profile has a key.
 
-Access: a signed URL (``t=``, handed out by the ACS) or credentials like the CWMP
-endpoint's (``ACS_PROVISIONING_AUTH``: Digest by default, with the shared pair or a
-device's own). A wrong or expired token gets 403 and nothing else: not whether the file
-exists, not its size.
+Access: a signed URL (``t=``, handed out by the ACS, bound to the path it was made for) or
+credentials like the CWMP endpoint's (``ACS_PROVISIONING_AUTH``: Digest by default, with the
+shared pair). A wrong or expired token gets 403 and nothing else: not whether the file
+exists, not its size. Nothing is looked up or rendered before the request is authorised,
+except the stored file a content-bound token (``c.``) must be checked against.
 """
 
 from __future__ import annotations
@@ -17,23 +19,37 @@ from __future__ import annotations
 import logging
 import time
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Final
 
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import FileResponse
 
-from acs.provisioning import models as phone_models
+from acs.db.errors import UNAVAILABLE
 from acs.provisioning.errors import ProvisioningError
-from acs.services import files, metrics, provisioning
+from acs.services.provisioning_files import BadName, NoSuchFile, Outcome, Transfer, count
 from acs.services.runtime import Runtime
 from acs.web import access
 
 log = logging.getLogger("acs.files")
 _BINDING = "file-server"  # Digest nonces of the file server are bound to it, not a device
+RETRY_AFTER: Final = 60
+# How a transfer ended, by the status it was answered.
+_OUTCOMES: Final = {
+    200: Outcome.OK,
+    206: Outcome.OK,
+    304: Outcome.NOT_MODIFIED,
+    401: Outcome.REFUSED,
+    403: Outcome.REFUSED,
+    404: Outcome.NOT_FOUND,
+    416: Outcome.INVALID,
+    422: Outcome.INVALID,
+    503: Outcome.UNAVAILABLE,
+}
 
 
 def add_file_routes(app: FastAPI, runtime: Runtime) -> None:
     settings = runtime.settings
+    resolver = runtime.provisioning_files
 
     def authorize(request: Request, path: str, sha256: str | None) -> Response | None:
         """None if the request may have ``path``; else the 401/403 to send."""
@@ -65,109 +81,98 @@ def add_file_routes(app: FastAPI, runtime: Runtime) -> None:
             response.headers.append("www-authenticate", value)
         return response
 
-    async def serve_file(name: str, request: Request) -> Response:
-        path = f"/files/{name}"
-        _note(request, file=path)
-        try:
-            meta = await runtime.files.get(name)
-        except files.FileNotFound:
-            meta = None
-        refused = authorize(request, path, meta.sha256 if meta else None)
-        if refused is not None:
-            return refused
-        if meta is None:
-            return Response("no such file\n", status_code=404, media_type="text/plain")
-        etag = f'"{meta.sha256}"'
-        if etag in [v.strip() for v in request.headers.get("if-none-match", "").split(",")]:
-            return Response(status_code=304, headers={"etag": etag})
-        blob = runtime.files.blob_path(meta.sha256)
-        if not blob.exists():
-            log.error("file %s: content %s missing from %s", name, meta.sha256, blob)
-            return Response(
-                "file content unavailable\n",
-                status_code=503,
-                media_type="text/plain",
-                headers={"retry-after": "60"},
-            )
-        return FileResponse(blob, media_type=meta.content_type, headers={"etag": etag})
-
-    async def serve_config(path: str, request: Request) -> Response:
-        full = "/prov/" + path
+    async def serve(request: Request, prefix: str, path: str) -> Response:
+        full = prefix + path
         _note(request, file=full)
-        refused = authorize(request, full, None)
+        sha256 = None
+        if request.query_params.get("t", "").startswith("c."):
+            try:
+                meta = await resolver.stored(path)
+            except BadName:
+                meta = None
+            sha256 = meta.sha256 if meta is not None else None
+        refused = authorize(request, full, sha256)
         if refused is not None:
             return refused
+        base = settings.public_url or f"{request.url.scheme}://{request.headers.get('host')}"
         try:
-            wanted = phone_models.resolve(path, request.url.query)
-            if isinstance(wanted, phone_models.MacFile):
-                _note(request, mac=wanted.mac)
-            base = settings.public_url or f"{request.url.scheme}://{request.headers.get('host')}"
-            rendered = await runtime.provisioning.render(
-                wanted, base_url=base.rstrip("/"), now=datetime.now(UTC)
+            found = await resolver.open(
+                path, query=request.url.query, base_url=base.rstrip("/"), now=datetime.now(UTC)
             )
-        except provisioning.NotFound as exc:
-            return Response(f"{exc}\n", status_code=404, media_type="text/plain")
+        except NoSuchFile as exc:
+            return _text(404, str(exc))
+        except BadName as exc:
+            return _text(422, str(exc))
         except ProvisioningError as exc:
             log.warning("provisioning %s: %s", full, exc)
-            return Response(f"{exc}\n", status_code=422, media_type="text/plain")
-        etag = f'"{rendered.version}"'
+            return _text(422, str(exc))
+        except UNAVAILABLE as exc:
+            log.error("file %s: storage unavailable: %s", full, exc)
+            return Response(
+                "storage unavailable, retry later\n",
+                status_code=503,
+                media_type="text/plain",
+                headers={"retry-after": str(RETRY_AFTER)},
+            )
+        if found.mac is not None:
+            _note(request, mac=found.mac)
+        etag = f'"{found.etag}"'
         if etag in [v.strip() for v in request.headers.get("if-none-match", "").split(",")]:
             return Response(status_code=304, headers={"etag": etag})
+        if found.path is not None:
+            return FileResponse(found.path, media_type=found.content_type, headers={"etag": etag})
+        assert found.content is not None and found.version is not None
         return Response(
-            rendered.content,
-            media_type=rendered.content_type,
-            headers={"etag": etag, "x-config-version": rendered.version},
+            found.content,
+            media_type=found.content_type,
+            headers={"etag": etag, "x-config-version": found.version},
         )
 
-    app.add_middleware(access.AccessLog, logger=log, describe=_transfer_line)
+    async def serve_file(name: str, request: Request) -> Response:
+        return await serve(request, "/files/", name)
+
+    async def serve_config(path: str, request: Request) -> Response:
+        return await serve(request, "/prov/", path)
+
+    def transfer_line(
+        scope: access.Scope, status: int, sent: int, ms: float
+    ) -> tuple[int, str, dict[str, Any]] | None:
+        """One line and one count per request for a file; the Digest challenge that comes
+        first is a DEBUG line, not counted."""
+        noted = scope["state"].get("transfer")
+        if noted is None:  # not a file: another GET on the CPE-facing listener
+            return logging.DEBUG, "request", {"method": scope.get("method"), "status": status}
+        transfer = Transfer(
+            protocol="https" if scope.get("scheme") == "https" else "http",
+            file=noted.get("file"),
+            client=access.client(scope),
+            method=str(scope.get("method")),
+            outcome=_OUTCOMES.get(status, Outcome.ERROR),
+            status=status,
+            bytes=sent,
+            duration_ms=ms,
+            mac=noted.get("mac"),
+            auth=noted.get("auth"),
+        )
+        if noted.get("challenge"):
+            return logging.DEBUG, "file transfer", transfer.fields()
+        count(transfer)
+        return logging.INFO, "file transfer", transfer.fields()
+
+    app.add_middleware(access.AccessLog, logger=log, describe=transfer_line)
     app.add_api_route("/files/{name}", serve_file, methods=["GET", "HEAD"], include_in_schema=False)
     app.add_api_route(
         "/prov/{path:path}", serve_config, methods=["GET", "HEAD"], include_in_schema=False
     )
 
 
+def _text(status: int, message: str) -> Response:
+    return Response(f"{message}\n", status_code=status, media_type="text/plain")
+
+
 def _note(request: Request, **values: object) -> None:
-    """What the transfer's log line says besides status, bytes and time (``_transfer_line``)."""
+    """What the transfer's log line says besides status, bytes and time (``transfer_line``)."""
     transfer = getattr(request.state, "transfer", None)
     if transfer is None:
         transfer = request.state.transfer = {}
     transfer.update(values)
-
-
-def _transfer_line(
-    scope: access.Scope, status: int, sent: int, ms: float
-) -> tuple[int, str, dict[str, Any]] | None:
-    """One line per request for a file, and its count; the Digest challenge that comes first
-    is DEBUG and not counted (it is the protocol's first step, not a refusal)."""
-    transfer = scope["state"].get("transfer")
-    if transfer is None:  # not a file: another GET on the CPE-facing listener
-        return logging.DEBUG, "request", {"method": scope.get("method"), "status": status}
-    protocol = "https" if scope.get("scheme") == "https" else "http"
-    challenge = bool(transfer.get("challenge"))
-    if not challenge:
-        metrics.FILE_TRANSFERS.labels(protocol, _outcome(status)).inc()
-        if sent:
-            metrics.FILE_BYTES.labels(protocol).inc(sent)
-    return (
-        logging.DEBUG if challenge else logging.INFO,
-        "file transfer",
-        {
-            "protocol": protocol,
-            "file": transfer.get("file"),
-            "mac": transfer.get("mac"),
-            "client": access.client(scope),
-            "method": scope.get("method"),
-            "status": status,
-            "bytes": sent,
-            "duration_ms": ms,
-            "auth": transfer.get("auth"),
-        },
-    )
-
-
-def _outcome(status: int) -> str:
-    if status < 400:
-        return "ok"
-    if status in (401, 403):
-        return "refused"
-    return "missing" if status == 404 else "failed"

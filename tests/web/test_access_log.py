@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from acs import logs
+from acs.services import metrics
 from acs.simulator import datamodels
 from acs.simulator.agent import CpeAgent
 from tests.cpe_auth_client import digest_header
@@ -127,7 +128,18 @@ async def test_a_cwmp_session_over_http_has_one_id_per_request_and_one_session_i
     )
 
 
+def _transfers() -> tuple[float, float, float]:
+    """acs_file_transfers_total ok and refused, and the bytes, over HTTP (this process's)."""
+    value = metrics.REGISTRY.get_sample_value
+    return (
+        value("acs_file_transfers_total", {"protocol": "http", "outcome": "ok"}) or 0.0,
+        value("acs_file_transfers_total", {"protocol": "http", "outcome": "refused"}) or 0.0,
+        value("acs_file_transfer_bytes_total", {"protocol": "http"}) or 0.0,
+    )
+
+
 async def test_one_line_per_file_transfer(api, cpe, runtime, records):
+    counted_before = _transfers()
     content = bytes(range(256)) * 40
     r = await api.put(
         "/api/v1/files/x6.bin", content=content, params={"file_type": "1 Firmware Upgrade Image"}
@@ -146,18 +158,27 @@ async def test_one_line_per_file_transfer(api, cpe, runtime, records):
     assert (await cpe.get("/prov/001565113AF8.cfg")).status_code == 401
     lines = [(r.levelname, r.getMessage(), fields(r, "duration_ms")) for r in records("acs.files")]
 
-    def line(level: str, status: int, sent: int, auth: str, **more: Any) -> tuple[Any, ...]:
+    def line(
+        level: str, status: int, outcome: str, sent: int, auth: str, **more: Any
+    ) -> tuple[Any, ...]:
         file = more.pop("file", "/files/x6.bin")
         values = {"protocol": "http", "file": file, "mac": more.pop("mac", None)}
-        values["client"] = "127.0.0.1"
-        values.update(method="GET", status=status, bytes=sent, auth=auth)
+        values.update(client="127.0.0.1", method="GET", status=status, outcome=outcome)
+        values.update(bytes=sent, auth=auth, reason=None)
         return (level, "file transfer", values)
 
     assert lines == [
-        line("DEBUG", 401, 24, "refused: no credentials"),  # the challenge: expected
-        line("INFO", 200, len(content), "digest"),
-        line("INFO", 206, 100, "digest"),
-        line("INFO", 403, 10, "refused: bad or expired signed url"),
-        line("DEBUG", 401, 24, "refused: no credentials", file="/prov/001565113AF8.cfg", mac=None),
+        line("DEBUG", 401, "refused", 24, "refused: no credentials"),  # the challenge: expected
+        line("INFO", 200, "ok", len(content), "digest"),
+        line("INFO", 206, "ok", 100, "digest"),
+        line("INFO", 403, "refused", 10, "refused: bad or expired signed url"),
+        line("DEBUG", 401, "refused", 24, "refused: no credentials", file="/prov/001565113AF8.cfg"),
     ]
     assert all(r.session_id is None and r.request_id for r in records("acs.files"))
+    # counted once per transfer; the expected challenges are not transfers
+    after = _transfers()
+    assert [a - b for a, b in zip(after, counted_before, strict=True)] == [
+        2,
+        1,
+        len(content) + 100 + 10,
+    ]

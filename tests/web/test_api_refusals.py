@@ -21,6 +21,7 @@ from acs.services import (
     files,
     operators,
     provisioning,
+    provisioning_files,
     rollouts,
     runtime,
     tasks,
@@ -94,6 +95,8 @@ def test_every_service_exception_is_one_kind_of_refusal():
     not_refusals = {
         runtime.SchemaOutdated,  # start-up refuses to serve; no route sees it
         rollouts.RolloutError,  # the family of RolloutValidationError and RolloutStateError
+        # a storage failure (a StorageError: 503 with Retry-After), not a refusal
+        provisioning_files.ContentUnavailable,
     }
     found = []
     for info in pkgutil.iter_modules(acs.services.__path__):
@@ -128,6 +131,9 @@ def test_every_service_exception_is_one_kind_of_refusal():
         operators.LastAdmin,
         ctc.WorkOrderError,
         ctc.WorkOrderNotFound,
+        provisioning_files.BadName,
+        provisioning_files.NoSuchFile,
+        provisioning_files.NotYours,
     }
 
 

@@ -1,0 +1,427 @@
+"""One namespace of provisioning files, the same over HTTP(S), TFTP and FTP.
+
+A phone asks for a *name*: the last segment of the path it was given
+(``tftp://acs/X6/001565113af8.cfg``, ``ftp://user:pw@acs/x6-2.5.0.z``,
+``http://acs:7547/prov/F0V00X600000.cfg``). Directories before it mean nothing (a phone's
+URL may carry any), but each must be a safe name too. ``ProvisioningFiles.open`` maps the name
+to what is sent:
+
+1. a **stored file** of exactly that name (firmware, phone books, certificates, backgrounds,
+   mmiset, dialPeer, accessList, or any configuration an operator uploaded), as stored;
+2. else a **rendered configuration**: the model's general file under its document name, a
+   MAC file (any case, ``.cfg``/``.txt``/``.xml``), a user-named file or an ``$input`` id
+   (``acs.provisioning.models.resolve``).
+
+A stored file wins over a rendering of the same name: its name was chosen by an operator,
+for this file, while a rendered name is a pattern; and a carrier moving from a TFTP directory
+uploads its files under the names its phones already ask for. Names are case-sensitive for
+stored files and follow ``models.resolve`` for configurations (MAC and general names in any
+case). The HTTP query forms of section 4.3 (``mac.cfg?mac=$mac.cfg``,
+``input.cfg?input=$input.cfg``) name a configuration and never a stored file.
+
+No name reaches the filesystem: stored bytes are found by their digest, configurations are
+rendered from the database. A name is letters, digits, ``.``, ``_`` and ``-``, not starting
+with ``.``, without ``..``: ``..``, NUL, ``\\``, ``%`` (encoded separators or dots) and
+control characters are refused (``BadName``) before any lookup, on every protocol.
+
+A requester known to be one device (FTP with a phone's own credentials) passes ``owner``,
+the MACs it may ask for: another phone's MAC file, stored or rendered, asked for by MAC or
+by ``$input`` id, is refused (``NotYours``), answered as a missing file (nothing says that it
+exists). General files, named files and other stored files are not a device's own.
+
+Every transfer, whatever its protocol, is one log line ``file transfer`` and one count
+(``record``): ``Transfer`` says which fields.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import IO, Any, Final
+
+from sqlalchemy import select
+
+from acs import logs
+from acs.db import tables
+from acs.db.errors import StorageError
+from acs.provisioning import models as phone_models
+from acs.provisioning.errors import ProvisioningError
+from acs.services import errors, metrics
+from acs.services import provisioning as provisioning_service
+from acs.services.cpe_auth import CpeAuthenticator, device_credentials
+from acs.services.files import FileMeta, FileNotFound, FileStore
+
+log = logging.getLogger("acs.files")
+
+MAX_PATH_LENGTH: Final = 1024
+MAX_NAME_LENGTH: Final = 200  # the file store's longest name
+_SEGMENT_RE: Final = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*")
+_STORED_NAME_RE: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")  # files.check_name's
+
+
+class BadName(errors.Invalid):
+    """A path that names nothing this namespace can hold: empty, too long, or with a segment
+    outside the name charset (``..``, NUL, ``\\``, ``%``...). Never looked up."""
+
+
+class NoSuchFile(errors.NotFound):
+    """No stored file has the name, and no configuration renders under it."""
+
+
+class NotYours(NoSuchFile):
+    """A device asked for another phone's MAC file: answered as ``NoSuchFile``; the log
+    says why."""
+
+
+class ContentUnavailable(StorageError):
+    """A stored file's bytes are missing from the file store (``<data dir>/files`` not the
+    shared storage it should be?): try again later, as for any storage failure."""
+
+
+@dataclass(frozen=True, slots=True)
+class ProvisioningFile:
+    """What to send for a name: a rendered configuration (``content``) or a stored file
+    (``path``, opened by whoever sends it). ``etag`` is the stored file's SHA-256 or the
+    configuration's version; ``mac`` the phone a MAC file is for."""
+
+    name: str
+    size: int
+    content_type: str
+    etag: str
+    content: bytes | None = None
+    path: Path | None = None
+    sha256: str | None = None
+    version: str | None = None
+    mac: str | None = None
+
+    @property
+    def stored(self) -> bool:
+        return self.path is not None
+
+
+def split_path(path: str) -> str:
+    """The name a path asks for (its last segment), once every segment is found safe.
+
+    Leading, trailing-free doubled slashes are harmless (``//X6//a.cfg``); the path may be
+    absolute or relative (TFTP clients send either).
+
+    Raises:
+        BadName: see the module docstring.
+    """
+    if len(path) > MAX_PATH_LENGTH:
+        raise BadName(f"path longer than {MAX_PATH_LENGTH} characters")
+    *directories, name = path.split("/")
+    for segment in directories:
+        if segment:
+            _check_segment(segment, "path segment")
+    _check_segment(name, "file name")
+    return name
+
+
+def _check_segment(segment: str, what: str) -> None:
+    if not segment:
+        raise BadName(f"empty {what}")
+    if len(segment) > MAX_NAME_LENGTH:
+        raise BadName(f"{what} longer than {MAX_NAME_LENGTH} characters")
+    if not _SEGMENT_RE.fullmatch(segment) or ".." in segment:
+        raise BadName(
+            f"unsafe {what} {segment!r}: only letters, digits, '.', '_' and '-', "
+            "not starting with '.', no '..'"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Login:
+    """Who logged in with a password (FTP): ``auth`` says how (``shared``: the shared CPE
+    pair; ``device``: a device's own credentials; ``none``: ``ACS_PROVISIONING_AUTH=none``);
+    ``owner`` the MACs whose MAC files it may have (None: any)."""
+
+    auth: str
+    owner: frozenset[str] | None = None
+
+
+# A username shared by more devices than this is no device's own.
+_MAX_DEVICES_PER_USERNAME: Final = 100
+
+
+class ProvisioningFiles:
+    """The resolver every protocol uses (see the module docstring), and the password check of
+    the protocols that send one in clear (FTP)."""
+
+    def __init__(
+        self,
+        files: FileStore,
+        provisioning: provisioning_service.Provisioning,
+        authenticator: CpeAuthenticator,
+    ):
+        self.files = files
+        self.provisioning = provisioning
+        self.authenticator = authenticator
+        self.settings = provisioning.settings
+
+    async def login(self, username: str, password: str) -> Login | None:
+        """The login of a phone that gave a username and a cleartext password, or None.
+
+        The shared CPE pair may fetch every file; a device's own credentials (its CWMP
+        username and password, checked against its HA1) the files of every phone but the
+        MAC files of others. With ``ACS_PROVISIONING_AUTH=none`` anyone may fetch anything.
+
+        Raises:
+            StorageError (and the drivers' errors): the devices could not be read.
+        """
+        if self.settings.provisioning_auth == "none":
+            return Login("none")
+        if self.authenticator.password_matches(username, password):
+            return Login("shared")
+        d = tables.devices
+        async with self.provisioning.db.read() as conn:
+            rows = (
+                await conn.execute(
+                    select(d.c.mac, d.c.cwmp_ha1_md5, d.c.cwmp_ha1_sha256)
+                    .where(d.c.cwmp_username == username)
+                    .limit(_MAX_DEVICES_PER_USERNAME)
+                )
+            ).all()
+        owner: set[str] = set()
+        matched = False
+        for mac, ha1_md5, ha1_sha256 in rows:
+            credentials = device_credentials(username, ha1_md5, ha1_sha256)
+            if credentials is None or not self.authenticator.password_matches(
+                username, password, credentials
+            ):
+                continue
+            matched = True
+            # a device that reported no MAC: none of the MAC files is its own
+            with contextlib.suppress(ProvisioningError):
+                owner.add(phone_models.normalize_mac(mac or ""))
+        return Login("device", frozenset(owner)) if matched else None
+
+    async def stored(self, path: str) -> FileMeta | None:
+        """The stored file a path names, if any: a read, nothing rendered (what the HTTP file
+        server checks a content-bound token against before it authenticates anything else).
+
+        Raises:
+            BadName: the path is unsafe.
+        """
+        name = split_path(path)
+        if not _STORED_NAME_RE.fullmatch(name):
+            return None
+        try:
+            return await self.files.get(name)
+        except FileNotFound:
+            return None
+
+    async def open(
+        self,
+        path: str,
+        *,
+        query: str = "",
+        base_url: str,
+        now: datetime,
+        owner: frozenset[str] | None = None,
+    ) -> ProvisioningFile:
+        """What to send for ``path`` (and an HTTP ``query``).
+
+        Args:
+            path: as the protocol gave it, not percent-decoded (HTTP's router already decoded
+                it once: ``%`` left in it is refused).
+            query: an HTTP query; its ``mac`` or ``input`` parameter names a configuration.
+            base_url: where the phone reaches the CPE-facing HTTP listener, for the signed
+                URLs a configuration's ``AUTOUPDATE`` module carries.
+            now: the time of the request.
+            owner: the MACs (12 lower-case hex digits) the requester may ask MAC files of;
+                None: any.
+
+        Raises:
+            BadName: an unsafe path or query.
+            NoSuchFile: nothing under that name (``NotYours``: another phone's MAC file).
+            ProvisioningError: the configuration cannot be rendered (missing variables...).
+            ContentUnavailable, StorageError (and the drivers' errors): try again later.
+        """
+        name = split_path(path)
+        try:
+            wanted = phone_models.resolve(name, query) if _names_file(query) else None
+        except ProvisioningError as exc:
+            raise BadName(str(exc)) from None
+        meta = None
+        if wanted is None:
+            meta = await self.stored(name)
+            try:
+                wanted = phone_models.resolve(name)
+            except ProvisioningError:
+                wanted = None  # not a configuration's name (an extension other than cfg...)
+        if isinstance(wanted, phone_models.MacFile):
+            _check_owner(owner, wanted.mac, name)
+        if meta is not None:
+            blob = self.files.blob_path(meta.sha256)
+            if not blob.is_file():
+                log.error("file %s: content %s missing from %s", meta.name, meta.sha256, blob)
+                raise ContentUnavailable(f"the content of {meta.name!r} is missing")
+            mac = wanted.mac if isinstance(wanted, phone_models.MacFile) else None
+            return ProvisioningFile(
+                meta.name,
+                meta.size,
+                meta.content_type,
+                meta.sha256,
+                path=blob,
+                sha256=meta.sha256,
+                mac=mac,
+            )
+        if wanted is None:
+            raise NoSuchFile(f"no file {name!r}")
+        try:
+            rendered = await self.provisioning.render(wanted, base_url=base_url, now=now)
+        except provisioning_service.NotFound as exc:
+            raise NoSuchFile(str(exc)) from None
+        if rendered.mac is not None:  # an $input id resolves to its phone's MAC file
+            _check_owner(owner, rendered.mac, name)
+        return ProvisioningFile(
+            rendered.file_name,
+            len(rendered.content),
+            rendered.content_type,
+            rendered.version,
+            content=rendered.content,
+            version=rendered.version,
+            mac=rendered.mac,
+        )
+
+
+READ_AHEAD: Final = 64 * 1024
+
+
+class Reader:
+    """A file's bytes in order, ``READ_AHEAD`` at a time: a configuration from memory, a
+    stored file from its blob, each read in a thread (never the event loop's). ``offset``:
+    where to start (FTP's REST)."""
+
+    def __init__(self, found: ProvisioningFile, offset: int = 0):
+        self.found = found
+        self.offset = offset
+        self._file: IO[bytes] | None = None
+        self._closed = False
+
+    @property
+    def done(self) -> bool:
+        """Every byte read (by the size the file had when it was resolved)."""
+        return self.offset >= self.found.size
+
+    async def read(self) -> bytes:
+        """The next bytes; ``b""`` at the end."""
+        if self.found.content is not None:
+            chunk = self.found.content[self.offset : self.offset + READ_AHEAD]
+        elif self.done:
+            chunk = b""  # no thread to learn it
+        else:
+            chunk = await asyncio.to_thread(self._read)
+        self.offset += len(chunk)
+        if not chunk or self.done:
+            self.close()
+        return chunk
+
+    def _read(self) -> bytes:
+        if self._closed:
+            return b""
+        if self._file is None:
+            assert self.found.path is not None
+            self._file = self.found.path.open("rb")
+            self._file.seek(self.offset)
+        return self._file.read(READ_AHEAD)
+
+    def close(self) -> None:
+        self._closed = True
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+
+def _names_file(query: str) -> bool:
+    return any(
+        part.partition("=")[0] in ("mac", "input") for part in query.removeprefix("?").split("&")
+    )
+
+
+def _check_owner(owner: frozenset[str] | None, mac: str, name: str) -> None:
+    if owner is not None and mac not in owner:
+        raise NotYours(f"no file {name!r}")
+
+
+# --- one line and one count per transfer ---------------------------------------------------
+
+
+class Outcome(StrEnum):
+    """How a transfer ended, for its log line; ``metric`` is the ``acs_file_transfers``
+    label it counts under (ok, refused, missing, failed)."""
+
+    OK = "ok"
+    NOT_MODIFIED = "not_modified"  # HTTP 304: the phone has it
+    NOT_FOUND = "not_found"
+    REFUSED = "refused"  # not authenticated, not allowed, a write
+    INVALID = "invalid"  # an unsafe name, a configuration that cannot be rendered
+    UNAVAILABLE = "unavailable"  # storage failed: try later
+    TIMEOUT = "timeout"  # the client stopped answering
+    ABORTED = "aborted"  # the client ended it (an ERROR, a closed connection), or shutdown
+    ERROR = "error"
+
+    @property
+    def metric(self) -> str:
+        return _METRIC_OUTCOMES.get(self, "failed")
+
+
+_METRIC_OUTCOMES: Final = {
+    Outcome.OK: "ok",
+    Outcome.NOT_MODIFIED: "ok",
+    Outcome.REFUSED: "refused",
+    Outcome.NOT_FOUND: "missing",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Transfer:
+    """What one transfer's log line says. ``status``: the protocol's own (HTTP status, FTP
+    reply code, TFTP error code sent; None for a TFTP transfer that succeeded)."""
+
+    protocol: str  # http, https, tftp, ftp
+    file: str | None
+    client: str | None
+    method: str  # GET/HEAD, RRQ, RETR/SIZE
+    outcome: Outcome
+    status: int | None
+    bytes: int
+    duration_ms: float
+    mac: str | None = None
+    auth: str | None = None
+    reason: str | None = None  # why it failed, when the outcome does not say it all
+
+    def fields(self) -> dict[str, Any]:
+        return {
+            "protocol": self.protocol,
+            "file": self.file,
+            "mac": self.mac,
+            "client": self.client,
+            "method": self.method,
+            "status": self.status,
+            "outcome": self.outcome.value,
+            "bytes": self.bytes,
+            "duration_ms": self.duration_ms,
+            "auth": self.auth,
+            "reason": self.reason,
+        }
+
+
+def record(transfer: Transfer, level: int = logging.INFO) -> None:
+    """Count ``transfer`` and log its line (the HTTP file server counts here and lets its
+    access log write the line: ``count``)."""
+    count(transfer)
+    if log.isEnabledFor(level):
+        log.log(level, "file transfer", extra=logs.fields(**transfer.fields()))
+
+
+def count(transfer: Transfer) -> None:
+    """The one call that counts a transfer (``acs_file_transfers``, ``_bytes``)."""
+    metrics.file_transfer(transfer.protocol, transfer.outcome.metric, transfer.bytes)

@@ -1,0 +1,200 @@
+"""The one namespace of provisioning files: what a name means, on both databases."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+import pytest
+
+from acs.provisioning.errors import MissingVariablesError
+from acs.services.provisioning_files import (
+    BadName,
+    ContentUnavailable,
+    NoSuchFile,
+    NotYours,
+    split_path,
+)
+
+NOW = datetime(2026, 12, 1, tzinfo=UTC)
+MAC = "001565113af8"
+OTHER = "0015651199ff"
+BASE = "http://acs.example:7547"
+
+
+async def _chunks(data: bytes) -> AsyncIterator[bytes]:
+    yield data
+
+
+async def store(runtime, name: str, content: bytes, file_type: str) -> None:
+    await runtime.files.store(
+        name,
+        _chunks(content),
+        file_type=file_type,
+        oui=None,
+        product_class=None,
+        version=None,
+        created_by=None,
+        now=NOW,
+    )
+
+
+@pytest.fixture
+async def phones(runtime):
+    prov = runtime.provisioning
+    await prov.put_profile(
+        "general",
+        "X6",
+        modules={"GLOBAL CONFIG MODULE": {"Time Zone": "32"}},
+        config_key=None,
+        common_key=None,
+        mode=None,
+        now=NOW,
+    )
+    for mac, input_id, user in ((MAC, "desk42", "1001"), (OTHER, "desk43", "1002")):
+        await prov.put_phone(
+            mac,
+            model="X6",
+            profile=None,
+            input_id=input_id,
+            variables={"user": user},
+            modules={"SIP CONFIG MODULE": {"SIP1 Register User": "{{user}}"}},
+            mode=None,
+            now=NOW,
+        )
+    await store(runtime, "x6-2.5.0.z", b"firmware", "1 Firmware Upgrade Image")
+    await store(runtime, "500.csv", b"name,number\r\n", "phonebook")
+    return runtime.provisioning_files
+
+
+async def test_every_kind_of_name_resolves(phones):
+    opened = await phones.open("F0V00X600000.cfg", base_url=BASE, now=NOW)
+    assert (opened.name, opened.version, opened.mac, opened.stored) == (
+        "F0V00X600000.cfg",
+        "2.0001",
+        None,
+        False,
+    )
+    assert opened.content is not None and b"Time Zone :32\r\n" in opened.content
+    for path in (f"{MAC}.cfg", f"/X6/{MAC.upper()}.CFG", f"{MAC}.txt", "desk42.cfg"):
+        opened = await phones.open(path, base_url=BASE, now=NOW)
+        assert (opened.name, opened.mac, opened.content_type) == (
+            f"{MAC}.cfg",
+            MAC,
+            "text/plain; charset=utf-8",
+        ), path
+        assert opened.content is not None and b"SIP1 Register User :1001\r\n" in opened.content
+        assert opened.size == len(opened.content)
+    xml = await phones.open(f"{MAC}.xml", base_url=BASE, now=NOW)
+    assert (xml.name, xml.content_type) == (f"{MAC}.xml", "application/xml")
+    by_query = await phones.open("mac.cfg", query=f"mac={OTHER}.cfg", base_url=BASE, now=NOW)
+    assert (by_query.name, by_query.mac) == (f"{OTHER}.cfg", OTHER)
+    firmware = await phones.open("/any/dir/x6-2.5.0.z", base_url=BASE, now=NOW)
+    assert (firmware.name, firmware.size, firmware.stored, firmware.content) == (
+        "x6-2.5.0.z",
+        8,
+        True,
+        None,
+    )
+    assert firmware.path is not None and firmware.path.read_bytes() == b"firmware"
+    assert firmware.etag == firmware.sha256 == hashlib.sha256(b"firmware").hexdigest()
+
+
+async def test_a_stored_file_wins_over_the_rendering_of_its_name(runtime, phones):
+    uploaded = b"<<VOIP CONFIG FILE>>uploaded\r\n"
+    await store(runtime, f"{MAC}.cfg", uploaded, "3 Vendor Configuration File")
+    opened = await phones.open(f"{MAC}.cfg", base_url=BASE, now=NOW)
+    assert (opened.stored, opened.mac, opened.size) == (True, MAC, 30)
+    # stored names are exact: another case of the MAC, or another extension, still renders
+    rendered = await phones.open(f"{MAC.upper()}.cfg", base_url=BASE, now=NOW)
+    assert (rendered.stored, rendered.name) == (False, f"{MAC}.cfg")
+    # the query form names a configuration, never a stored file
+    by_query = await phones.open("mac.cfg", query=f"mac={MAC}.cfg", base_url=BASE, now=NOW)
+    assert by_query.stored is False
+
+
+@pytest.mark.parametrize(
+    ("path", "message"),
+    [
+        ("x6-2.5.1.z", "no file 'x6-2.5.1.z'"),
+        ("f0X4hw1.100.cfg", "no general profile for X4"),
+        ("aabbccddeeff.cfg", "no phone aabbccddeeff"),
+        ("nobody.cfg", "no phone or profile named 'nobody'"),
+        ("/etc/passwd", "no file 'passwd'"),  # directories mean nothing: one flat namespace
+    ],
+)
+async def test_names_of_nothing(phones, path, message):
+    with pytest.raises(NoSuchFile) as caught:
+        await phones.open(path, base_url=BASE, now=NOW)
+    assert str(caught.value) == message
+
+
+@pytest.mark.parametrize(
+    ("path", "query", "message"),
+    [
+        ("../acs.db", "", "unsafe path segment '..'"),
+        ("files/../../acs.db", "", "unsafe path segment '..'"),
+        ("x/..", "", "unsafe file name '..'"),
+        ("a..b.cfg", "", "unsafe file name 'a..b.cfg'"),
+        (".hidden", "", "unsafe file name '.hidden'"),
+        ("%2e%2e%2facs.db", "", "unsafe file name '%2e%2e%2facs.db'"),
+        ("..%2Facs.db", "", "unsafe file name '..%2Facs.db'"),
+        ("a\x00.cfg", "", "unsafe file name 'a\\x00.cfg'"),
+        ("..\\acs.db", "", "unsafe file name '..\\\\acs.db'"),
+        ("C:\\acs.db", "", "unsafe file name 'C:\\\\acs.db'"),
+        ("dir/", "", "empty file name"),
+        ("", "", "empty file name"),
+        ("a" * 201, "", "file name longer than 200 characters"),
+        ("/" * 1025, "", "path longer than 1024 characters"),
+        ("mac.cfg", "mac=../x.cfg", "unsafe file name '../x.cfg'"),
+        ("mac.cfg", "mac=x.cfg&input=y.cfg", "ambiguous query: mac and input both name a file"),
+    ],
+)
+async def test_no_path_escapes_the_namespace(phones, path, query, message):
+    with pytest.raises(BadName) as caught:
+        await phones.open(path, query=query, base_url=BASE, now=NOW)
+    assert str(caught.value).startswith(message)
+
+
+def test_split_path_gives_the_last_segment():
+    assert split_path("/X6//001565113af8.cfg") == "001565113af8.cfg"
+    assert split_path("fw.z") == "fw.z"
+
+
+async def test_a_device_gets_its_own_mac_file_and_the_shared_ones_only(runtime, phones):
+    own = frozenset({MAC})
+    assert (await phones.open(f"{MAC}.cfg", base_url=BASE, now=NOW, owner=own)).mac == MAC
+    assert (await phones.open("desk42.cfg", base_url=BASE, now=NOW, owner=own)).mac == MAC
+    general = await phones.open("F0V00X600000.cfg", base_url=BASE, now=NOW, owner=own)
+    assert general.mac is None
+    assert (await phones.open("500.csv", base_url=BASE, now=NOW, owner=own)).stored
+    await store(runtime, f"{OTHER}.xml", b"<x/>", "3 Vendor Configuration File")
+    for path in (f"{OTHER}.cfg", f"{OTHER.upper()}.txt", "desk43.cfg", f"{OTHER}.xml"):
+        with pytest.raises(NotYours) as caught:
+            await phones.open(path, base_url=BASE, now=NOW, owner=own)
+        assert str(caught.value) == f"no file {path!r}"  # as if it did not exist
+
+
+async def test_a_configuration_that_cannot_render_says_why(runtime, phones):
+    await runtime.provisioning.put_phone(
+        MAC,
+        model="X6",
+        profile=None,
+        input_id=None,
+        variables={},
+        modules={"SIP CONFIG MODULE": {"SIP1 Register User": "{{user}}"}},
+        mode=None,
+        now=NOW,
+    )
+    with pytest.raises(MissingVariablesError) as caught:
+        await phones.open(f"{MAC}.cfg", base_url=BASE, now=NOW)
+    assert str(caught.value) == "missing variables: user"
+
+
+async def test_stored_bytes_missing_from_the_store_are_a_storage_failure(runtime, phones):
+    meta = await runtime.files.get("500.csv")
+    runtime.files.blob_path(meta.sha256).unlink()
+    with pytest.raises(ContentUnavailable) as caught:
+        await phones.open("500.csv", base_url=BASE, now=NOW)
+    assert str(caught.value) == "the content of '500.csv' is missing"
