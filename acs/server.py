@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import gc
 import logging
 import multiprocessing
 import os
@@ -203,6 +204,11 @@ async def run_worker(
         _Server(uvicorn.Config(create_cwmp_app(runtime), **cwmp_kwargs)),
         _Server(uvicorn.Config(create_api_app(runtime), **UVICORN_OPTIONS)),
     ]
+    # What exists now (modules, apps, the runtime) lives as long as the worker: out of the
+    # garbage collector's sight, a full collection, which holds the GIL and so the event
+    # loop, scans only what requests made (a whole tree in one answer: 300 ms -> tens).
+    gc.collect()
+    gc.freeze()
     loop = asyncio.get_running_loop()
 
     def stop() -> None:

@@ -52,6 +52,7 @@ class Backend:
             "ACS_SECRET_KEY": "bench-secret",
             "ACS_LOG_LEVEL": "warning",
             "ACS_INDEXED_PARAMETERS": INDEXED,
+            "ACS_CWMP_MAX_BODY_BYTES": str(32 << 20),  # scenario 7's answer: about 10 MB
         }
 
     async def create(self) -> None:

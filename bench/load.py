@@ -3,6 +3,7 @@ server, and the measured run of periodic Informs (best of ``repeat``, CPU per se
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from acs.simulator.fleet import Fleet, FleetConfig
@@ -22,7 +23,10 @@ async def fleet_run(
     bootstrap: bool = False,
     auth: str = "digest",
     interval: float = 0.0,
+    stop: asyncio.Event | None = None,
 ) -> dict[str, Any]:
+    """The fleet's sessions until ``duration``, ``sessions`` per device, or ``stop`` is set
+    (sessions in flight then finish); its summary."""
     fleet = Fleet(
         FleetConfig(
             acs_url=url,
@@ -44,9 +48,19 @@ async def fleet_run(
         )
     )
     await fleet.start()
+    watcher = None
+    if stop is not None:
+
+        async def stop_when_told() -> None:
+            await stop.wait()
+            fleet.request_stop()
+
+        watcher = asyncio.create_task(stop_when_told())
     try:
         return await fleet.run()
     finally:
+        if watcher is not None:
+            watcher.cancel()
         await fleet.stop()
 
 

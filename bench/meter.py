@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from pathlib import Path
@@ -93,3 +94,25 @@ class CpuMeter:
             "postgres_cpu_ms": round(pg, 3) if self.postgres else None,
             "client_cpu_ms": round(client, 3),
         }
+
+
+def rss_mb(server: Process) -> float:
+    """The server's resident memory now: the sum of its processes' VmRSS."""
+    total = 0
+    for pid in tree(server.pid):
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        except OSError:
+            pass
+    return round(total / 1024, 1)
+
+
+def open_fds(server: Process) -> int:
+    """File descriptors the server's processes hold open now."""
+    total = 0
+    for pid in tree(server.pid):
+        with contextlib.suppress(OSError):  # a worker that just exited
+            total += sum(1 for _ in Path(f"/proc/{pid}/fd").iterdir())
+    return total

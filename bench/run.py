@@ -20,10 +20,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
+import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
@@ -115,6 +118,21 @@ def print_table(rows: list[Row]) -> None:
         )
 
 
+@contextlib.contextmanager
+def contention(processes: int) -> Iterator[None]:
+    """``processes`` busy loops competing for the CPU while the block runs (they share the
+    cores with the server, the database and the load generator alike)."""
+    spinners = [
+        subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(processes)
+    ]
+    try:
+        yield
+    finally:
+        for spinner in spinners:
+            spinner.kill()
+            spinner.wait()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -137,8 +155,29 @@ def main() -> None:
         help="runs of the ceiling and scenarios 1 and 4; the best counts (all are listed)",
     )
     parser.add_argument(
+        "--large-answer",
+        type=int,
+        default=None,
+        help="parameters in scenario 7's GetParameterValues answer (80,000; --quick: 8,000)",
+    )
+    parser.add_argument("--soak-devices", type=int, default=2_000, help="scenario 8's fleet")
+    parser.add_argument(
+        "--soak-seconds", type=float, default=600.0, help="how long scenario 8 runs"
+    )
+    parser.add_argument(
+        "--soak-interval", type=float, default=10.0, help="scenario 8's inform interval"
+    )
+    parser.add_argument(
+        "--contention",
+        type=int,
+        default=0,
+        metavar="N",
+        help="N processes spinning on the CPU for the whole run: a machine N+1 times busier "
+        "(on N+1 cores or fewer), to see how admission holds on a slow machine",
+    )
+    parser.add_argument(
         "--scenarios",
-        default="1,2,3,4,5,6",
+        default="1,2,3,4,5,6,7",
         help="which scenarios to run; each brings those it is compared with (4 brings 1)",
     )
     parser.add_argument(
@@ -155,6 +194,8 @@ def main() -> None:
     if args.quick:
         args.devices, args.fleet, args.storm, args.tftp_phones = 200, 20_000, 500, 100
         args.seconds, args.api_repeat, args.repeat = 5.0, 20, 1
+        args.large_answer = args.large_answer or 8_000
+        args.soak_devices, args.soak_seconds = 200, 30.0
     sizes = Sizes(
         devices=args.devices,
         fleet=args.fleet,
@@ -164,16 +205,21 @@ def main() -> None:
         repeat=args.repeat,
         api_repeat=args.api_repeat,
         tftp_phones=args.tftp_phones,
+        large_answer=args.large_answer or 80_000,
+        soak_devices=args.soak_devices,
+        soak_seconds=args.soak_seconds,
+        soak_interval=args.soak_interval,
     )
     work = Path(tempfile.mkdtemp(prefix="acs-bench-"))
     started = datetime.now(UTC)
     rows: list[Row] = []
-    for workers in args.workers:
-        print(f"[ceiling w{workers}]", flush=True)
-        rows.append(ceiling(workers, work, sizes))
-    ceilings = {r.workers: r.sessions_per_s for r in rows if r.sessions_per_s}
-    for kind in args.backends.split(","):
-        rows += asyncio.run(run_backend(kind, scenarios, sizes, args.workers, work, ceilings))
+    with contention(args.contention):
+        for workers in args.workers:
+            print(f"[ceiling w{workers}]", flush=True)
+            rows.append(ceiling(workers, work, sizes))
+        ceilings = {r.workers: r.sessions_per_s for r in rows if r.sessions_per_s}
+        for kind in args.backends.split(","):
+            rows += asyncio.run(run_backend(kind, scenarios, sizes, args.workers, work, ceilings))
     print()
     print_table(rows)
     out = (

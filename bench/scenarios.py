@@ -17,6 +17,7 @@ The ceiling is not a scenario: it runs first, on every worker count, with no bac
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
 import os
 import statistics
@@ -32,10 +33,12 @@ import httpx
 from sqlalchemy import text
 
 from acs.services import task_specs, tasks
+from acs.simulator import datamodels
+from acs.simulator.agent import CpeAgent
 from bench import tftp_client
-from bench.backend import INDEXED, OPERATOR, Backend
-from bench.load import errors_of, fleet_run, measure_empty
-from bench.meter import CpuMeter, peak_rss_mb
+from bench.backend import INDEXED, OPERATOR, PASSWORD, Backend
+from bench.load import errors_of, fleet_run, measure_empty, register
+from bench.meter import CpuMeter, open_fds, peak_rss_mb, rss_mb
 from bench.serve import Process, free_port
 
 BASE = "BASE"  # serial prefix of the base fleet (Need.DEVICES)
@@ -69,6 +72,10 @@ class Sizes:
     repeat: int  # measured runs of the ceiling and scenarios 1 and 4; the best counts
     api_repeat: int
     tftp_phones: int = 1000  # phones fetching over TFTP at once (scenario 6)
+    large_answer: int = 80_000  # parameters in scenario 7's answer
+    soak_devices: int = 2_000  # scenario 8
+    soak_seconds: float = 600.0
+    soak_interval: float = 10.0  # their periodic inform interval
 
 
 class Need(enum.Enum):
@@ -405,6 +412,163 @@ async def provision_phones(api_url: str, macs: list[str]) -> None:
             headers={"content-type": "text/csv"},
         )
         r.raise_for_status()
+class LargeAnswer(Scenario):
+    """One CPE answers a GetParameterValues of its whole tree with --large-answer parameters
+    (a TR-181 gateway asked for "Device."), and N/10 for the slope, while the base fleet's
+    periodic sessions go on: how long the ACS takes to apply the answer, the other sessions'
+    p99 meanwhile, and the longest stall of the server's event loop (from /metrics). 80,000
+    parameters are about 10 MB of XML here: the bench's server takes bodies up to 32 MiB."""
+
+    key = "7"
+    name = "7 large answer"
+    title = "7 a GetParameterValues answer of {large_answer} parameters"
+    needs = frozenset({Need.DEVICES})
+
+    async def run(self, ctx: Context) -> list[Row]:
+        size = ctx.sizes.large_answer
+        small = await big_answer(ctx, size // 10, f"BIGS{ctx.workers}", load=False)
+        big = await big_answer(ctx, size, f"BIGL{ctx.workers}", load=True)
+        assert big.fleet is not None
+        row = ctx.row(
+            self,
+            big.fleet,
+            parameters=size,
+            apply_s=round(big.apply_s, 2),
+            apply_s_tenth=round(small.apply_s, 2),
+            per_1k_ms=round(big.apply_s / size * 1e6, 1),
+            per_1k_ms_tenth=round(small.apply_s / (size // 10) * 1e6, 1),
+            loop_stall_max_s=None if big.loop_stall_s is None else round(big.loop_stall_s, 3),
+        )
+        return [row]
+
+
+@dataclass
+class BigAnswer:
+    apply_s: float
+    loop_stall_s: float | None
+    fleet: dict[str, Any] | None
+
+
+async def big_answer(ctx: Context, size: int, serial: str, *, load: bool) -> BigAnswer:
+    """A CPE with ``size`` extra parameters answers GetParameterValues of its whole tree;
+    with ``load``, the base fleet's periodic sessions run meanwhile."""
+    model = datamodels.gateway(serial)
+    for n in range(size):
+        model.set(f"InternetGatewayDevice.X.{n}", str(n), "xsd:string")
+    agent = CpeAgent(model, ctx.cwmp_url, username="acs", password=PASSWORD, timeout=600)
+    await agent.start()
+    try:
+        registered = await agent.session("0 BOOTSTRAP", "1 BOOT")
+        if not registered.ok:
+            raise RuntimeError(f"{serial}: bootstrap failed: {registered.error}")
+        spec = task_specs.TASK_ADAPTER.validate_python(
+            {"name": "GetParameterValues", "parameter_names": ["InternetGatewayDevice."]}
+        )
+        async with ctx.backend.database() as db:
+            await tasks.queue(
+                db,
+                model.device_id.device_id,
+                [spec],
+                created_by="bench",
+                now=datetime.now(UTC),
+                default_ttl=TASK_TTL,
+            )
+        stop = asyncio.Event()
+        stalls: list[float] = []
+        sampler = asyncio.create_task(sample_loop_stall(ctx.api_url, stop, stalls))
+        fleet = None
+        if load:
+            fleet_task = asyncio.create_task(
+                fleet_run(
+                    ctx.cwmp_url,
+                    devices=ctx.sizes.devices,
+                    prefix=BASE,
+                    duration=None,
+                    sessions=None,
+                    concurrency=ctx.sizes.concurrency,
+                    stop=stop,
+                )
+            )
+            await asyncio.sleep(2.0)  # the fleet's sessions are under way
+        report = await agent.session("6 CONNECTION REQUEST")
+        if load:
+            await asyncio.sleep(2.0)  # and go on a little after
+        stop.set()
+        if load:
+            fleet = await fleet_task
+        await sampler
+        if not report.ok or report.requests != ["GetParameterValues"]:
+            raise RuntimeError(f"{serial}: the large answer failed: {report.error}")
+        return BigAnswer(max(report.answer_latencies), max(stalls, default=None), fleet)
+    finally:
+        await agent.stop()
+
+
+async def sample_loop_stall(api_url: str, stop: asyncio.Event, into: list[float]) -> None:
+    """acs_event_loop_lag_max_seconds (the longest stall of the last 10 s, of any worker)
+    every half second until ``stop``, and once more after it."""
+    async with httpx.AsyncClient(base_url=api_url, auth=OPERATOR, timeout=30) as client:
+        while True:
+            r = await client.get("/metrics")
+            for line in r.text.splitlines():
+                if line.startswith("acs_event_loop_lag_max_seconds "):
+                    into.append(float(line.split()[1]))
+            if stop.is_set():
+                return
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 0.5)
+
+
+class Soak(Scenario):
+    """--soak-devices devices on a short periodic interval for --soak-seconds: the server's
+    RSS, open descriptors and longest event loop stall sampled every 10 s (the first and last
+    of each series in the row: flat means no leak), every HTTP status counted."""
+
+    key = "8"
+    name = "8 soak"
+    title = "8 soak: {soak_devices} devices for {soak_seconds} s"
+
+    async def run(self, ctx: Context) -> list[Row]:
+        s = ctx.sizes
+        prefix = f"SOAK{ctx.workers}X"
+        await register(ctx.cwmp_url, s.soak_devices, prefix)
+        stop = asyncio.Event()
+        series: dict[str, list[float]] = {"rss_mb": [], "fds": [], "loop_stall_s": []}
+        stalls: list[float] = []
+
+        async def sample() -> None:
+            stall_task = asyncio.create_task(sample_loop_stall(ctx.api_url, stop, stalls))
+            while not stop.is_set():
+                series["rss_mb"].append(rss_mb(ctx.server))
+                series["fds"].append(open_fds(ctx.server))
+                series["loop_stall_s"].append(max(stalls, default=0.0))
+                stalls.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), 10.0)
+            await stall_task
+
+        sampler = asyncio.create_task(sample())
+        summary = await fleet_run(
+            ctx.cwmp_url,
+            devices=s.soak_devices,
+            prefix=prefix,
+            duration=s.soak_seconds,
+            concurrency=s.soak_devices,
+            interval=s.soak_interval,
+            ramp=s.soak_interval,
+        )
+        stop.set()
+        await sampler
+        statuses = summary["http_statuses"]
+        row = ctx.row(
+            self,
+            summary,
+            http=" ".join(f"{code}x{n}" for code, n in sorted(statuses.items())),
+            **{f"{k}_first_last": (v[0], v[-1]) if v else None for k, v in series.items()},
+            stall_max_s=max(series["loop_stall_s"], default=None),
+            samples=series,
+        )
+        return [row]
 
 
 # The fixed order: every scenario after those it compares with, and (Need.FLEET) after
@@ -414,6 +578,8 @@ SCENARIOS: tuple[Scenario, ...] = (
     Tasks(),
     Storm(),
     TftpFetches(),
+    LargeAnswer(),
+    Soak(),
     Scale(),
     ApiSearch(),
 )

@@ -19,6 +19,7 @@ Driver errors come out of a hot transaction as ``StorageError`` (``acs.db.errors
 
 from __future__ import annotations
 
+import asyncio
 import re
 import sqlite3
 from collections import namedtuple
@@ -58,8 +59,12 @@ class Statement:
         columns: tuple[str, ...] = (),
         binds: Mapping[str, TypeEngine[Any]] | None = None,
         types: Mapping[str, TypeEngine[Any]] | None = None,
+        slow: bool = False,
     ):
         self.sql = dict(sql) if isinstance(sql, Mapping) else {"sqlite": sql, "postgresql": sql}
+        # It may run for long (a whole parameter tree merged): SQLite's driver, which runs
+        # statements inline on the event loop, runs this one in a thread.
+        self.slow = slow
         self.columns = columns
         self.binds = dict(binds or {})
         self.types = dict(types or {})
@@ -151,7 +156,7 @@ class Transaction(Protocol):
 class _Driver(Protocol):
     async def fetch(self, sql: str, params: Any) -> list[tuple[Any, ...]]: ...
 
-    async def execute(self, sql: str, params: Any) -> int: ...
+    async def execute(self, sql: str, params: Any, *, slow: bool = False) -> int: ...
 
 
 class DriverTransaction:
@@ -185,7 +190,9 @@ class DriverTransaction:
 
     async def execute(self, statement: Statement, /, **params: Any) -> int:
         compiled = statement.compiled(self._dialect)
-        return await self._driver.execute(compiled.sql, self._params(compiled, params))
+        return await self._driver.execute(
+            compiled.sql, self._params(compiled, params), slow=statement.slow
+        )
 
 
 class SqlAlchemyTransaction:
@@ -230,9 +237,13 @@ class SqliteDriver:
             raise StorageError(f"{exc} (in {sql[:80]!r})") from exc
         return rows
 
-    async def execute(self, sql: str, params: Any) -> int:
+    async def execute(self, sql: str, params: Any, *, slow: bool = False) -> int:
         try:
-            return int(self.connection.execute(sql, params).rowcount)
+            if slow:  # SQLite releases the GIL while it works: the loop goes on meanwhile
+                cursor = await asyncio.to_thread(self.connection.execute, sql, params)
+            else:
+                cursor = self.connection.execute(sql, params)
+            return int(cursor.rowcount)
         except sqlite3.Error as exc:
             raise StorageError(f"{exc} (in {sql[:80]!r})") from exc
 
@@ -251,7 +262,7 @@ class AsyncpgDriver:
         except ASYNCPG_STATEMENT_ERRORS as exc:
             raise StorageError(f"{exc} (in {sql[:80]!r})") from exc
 
-    async def execute(self, sql: str, params: Any) -> int:
+    async def execute(self, sql: str, params: Any, *, slow: bool = False) -> int:
         try:
             status: str = await self.connection.execute(sql, *params)  # "UPDATE 1", "INSERT 0 1"
         except ASYNCPG_STATEMENT_ERRORS as exc:

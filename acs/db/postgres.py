@@ -31,6 +31,7 @@ from sqlalchemy.pool import QueuePool
 from acs.db import hot
 from acs.db.engine import Database
 from acs.db.errors import DRIVER_ERRORS, StorageError, causes
+from acs.db.types import json_dumps, json_loads
 
 log = logging.getLogger("acs.db")
 
@@ -42,7 +43,13 @@ class PostgresDatabase(Database):
         self.url = url
         self.dialect = "postgresql"
         self.engine = create_async_engine(
-            url, echo=echo, pool_size=pool_size, max_overflow=max_overflow, pool_pre_ping=False
+            url,
+            echo=echo,
+            pool_size=pool_size,
+            max_overflow=max_overflow,
+            pool_pre_ping=False,
+            json_serializer=json_dumps,
+            json_deserializer=json_loads,
         )
 
     def pool_connections(self) -> tuple[int, int] | None:

@@ -34,6 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 from acs.db import hot
 from acs.db.engine import Database
 from acs.db.errors import DRIVER_ERRORS, DatabaseUnavailable, StorageError, causes
+from acs.db.types import json_dumps, json_loads
 
 log = logging.getLogger("acs.db")
 
@@ -59,7 +60,9 @@ class SqliteDatabase(Database):
         self.path: Path | None = None
         if database and database != ":memory:" and not database.startswith("file:"):
             self.path = Path(database)  # created by probe(create=True) and migrations only
-        self.engine = create_async_engine(url, echo=echo)
+        self.engine = create_async_engine(
+            url, echo=echo, json_serializer=json_dumps, json_deserializer=json_loads
+        )
         _configure(self.engine.sync_engine)
         self._write_lock = asyncio.Lock()
         self._hot: sqlite3.Connection | None = None

@@ -47,6 +47,9 @@ class SessionReport:
     latency: float = 0.0
     status: int | None = None
     retry_after: float | None = None  # the ACS said 503: come back after this many seconds
+    # seconds each answer to an ACS request took to be answered in turn (the ACS's work on
+    # it; the CPE's own rendering of the answer is not in it)
+    answer_latencies: list[float] = field(default_factory=list)
 
 
 class ConnectionRequestListener:
@@ -292,9 +295,10 @@ class CpeAgent:
                 envelope = soap.parse_envelope(response.body)
                 report.requests.append(type(envelope.message).__name__)
                 answer = self.model.handle(envelope.message)
-                response = await conn.request(
-                    "POST", self._envelope(answer, envelope.cwmp_id or ""), auth=auth
-                )
+                body = self._envelope(answer, envelope.cwmp_id or "")
+                sent = time.monotonic()
+                response = await conn.request("POST", body, auth=auth)
+                report.answer_latencies.append(time.monotonic() - sent)
         except (HttpError, soap.SoapError) as exc:
             report.error = f"{type(exc).__name__}: {exc}"
         finally:

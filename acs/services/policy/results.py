@@ -7,6 +7,7 @@ response, does its writes in the session's transaction, and returns an ``Outcome
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -89,10 +90,13 @@ async def _parameter_values(
             a.tx, a.device_id, response.parameter_list, a.watched
         )
         await events.record(a.tx, a.now, changed)
-    await queries.merge_parameters(
-        a.tx, a.device_id, parameter_patch(response.parameter_list, a.now)
-    )
-    return Outcome(result=_listing(response, response.parameter_list))
+    params = response.parameter_list
+    if len(params) > queries.LARGE_PATCH:  # a whole tree: tens of thousands of entries
+        patch = await asyncio.to_thread(parameter_patch, params, a.now)
+    else:
+        patch = parameter_patch(params, a.now)
+    await queries.merge_parameters(a.tx, a.device_id, patch)
+    return Outcome(result=_listing(response, params))
 
 
 async def _parameter_names(
