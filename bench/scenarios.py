@@ -412,6 +412,8 @@ async def provision_phones(api_url: str, macs: list[str]) -> None:
             headers={"content-type": "text/csv"},
         )
         r.raise_for_status()
+
+
 class LargeAnswer(Scenario):
     """One CPE answers a GetParameterValues of its whole tree with --large-answer parameters
     (a TR-181 gateway asked for "Device."), and N/10 for the slope, while the base fleet's
