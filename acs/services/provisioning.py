@@ -81,6 +81,7 @@ class Rendered:
     version: str
     encrypted: bool
     file_name: str
+    plain: bytes  # the content before encryption: what the console shows an operator
 
     @property
     def content_type(self) -> str:
@@ -253,29 +254,25 @@ class Provisioning:
     async def import_phones(self, text: str, now: datetime) -> int:
         """Bulk variables from CSV: a ``mac`` column, optional ``model``, ``profile``,
         ``input_id``; every other column is a variable. All rows or none."""
-        reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
-        if reader.fieldnames is None or "mac" not in reader.fieldnames:
-            raise ProvisioningError("CSV needs a header line with a 'mac' column")
-        special = {"mac", "model", "profile", "input_id"}
-        rows = []
-        for number, record in enumerate(reader, start=2):
-            try:
-                mac = phone_models.normalize_mac((record.get("mac") or "").strip())
-                model = (record.get("model") or "").strip() or None
-                if model is not None:
-                    model = phone_models.find_model(model).name
-            except ProvisioningError as exc:
-                raise ProvisioningError(f"line {number}: {exc}") from None
-            variables = {k: v for k, v in record.items() if k and k not in special and v}
-            rows.append(
-                (
-                    mac,
-                    model,
-                    (record.get("profile") or "").strip() or None,
-                    (record.get("input_id") or "").strip() or None,
-                    variables,
-                )
-            )
+        rows, refused = _parse_import(text)
+        if refused:
+            number, reason = refused[0]
+            raise ProvisioningError(f"line {number}: {reason}")
+        return await self._import_rows(rows, now)
+
+    async def import_report(self, text: str, now: datetime) -> dict[str, Any]:
+        """``import_phones`` with a report of every line: when any line is refused nothing is
+        imported, and each refused line is named with its reason (the console shows it)."""
+        rows, refused = _parse_import(text)
+        if refused:
+            return {"imported": 0, "accepted": len(rows), "refused": refused}
+        return {
+            "imported": await self._import_rows(rows, now),
+            "accepted": len(rows),
+            "refused": [],
+        }
+
+    async def _import_rows(self, rows: list[_ImportRow], now: datetime) -> int:
         try:
             async with self.db.write() as conn:
                 for mac, model, profile, input_id, variables in rows:
@@ -349,6 +346,20 @@ class Provisioning:
             ]
 
     # --- rendering ----------------------------------------------------------------------
+
+    async def rendered_versions(self, mac: str) -> list[dict[str, Any]]:
+        """The versions of a phone's configuration files as last served, per format."""
+        rc = tables.rendered
+        async with self.db.read() as conn:
+            rows = await conn.execute(
+                select(rc.c.key, rc.c.version, rc.c.updated)
+                .where(rc.c.key.like(f"mac:{mac}:%"))
+                .order_by(rc.c.key)
+            )
+            return [
+                {"format": r.key.rsplit(":", 1)[1], "version": r.version, "updated": r.updated}
+                for r in rows
+            ]
 
     async def render(
         self,
@@ -428,7 +439,7 @@ class Provisioning:
         version = configfile.next_version(
             previous.version if previous else None, previous.digest if previous else None, digest
         )
-        content = configfile.render(config, version, "xml" if fmt == "xml" else "text")
+        plain = content = configfile.render(config, version, "xml" if fmt == "xml" else "text")
         if key:
             content = crypto.encrypt(content, key, self.settings.phone_aes_mode)
         if previous is None or previous.digest != digest or bytes(previous.content) != content:
@@ -440,7 +451,7 @@ class Provisioning:
                 content=content,
                 updated=now,
             )
-        return Rendered(content, fmt, version, bool(key), name)
+        return Rendered(content, fmt, version, bool(key), name, plain)
 
     async def _urls(
         self, tx: hot.Transaction, base_url: str, scopes: list[tuple[str, str]]
@@ -547,6 +558,39 @@ _FILE = hot.Statement(
     columns=("name", "file_type", "version", "sha256", "size"),
 )
 _DEVICE_MAC = hot.Statement("SELECT mac FROM devices WHERE id = :id", columns=("mac",))
+
+
+_ImportRow = tuple[str, str | None, str | None, str | None, dict[str, str]]
+_SPECIAL_COLUMNS: Final = frozenset({"mac", "model", "profile", "input_id"})
+
+
+def _parse_import(text: str) -> tuple[list[_ImportRow], list[tuple[int, str]]]:
+    """The rows of a phone CSV, and the lines refused (number, reason)."""
+    reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
+    if reader.fieldnames is None or "mac" not in reader.fieldnames:
+        return [], [(1, "CSV needs a header line with a 'mac' column")]
+    rows: list[_ImportRow] = []
+    refused: list[tuple[int, str]] = []
+    for number, record in enumerate(reader, start=2):
+        try:
+            mac = phone_models.normalize_mac((record.get("mac") or "").strip())
+            model = (record.get("model") or "").strip() or None
+            if model is not None:
+                model = phone_models.find_model(model).name
+        except ProvisioningError as exc:
+            refused.append((number, str(exc)))
+            continue
+        variables = {k: v for k, v in record.items() if k and k not in _SPECIAL_COLUMNS and v}
+        rows.append(
+            (
+                mac,
+                model,
+                (record.get("profile") or "").strip() or None,
+                (record.get("input_id") or "").strip() or None,
+                variables,
+            )
+        )
+    return rows, refused
 
 
 def _profile_view(row: Any) -> dict[str, Any]:
