@@ -216,6 +216,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         password=args.password,
         auth=args.auth,
         serial_prefix=args.serial_prefix,
+        boot_seconds=args.boot_seconds,
         first_index=args.first_index,
         concurrency=args.concurrency,
         ramp=args.ramp,
@@ -360,6 +361,14 @@ def build_parser() -> argparse.ArgumentParser:
         default="SIM",
         help="serial numbers are this and the device's index in 8 digits: SIM00000000, ... "
         "(default: %(default)s)",
+    )
+    sim.add_argument(
+        "--boot-seconds",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="a device that reboots or resets informs again after this long, as real CPEs "
+        "take a while to boot (default: %(default)s)",
     )
     sim.add_argument(
         "--first-index",

@@ -105,6 +105,7 @@ async def login(request: Request) -> Response:
             "login.html",
             status_code=401,
             next=target,
+            name=name[:128],
             error="Wrong name or password, or the operator is disabled.",
         )
     sign_ins.succeeded(source)

@@ -47,7 +47,17 @@ def _query(params: Mapping[str, Any], **changes: Any) -> str:
     return "?" + urlencode(pairs) if pairs else ""
 
 
+def _xsd(value: Any) -> str:
+    """A parameter value as TR-069 writes it (booleans lower-case, nothing for none)."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
 TEMPLATES.env.filters["when"] = _when
+TEMPLATES.env.filters["xsd"] = _xsd
 TEMPLATES.env.globals["query"] = _query
 TEMPLATES.env.globals["version"] = __version__
 

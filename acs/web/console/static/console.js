@@ -101,7 +101,18 @@ function uploads() {
   });
 }
 
+// A search's URL names only the fields filled in: short enough to bookmark and share.
+function tidySearches() {
+  for (const form of document.querySelectorAll("form[method=get]")) {
+    form.addEventListener("submit", () => {
+      for (const field of form.querySelectorAll("[name]")) if (!field.value) field.disabled = true;
+      setTimeout(() => { for (const field of form.querySelectorAll("[name]")) field.disabled = false; }, 0);
+    });
+  }
+}
+
 document.addEventListener("DOMContentLoaded", () => {
+  tidySearches();
   liveRegions();
   confirmations();
   bulkSelection();
