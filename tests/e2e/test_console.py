@@ -286,10 +286,10 @@ def test_upload_a_file_with_progress(console, page, tmp_path):
     firmware = tmp_path / "igd-2.0.bin"
     firmware.write_bytes(b"IGD firmware 2.0\n" + bytes(range(256)) * 2048)
     sign_in(page, console.url, "ops", "ops-password", then="/files")
-    page.get_by_label("File", exact=True).set_input_files(str(firmware))
-    page.get_by_label("Type", exact=True).first.select_option("1 Firmware Upgrade Image")
+    page.get_by_label("File to upload").set_input_files(str(firmware))
+    page.get_by_label("File type").select_option("1 Firmware Upgrade Image")
     page.get_by_label("Version (firmware)").fill("2.0")
-    page.get_by_role("button", name="Upload").click()
+    page.get_by_role("button", name="Upload", exact=True).click()
     expect(page.locator(".notice")).to_have_text("uploaded igd-2.0.bin")
     row = page.locator('tr[data-file="igd-2.0.bin"]')
     expect(row).to_contain_text(str(firmware.stat().st_size))
@@ -304,14 +304,14 @@ def test_import_phones_edit_a_profile_and_preview_a_phone_file(console, page, tm
     page.get_by_label(
         "Import phones (CSV: mac, model, profile, input_id, variables…)"
     ).set_input_files(str(bad))
-    page.get_by_role("button", name="Import").click()
+    page.get_by_role("button", name="Import", exact=True).click()
     expect(page.locator("#refused")).to_have_text("line 3: not a MAC address: 'not-a-mac'")
     good = tmp_path / "good.csv"
     good.write_text("mac,model,user,name\n00:15:65:11:3a:f8,X6,1001,Alice\n")
     page.get_by_label(
         "Import phones (CSV: mac, model, profile, input_id, variables…)"
     ).set_input_files(str(good))
-    page.get_by_role("button", name="Import").click()
+    page.get_by_role("button", name="Import", exact=True).click()
     expect(page.locator("#imported")).to_have_text("1 phone(s) imported.")
     shot(page, "provisioning")
 
@@ -368,15 +368,15 @@ def test_a_viewer_sees_no_write_actions_and_a_forged_post_is_refused(console, pa
 
 def test_admin_pages_fleet_lists_and_offline_api_docs(console, page):
     sign_in(page, console.url, "admin", "admin-password", then="/admin")
-    audit = page.locator("#audit")
-    expect(audit).to_contain_text("POST /devices/act")
-    page.get_by_label("Path starts with").fill("/files/upload")
-    page.get_by_role("button", name="Filter").click()
-    expect(audit.locator("tbody tr")).to_have_count(1)
-    expect(audit).to_contain_text("ops")
     page.get_by_label("Token name").fill("ci")
     page.get_by_role("button", name="Create token").click()
     expect(page.locator("#new-token")).to_contain_text("acs_")
+    audit = page.locator("#audit")
+    expect(audit).to_contain_text("POST /login")
+    page.get_by_label("Path starts with").fill("/admin/tokens")
+    page.get_by_role("button", name="Filter").click()
+    expect(audit.locator("tbody tr")).to_have_count(1)
+    expect(audit.locator("tbody tr")).to_contain_text("adminPOST /admin/tokens200")
     shot(page, "admin")
     with httpx.Client(base_url=console.url, auth=("admin", "admin-password")) as api:
         reboots = api.get("/api/v1/tasks", params={"status": "done", "name": "Reboot"}).json()
