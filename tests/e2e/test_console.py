@@ -152,6 +152,7 @@ def browser() -> Iterator[Browser]:
 
 @pytest.fixture
 def page(browser: Browser, request: pytest.FixtureRequest) -> Iterator[Page]:
+    (SHOTS / f"FAILED-{request.node.name}.png").unlink(missing_ok=True)  # an earlier run's
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     context.set_default_timeout(WAIT)
     tab = context.new_page()
