@@ -81,7 +81,8 @@ async def resume(db: Database, token: str, now: datetime, lifetime: Lifetime) ->
     if row.expires <= now or row.last_seen + timedelta(seconds=lifetime.idle) <= now:
         await close(db, token)
         return None
-    if now - row.last_seen >= TOUCH_EVERY:  # coarse, so that reads do not all become writes
+    # coarse, so that reads do not all become writes; often enough for a short idle timeout
+    if now - row.last_seen >= min(TOUCH_EVERY, timedelta(seconds=lifetime.idle / 4)):
         async with db.write() as conn:
             await conn.execute(update(cs).where(cs.c.id == sid).values(last_seen=now))
     return SignedIn(Principal(row.name, row.role, "console"), sid)

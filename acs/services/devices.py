@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, bindparam, delete, func, select, text, update
+from sqlalchemy import Select, bindparam, delete, func, not_, select, text, update
+from sqlalchemy.sql.expression import Grouping
 
 from acs.cwmp.messages import DeviceIdStruct
 from acs.db import param_index, tables
@@ -356,7 +357,8 @@ async def set_tag_matching(
     async with db.write() as conn:
         dialect = conn.dialect.name
         tagged = conditions(dialect, has_tag, now)[0]
-        where = [*conditions(dialect, f, now), ~tagged if present else tagged]
+        # the tag's condition is SQL text: grouped, so that it can be negated
+        where = [*conditions(dialect, f, now), not_(Grouping(tagged)) if present else tagged]
         if dialect == "postgresql":
             new = (
                 "devices.tags || CAST(:tag_doc AS jsonb)" if present else "devices.tags - :tag_text"
