@@ -11,6 +11,7 @@ Scenarios (bench/scenarios.py; each brings what it needs):
   3 storm      a boot storm: 10,000 never-seen devices bootstrapping at once
   4 scale      scenario 1 with 1,000,000 devices in the database (vs 1,000; brings 1)
   5 api        GET /api/v1/devices by a parameter value and by status, at 1,000,000 devices
+  6 console    the console's device list (first page, filtered) and overview, at 1,000,000
 
 Prints a table (sessions/s, p50/p99 session latency, errors, server peak RSS, ratio to the
 ceiling) and writes it as JSON under bench/results/.
@@ -135,7 +136,7 @@ def main() -> None:
     )
     parser.add_argument(
         "--scenarios",
-        default="1,2,3,4,5",
+        default="1,2,3,4,5,6",
         help="which scenarios to run; each brings those it is compared with (4 brings 1)",
     )
     parser.add_argument(

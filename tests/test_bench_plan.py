@@ -16,6 +16,10 @@ def run_order(asked):
 
 def test_everything_runs_as_before_the_scenarios_were_objects():
     assert run_order({"1", "2", "3", "4", "5"}) == [(False, ["1", "2", "3"]), (True, ["4", "5"])]
+    assert run_order({"1", "2", "3", "4", "5", "6"}) == [
+        (False, ["1", "2", "3"]),
+        (True, ["4", "5", "6"]),
+    ]
 
 
 def test_a_scenario_alone_brings_only_what_it_needs():
@@ -23,6 +27,7 @@ def test_a_scenario_alone_brings_only_what_it_needs():
     assert run_order({"2"}) == [(False, ["2"])]
     assert run_order({"3"}) == [(False, ["3"])]
     assert run_order({"5"}) == [(True, ["5"])]
+    assert run_order({"6"}) == [(True, ["6"])]
 
 
 def test_scale_brings_the_empty_sessions_it_is_compared_with():

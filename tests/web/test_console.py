@@ -92,7 +92,7 @@ async def test_pages_need_a_session_and_forms_need_its_token(console, runtime):
     assert (r.status_code, r.headers["location"]) == (303, f"/devices/{device}?done=tag+lab+added")
     assert (await devices.get_device(runtime.db, device, now=NOW))["tags"] == ["lab"]
     # another operator's token is not this session's
-    other, other_csrf = await console("root")
+    _other, other_csrf = await console("root")
     r = await ops.post(f"/devices/{device}/tags", data={**forms, "csrf": other_csrf})
     assert r.status_code == 403
     # signing out ends the session on the server: the cookie is worth nothing afterwards
