@@ -376,7 +376,7 @@ class WorkOrder(Base):
     tasks: Mapped[list[Any]] = mapped_column(JSONDoc)
     profile: Mapped[str | None] = mapped_column(String(128))
     status: Mapped[str] = mapped_column(String(16), index=True)  # pending, bound
-    device_id: Mapped[str | None] = mapped_column(String(256))
+    device_id: Mapped[str | None] = mapped_column(String(256), index=True)
     created: Mapped[datetime]
     created_by: Mapped[str | None] = mapped_column(String(128))
     bound: Mapped[datetime | None]

@@ -1,5 +1,5 @@
-"""The web console: its sign-in sessions, and informs counted per closed minute for the
-overview's chart.
+"""The web console: its sign-in sessions, informs counted per closed minute for the
+overview's chart, and work orders found by their device (the device page).
 
 Revision ID: 0006
 Revises: 0005
@@ -46,9 +46,11 @@ def upgrade() -> None:
         sa.Column("connection_requests", sa.Integer(), nullable=False),
         sa.PrimaryKeyConstraint("minute", name=op.f("pk_inform_minutes")),
     )
+    op.create_index(op.f("ix_work_orders_device_id"), "work_orders", ["device_id"])
 
 
 def downgrade() -> None:
+    op.drop_index(op.f("ix_work_orders_device_id"), table_name="work_orders")
     op.drop_table("inform_minutes")
     op.drop_index(op.f("ix_console_sessions_expires"), table_name="console_sessions")
     op.drop_index(op.f("ix_console_sessions_operator_id"), table_name="console_sessions")

@@ -10,6 +10,7 @@ import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, Final
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse, StreamingResponse
@@ -19,6 +20,7 @@ from acs.provisioning import models as phone_models
 from acs.provisioning.errors import ProvisioningError
 from acs.services import (
     console_sessions,
+    ctc,
     devices,
     events,
     fault_log,
@@ -424,15 +426,17 @@ async def bulk_action(request: Request, principal: OperatorUser) -> Response:
 
 
 def _back(request: Request) -> str:
-    """The page a form came from (a path of ours), for the redirect after an action."""
-    referer = request.headers.get("referer", "")
-    host = request.headers.get("host", "")
-    marker = f"//{host}"
-    if marker in referer:
-        path = referer.split(marker, 1)[1]
-        path = "&".join(p for p in path.split("&") if not p.startswith("done="))
-        return auth.safe_next(path.replace("?done=", "?x="))
-    return "/devices"
+    """The page a form came from (a path of ours, its notice dropped), for the redirect
+    after an action; the device list when that is unknown."""
+    referer = urlsplit(request.headers.get("referer", ""))
+    if referer.netloc != request.headers.get("host", ""):
+        return "/devices"
+    kept = urlencode([(k, v) for k, v in parse_qsl(referer.query) if k != "done"])
+    return auth.safe_next(referer.path + (f"?{kept}" if kept else ""))
+
+
+def _came_from(request: Request, path: str) -> bool:
+    return urlsplit(request.headers.get("referer", "")).path == path
 
 
 # --- the device page ---------------------------------------------------------------------------
@@ -491,6 +495,7 @@ async def device_page(
     fault_list, _count = await fault_log.list_faults(runtime.db, device_id=device_id, limit=20)
     history = await events.recent(runtime.db, device_id=device_id, limit=20)
     phone = await _phone(runtime, device)
+    work_order = await ctc.order_of_device(runtime.db, device_id)
     return page(
         request,
         "device.html",
@@ -506,6 +511,7 @@ async def device_page(
         history=history,
         informs=await devices.inform_history(runtime.db, device_id, limit=20),
         phone=phone,
+        work_order=work_order,
         firmware=await _firmware(runtime),
         root=_root(params),
     )
