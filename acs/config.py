@@ -174,6 +174,14 @@ class Settings(BaseSettings):
         10, ge=1, le=100, description="attempts of a delivery before it is failed"
     )
 
+    # --- the web console ------------------------------------------------------------------
+    console_idle_timeout: int = Field(
+        1800, ge=60, description="seconds without a request after which a console sign-in ends"
+    )
+    console_session_max: int = Field(
+        12 * 3600, ge=300, description="seconds a console sign-in lasts at most, however busy"
+    )
+
     # --- connection requests -------------------------------------------------------------
     connection_request_timeout: float = Field(5.0, gt=0)
     udp_connection_request_repeats: int = Field(3, ge=1, le=10)

@@ -11,6 +11,10 @@ Scenarios (bench/scenarios.py; each brings what it needs):
   3 storm      a boot storm: 10,000 never-seen devices bootstrapping at once
   4 scale      scenario 1 with 1,000,000 devices in the database (vs 1,000; brings 1)
   5 api        GET /api/v1/devices by a parameter value and by status, at 1,000,000 devices
+  6 tftp       phones fetching their general and MAC files over TFTP at once
+  7 large      one CPE answering a GetParameterValues of 80,000 parameters, the fleet meanwhile
+  8 soak       2,000 devices on a 10 s interval for 10 minutes: RSS, descriptors, loop stalls
+  9 console    the console's device list (first page, filtered) and overview, at 1,000,000
 
 Prints a table (sessions/s, p50/p99 session latency, errors, server peak RSS, ratio to the
 ceiling) and writes it as JSON under bench/results/.
@@ -177,7 +181,7 @@ def main() -> None:
     )
     parser.add_argument(
         "--scenarios",
-        default="1,2,3,4,5,6,7",
+        default="1,2,3,4,5,6,7,9",
         help="which scenarios to run; each brings those it is compared with (4 brings 1)",
     )
     parser.add_argument(

@@ -573,6 +573,66 @@ class Soak(Scenario):
         return [row]
 
 
+class ConsolePages(Scenario):
+    """The console's pages with --fleet devices in the database, signed in as a browser is:
+    the device list's first page, filtered pages, and the overview; p50/p99 of each (wall
+    time on loopback), the worst in the row. The overview's first view on a worker computes
+    its group-bys (later views are served from a few seconds' cache while it is computed
+    again in the background): that first view is reported on its own, ``overview_cold_ms``."""
+
+    key = "9"
+    name = "9 console"
+    title = "9 console pages at {fleet}"
+    needs = frozenset({Need.FLEET})
+    pages: ClassVar[tuple[str, ...]] = (
+        "/devices",
+        "/devices?software_version=v7",
+        "/devices?status=late&sort=-last_inform",
+        "/",
+    )
+
+    async def run(self, ctx: Context) -> list[Row]:
+        found = await console_latency(ctx.api_url, self.pages, ctx.sizes.api_repeat)
+        pages = {k: v for k, v in found.items() if k != "overview_cold_ms"}
+        return [
+            Row(
+                self.name,
+                ctx.backend.kind,
+                ctx.workers,
+                None,
+                max(v["p50_ms"] for v in pages.values()),
+                max(v["p99_ms"] for v in pages.values()),
+                0,
+                peak_rss_mb(ctx.server),
+                extra=found,
+            )
+        ]
+
+
+async def console_latency(api_url: str, pages: Iterable[str], repeat: int) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    async with httpx.AsyncClient(base_url=api_url, timeout=60) as client:
+        r = await client.post("/login", data={"name": OPERATOR[0], "password": OPERATOR[1]})
+        if r.status_code != 303:
+            raise RuntimeError(f"console sign-in answered {r.status_code}")
+        started = time.perf_counter()
+        (await client.get("/")).raise_for_status()
+        out["overview_cold_ms"] = round((time.perf_counter() - started) * 1000, 1)
+        for path in pages:
+            times = []
+            for _ in range(repeat):
+                started = time.perf_counter()
+                r = await client.get(path)
+                times.append(time.perf_counter() - started)
+                r.raise_for_status()
+            times.sort()
+            out[path] = {
+                "p50_ms": round(statistics.median(times) * 1000, 1),
+                "p99_ms": round(times[int(0.99 * (len(times) - 1))] * 1000, 1),
+            }
+    return out
+
+
 # The fixed order: every scenario after those it compares with, and (Need.FLEET) after
 # every one that runs before the fill.
 SCENARIOS: tuple[Scenario, ...] = (
@@ -584,6 +644,7 @@ SCENARIOS: tuple[Scenario, ...] = (
     Soak(),
     Scale(),
     ApiSearch(),
+    ConsolePages(),
 )
 BY_KEY = {s.key: s for s in SCENARIOS}
 

@@ -43,6 +43,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         boot=not args.running,
         cwmp_version=args.cwmp_version,
         udp=args.udp,
+        boot_seconds=args.boot_seconds,
         state=args.state,
     )
     try:
@@ -166,6 +167,14 @@ def register(sub: Any) -> None:
         "--udp",
         action="store_true",
         help="also listen for UDP connection requests (default: off, HTTP only)",
+    )
+    sim.add_argument(
+        "--boot-seconds",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="a device that reboots or resets informs again after this long, as real CPEs "
+        "take a while to boot (default: %(default)s)",
     )
     sim.add_argument(
         "--json",

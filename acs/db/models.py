@@ -214,6 +214,33 @@ class ApiToken(Base):
     expires: Mapped[datetime | None]
 
 
+class ConsoleSession(Base):
+    """A signed-in operator in the web console (acs/web/console): the cookie carries a
+    256-bit random token, only its SHA-256 is stored. A row per session, so that logout and
+    disabling an operator end it on every worker and node."""
+
+    __tablename__ = "console_sessions"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # sha256 of the token
+    operator_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("operators.id", ondelete="CASCADE"), index=True
+    )
+    created: Mapped[datetime]
+    last_seen: Mapped[datetime]  # moved coarsely; the idle timeout counts from it
+    expires: Mapped[datetime] = mapped_column(index=True)  # the absolute end
+
+
+class InformMinute(Base):
+    """Informs received in one closed minute: the console's chart reads these rows, never a
+    day of ``informs``. Filled by readers (services/overview.py), once per minute."""
+
+    __tablename__ = "inform_minutes"
+
+    minute: Mapped[datetime] = mapped_column(primary_key=True)
+    count: Mapped[int] = mapped_column(Integer)
+    connection_requests: Mapped[int] = mapped_column(Integer)  # with 6 CONNECTION REQUEST
+
+
 class AuditEntry(Base):
     """Who changed what, when: every state-changing API request."""
 
@@ -349,7 +376,7 @@ class WorkOrder(Base):
     tasks: Mapped[list[Any]] = mapped_column(JSONDoc)
     profile: Mapped[str | None] = mapped_column(String(128))
     status: Mapped[str] = mapped_column(String(16), index=True)  # pending, bound
-    device_id: Mapped[str | None] = mapped_column(String(256))
+    device_id: Mapped[str | None] = mapped_column(String(256), index=True)
     created: Mapped[datetime]
     created_by: Mapped[str | None] = mapped_column(String(128))
     bound: Mapped[datetime | None]

@@ -13,12 +13,14 @@ from acs.db.models import (
     ApiToken,
     AuditEntry,
     ConfigProfile,
+    ConsoleSession,
     CwmpSession,
     Device,
     DigestNonce,
     Event,
     FaultRecord,
     FileAssignment,
+    InformMinute,
     InformRecord,
     Meta,
     Operator,
@@ -54,6 +56,8 @@ work_orders = cast(Table, WorkOrder.__table__)
 events = cast(Table, Event.__table__)
 webhooks = cast(Table, Webhook.__table__)
 webhook_deliveries = cast(Table, WebhookDelivery.__table__)
+console_sessions = cast(Table, ConsoleSession.__table__)
+inform_minutes = cast(Table, InformMinute.__table__)
 
 AnyRow = Row[*tuple[Any, ...]]
 

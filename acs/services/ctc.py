@@ -135,6 +135,15 @@ async def list_orders(
         return [order_view(r) for r in rows], int(total or 0)
 
 
+async def order_of_device(db: Database, device_id: str) -> dict[str, Any] | None:
+    """The work order bound to this device, if any (the console's device page)."""
+    async with db.read() as conn:
+        row = (
+            await conn.execute(select(w).where(w.c.device_id == device_id).order_by(w.c.id.desc()))
+        ).first()
+    return order_view(row) if row is not None else None
+
+
 async def delete_order(db: Database, order_id: int) -> None:
     async with db.write() as conn:
         if not (await conn.execute(delete(w).where(w.c.id == order_id))).rowcount:

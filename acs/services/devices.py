@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, bindparam, case, delete, func, select, text, update
+from sqlalchemy import Select, bindparam, case, delete, func, not_, select, text, update
+from sqlalchemy.sql.expression import Grouping
 
 from acs.cwmp.messages import DeviceIdStruct
 from acs.db import param_index, tables
@@ -356,3 +357,77 @@ async def parameters_of(db: Database, device_id: str) -> dict[str, Any]:
     if params is None:
         raise DeviceNotFound(device_id)
     return dict(params)
+
+
+async def set_tag_matching(
+    db: Database, f: DeviceFilter, tag: str, present: bool, *, now: datetime
+) -> int:
+    """Add (``present``) or remove a tag on every device matching ``f``, in one statement;
+    how many devices changed."""
+    if not _TAG_RE.fullmatch(tag):
+        raise BadFilter("tags are 1-64 of A-Z a-z 0-9 _ . : @ -")
+    has_tag = DeviceFilter(tag=tag)
+    async with db.write() as conn:
+        dialect = conn.dialect.name
+        tagged = conditions(dialect, has_tag, now)[0]
+        # the tag's condition is SQL text: grouped, so that it can be negated
+        where = [*conditions(dialect, f, now), not_(Grouping(tagged)) if present else tagged]
+        if dialect == "postgresql":
+            new = (
+                "devices.tags || CAST(:tag_doc AS jsonb)" if present else "devices.tags - :tag_text"
+            )
+        elif present:
+            new = "json_insert(devices.tags, '$[#]', :tag_text)"
+        else:
+            new = (
+                "(SELECT json_group_array(value) FROM json_each(devices.tags) "
+                "WHERE value != :tag_text)"
+            )
+        value = text(new).bindparams(
+            *(
+                [bindparam("tag_doc", [tag], type_=JSONDoc)]
+                if present and dialect == "postgresql"
+                else [bindparam("tag_text", tag)]
+            )
+        )
+        result = await conn.execute(update(d).where(*where).values(tags=value))
+        return int(result.rowcount or 0)
+
+
+async def delete_matching(
+    db: Database, f: DeviceFilter, *, now: datetime, batch: int = 1000
+) -> int:
+    """Forget every device matching ``f`` (as ``delete_device``), ``batch`` devices per
+    transaction so that CPE sessions are not held up; how many went."""
+    gone = 0
+    while True:
+        async with db.write() as conn:
+            ids = (
+                (
+                    await conn.execute(
+                        select(d.c.id).where(*conditions(db.dialect, f, now)).limit(batch)
+                    )
+                )
+                .scalars()
+                .all()
+            )
+            if not ids:
+                return gone
+            result = await conn.execute(delete(d).where(d.c.id.in_(ids)))
+            gone += int(result.rowcount or 0)
+
+
+async def inform_history(db: Database, device_id: str, limit: int = 20) -> list[dict[str, Any]]:
+    """A device's latest Informs, newest first: when, the event codes, from where."""
+    i = tables.informs
+    async with db.read() as conn:
+        rows = await conn.execute(
+            select(i.c.received, i.c.events, i.c.peer_host)
+            .where(i.c.device_id == device_id)
+            .order_by(i.c.received.desc())
+            .limit(limit)
+        )
+        return [
+            {"received": r.received, "events": [e[0] for e in r.events], "peer": r.peer_host}
+            for r in rows
+        ]

@@ -37,6 +37,7 @@ class EventType(StrEnum):
     ROLLOUT_STARTED = "rollout.started"
     ROLLOUT_WAVE = "rollout.wave"
     ROLLOUT_STOPPED = "rollout.stopped"
+    ROLLOUT_RESUMED = "rollout.resumed"
     ROLLOUT_FINISHED = "rollout.finished"
 
 
@@ -120,6 +121,14 @@ async def list_events(
         query = query.where(e.c.device_id == device_id)
     if since is not None:
         query = query.where(e.c.time >= since)
+    async with db.read() as conn:
+        return [event_view(row) for row in (await conn.execute(query)).all()]
+
+
+async def recent(db: Database, *, device_id: str, limit: int = 20) -> list[dict[str, Any]]:
+    """A device's latest events, newest first (the console's history)."""
+    e = tables.events
+    query = select(e).where(e.c.device_id == device_id).order_by(e.c.id.desc()).limit(limit)
     async with db.read() as conn:
         return [event_view(row) for row in (await conn.execute(query)).all()]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 
 from acs import logs
 from acs.cwmp import faults
@@ -13,6 +13,7 @@ from acs.db import hot, tables
 from acs.db.engine import Database
 from acs.db.types import JSONDoc, UTCDateTime
 from acs.services import metrics
+from acs.services.errors import NotFound
 
 f = tables.fault_records
 
@@ -116,3 +117,27 @@ async def list_faults(
             select(f).where(*conditions).order_by(f.c.id.desc()).limit(limit).offset(offset)
         )
         return [fault_view(r) for r in rows], int(total or 0)
+
+
+class FaultNotFound(NotFound):
+    """No fault record with this id (``fault_id``)."""
+
+    def __init__(self, fault_id: int) -> None:
+        super().__init__(f"no fault {fault_id}")
+        self.fault_id = fault_id
+
+
+async def get_fault(db: Database, fault_id: int) -> dict[str, Any]:
+    async with db.read() as conn:
+        row = (await conn.execute(select(f).where(f.c.id == fault_id))).first()
+    if row is None:
+        raise FaultNotFound(fault_id)
+    return fault_view(row)
+
+
+async def dismiss(db: Database, fault_id: int) -> None:
+    """Forget a fault an operator has dealt with (its task, if any, keeps its outcome)."""
+    async with db.write() as conn:
+        result = await conn.execute(delete(f).where(f.c.id == fault_id))
+    if not result.rowcount:
+        raise FaultNotFound(fault_id)

@@ -68,7 +68,7 @@ class Principal:
 
     name: str
     role: str
-    via: str  # "password" or "token"
+    via: str  # "password", "token" or "console" (a console session)
     expires: datetime | None = None  # a token's expiry (None: a password, or no expiry)
 
     def can(self, role: str) -> bool:
@@ -338,9 +338,27 @@ async def record_audit(
 
 
 async def list_audit(
-    db: Database, *, operator: str | None = None, limit: int = 100, offset: int = 0
+    db: Database,
+    *,
+    operator: str | None = None,
+    method: str | None = None,
+    path: str | None = None,
+    status: int | None = None,
+    since: datetime | None = None,
+    limit: int = 100,
+    offset: int = 0,
 ) -> tuple[list[dict[str, Any]], int]:
-    conditions = [al.c.operator == operator] if operator else []
+    """Audit entries, newest first; ``path`` matches entries whose path starts with it."""
+    conditions: list[Any] = [al.c.operator == operator] if operator else []
+    if method:
+        conditions.append(al.c.method == method.upper())
+    if path:
+        escaped = path.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        conditions.append(al.c.path.like(escaped + "%", escape="\\"))
+    if status is not None:
+        conditions.append(al.c.status == status)
+    if since is not None:
+        conditions.append(al.c.time >= since)
     async with db.read() as conn:
         total = await conn.scalar(select(func.count()).select_from(al).where(*conditions))
         rows = await conn.execute(

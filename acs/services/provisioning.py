@@ -81,6 +81,7 @@ class Rendered:
     version: str
     encrypted: bool
     file_name: str
+    plain: bytes  # the content before encryption: what the console shows an operator
     mac: str | None = None  # the phone's, for its MAC file (asked for by MAC or $input id)
     key: str | None = field(default=None, repr=False)  # the AES key it is encrypted with
 
@@ -106,6 +107,22 @@ class PhoneImport:
     @property
     def count(self) -> int:
         return len(self.created) + len(self.updated)
+
+
+class ImportRefused(errors.Invalid, ProvisioningError):
+    """Lines of a CSV import that cannot be taken: nothing was imported. ``refused`` is every
+    such line, (number, reason); the message names the first ``REFUSED_LINES``. (A
+    ProvisioningError too, as the other refusals of an import are.)"""
+
+    def __init__(self, refused: list[tuple[int, str]], accepted: int):
+        more = len(refused) - REFUSED_LINES
+        super().__init__(
+            "nothing imported: "
+            + "; ".join(f"line {n}: {reason}" for n, reason in refused[:REFUSED_LINES])
+            + (f"; and {more} more line(s)" if more > 0 else "")
+        )
+        self.refused = refused
+        self.accepted = accepted
 
 
 def _check_modules(modules: dict[str, Any]) -> dict[str, dict[str, str]]:
@@ -271,40 +288,11 @@ class Provisioning:
 
     async def import_phones(self, text: str, now: datetime) -> PhoneImport:
         """Bulk variables from CSV: a ``mac`` column, optional ``model``, ``profile``,
-        ``input_id``; every other column is a variable. All rows or none: a refusal names
-        every line refused (the first ``REFUSED_LINES``), so one round of fixes does."""
-        reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
-        if reader.fieldnames is None or "mac" not in reader.fieldnames:
-            raise ProvisioningError("CSV needs a header line with a 'mac' column")
-        special = {"mac", "model", "profile", "input_id"}
-        rows = []
-        refused: list[str] = []
-        for number, record in enumerate(reader, start=2):
-            try:
-                mac = phone_models.normalize_mac((record.get("mac") or "").strip())
-                model = (record.get("model") or "").strip() or None
-                if model is not None:
-                    model = phone_models.find_model(model).name
-            except ProvisioningError as exc:
-                refused.append(f"line {number}: {exc}")
-                continue
-            variables = {k: v for k, v in record.items() if k and k not in special and v}
-            rows.append(
-                (
-                    mac,
-                    model,
-                    (record.get("profile") or "").strip() or None,
-                    (record.get("input_id") or "").strip() or None,
-                    variables,
-                )
-            )
+        ``input_id``; every other column is a variable. All rows or none: ``ImportRefused``
+        names every line refused, so one round of fixes does."""
+        rows, refused = _parse_import(text)
         if refused:
-            more = len(refused) - REFUSED_LINES
-            raise ProvisioningError(
-                "nothing imported: "
-                + "; ".join(refused[:REFUSED_LINES])
-                + (f"; and {more} more line(s)" if more > 0 else "")
-            )
+            raise ImportRefused(refused, len(rows))
         report = PhoneImport([], [])
         try:
             async with self.db.write() as conn:
@@ -382,6 +370,20 @@ class Provisioning:
             ]
 
     # --- rendering ----------------------------------------------------------------------
+
+    async def rendered_versions(self, mac: str) -> list[dict[str, Any]]:
+        """The versions of a phone's configuration files as last served, per format."""
+        rc = tables.rendered
+        async with self.db.read() as conn:
+            rows = await conn.execute(
+                select(rc.c.key, rc.c.version, rc.c.updated)
+                .where(rc.c.key.like(f"mac:{mac}:%"))
+                .order_by(rc.c.key)
+            )
+            return [
+                {"format": r.key.rsplit(":", 1)[1], "version": r.version, "updated": r.updated}
+                for r in rows
+            ]
 
     async def render(
         self,
@@ -464,7 +466,7 @@ class Provisioning:
         version = configfile.next_version(
             previous.version if previous else None, previous.digest if previous else None, digest
         )
-        content = configfile.render(config, version, "xml" if fmt == "xml" else "text")
+        plain = content = configfile.render(config, version, "xml" if fmt == "xml" else "text")
         if key:
             content = crypto.encrypt(content, key, self.settings.phone_aes_mode)
         if previous is None or previous.digest != digest or bytes(previous.content) != content:
@@ -476,7 +478,7 @@ class Provisioning:
                 content=content,
                 updated=now,
             )
-        return Rendered(content, fmt, version, bool(key), name, mac, key)
+        return Rendered(content, fmt, version, bool(key), name, plain, mac, key)
 
     async def _urls(
         self, tx: hot.Transaction, base_url: str, scopes: list[tuple[str, str]]
@@ -583,6 +585,40 @@ _FILE = hot.Statement(
     columns=("name", "file_type", "version", "sha256", "size"),
 )
 _DEVICE_MAC = hot.Statement("SELECT mac FROM devices WHERE id = :id", columns=("mac",))
+
+
+_ImportRow = tuple[str, str | None, str | None, str | None, dict[str, str]]
+_SPECIAL_COLUMNS: Final = frozenset({"mac", "model", "profile", "input_id"})
+
+
+def _parse_import(text: str) -> tuple[list[_ImportRow], list[tuple[int, str]]]:
+    """The rows of a phone CSV, and the lines refused (number, reason); a CSV without the
+    header line is refused whole."""
+    reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
+    if reader.fieldnames is None or "mac" not in reader.fieldnames:
+        raise ProvisioningError("CSV needs a header line with a 'mac' column")
+    rows: list[_ImportRow] = []
+    refused: list[tuple[int, str]] = []
+    for number, record in enumerate(reader, start=2):
+        try:
+            mac = phone_models.normalize_mac((record.get("mac") or "").strip())
+            model = (record.get("model") or "").strip() or None
+            if model is not None:
+                model = phone_models.find_model(model).name
+        except ProvisioningError as exc:
+            refused.append((number, str(exc)))
+            continue
+        variables = {k: v for k, v in record.items() if k and k not in _SPECIAL_COLUMNS and v}
+        rows.append(
+            (
+                mac,
+                model,
+                (record.get("profile") or "").strip() or None,
+                (record.get("input_id") or "").strip() or None,
+                variables,
+            )
+        )
+    return rows, refused
 
 
 def _profile_view(row: Any) -> dict[str, Any]:

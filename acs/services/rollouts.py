@@ -328,6 +328,68 @@ async def stop(db: Database, rollout_id: int, now: datetime, reason: str) -> dic
     return await get(db, rollout_id)
 
 
+async def resume(db: Database, rollout_id: int, now: datetime, task_ttl: int) -> list[str]:
+    """Resume a stopped rollout: the tasks its stop cancelled are queued again, and the
+    failures that stopped it are accepted (a finished wave moves on to the next at once).
+    Returns the devices to poke, as ``create`` does."""
+    async with db.write() as conn:
+        result = await conn.execute(
+            update(r)
+            .where(r.c.id == rollout_id, r.c.status == "stopped")
+            .values(status="running", finished=None, reason=None)
+        )
+        if not result.rowcount:
+            status = await conn.scalar(select(r.c.status).where(r.c.id == rollout_id))
+            if status is None:
+                raise RolloutNotFound(rollout_id)
+            raise RolloutStateError(f"rollout {rollout_id} is {status}, not stopped")
+        rollout = (await conn.execute(select(r).where(r.c.id == rollout_id))).one()
+        await lifecycle.move_all(
+            hot.over(conn),
+            Move.RETRY,
+            now,
+            where="created_by = :creator AND status = 'cancelled'",
+            params={"creator": f"rollout:{rollout_id}"},
+            attempts=0,
+            next_attempt=None,
+            finished=None,
+            fault=None,
+            expires=now + timedelta(seconds=task_ttl),
+        )
+        details: dict[str, Any] = {"rollout": rollout_id, "name": rollout.name}
+        await events.record(
+            hot.over(conn), now, [NewEvent(EventType.ROLLOUT_RESUMED, None, details)]
+        )
+        wave = _summary((await _wave_counts(conn, rollout_id)).get(rollout.current_wave, {}))
+        if wave["pending"]:
+            poke: list[str] = []
+            if rollout.connection_request:
+                poke = list(
+                    (
+                        await conn.execute(
+                            select(t.c.device_id).where(
+                                t.c.created_by == f"rollout:{rollout_id}",
+                                t.c.status == TaskStatus.QUEUED.value,
+                            )
+                        )
+                    ).scalars()
+                )
+            return poke
+        if rollout.current_wave >= rollout.waves:
+            await conn.execute(
+                update(r).where(r.c.id == rollout_id).values(status="done", finished=now)
+            )
+            finished = {**details, **wave}
+            await events.record(
+                hot.over(conn), now, [NewEvent(EventType.ROLLOUT_FINISHED, None, finished)]
+            )
+            return []
+        await conn.execute(
+            update(r).where(r.c.id == rollout_id).values(current_wave=rollout.current_wave + 1)
+        )
+        return await _queue_wave(conn, rollout_id, rollout.current_wave + 1, now, task_ttl)
+
+
 def _view(row: Any, waves: dict[int, dict[str, int]]) -> dict[str, Any]:
     per_wave = [{"wave": w, **_summary(c)} for w, c in sorted(waves.items())]
     totals = {k: sum(w[k] for w in per_wave) for k in ("done", "failed", "pending")}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import secrets
 from collections.abc import Coroutine
@@ -73,6 +74,8 @@ class Runtime:
             settings, server_secrets.secret_key, server_secrets.cwmp_password
         )
         self.box = SecretBox(server_secrets.secret_key, "connection-request")
+        # the web console's CSRF tokens are HMACs of the session under this key
+        self.console_key = hashlib.sha256(server_secrets.secret_key + b"\0console-csrf").digest()
         self.notifier = Notifier()
         self.files = FileStore(
             db,

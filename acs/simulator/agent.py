@@ -159,6 +159,7 @@ class CpeAgent:
         listener: ConnectionRequestListener | None = None,
         fail_downloads: bool = False,
         timeout: float = 30.0,
+        boot_seconds: float = 0.0,
     ):
         self.model = model
         self.acs_url = acs_url
@@ -170,6 +171,7 @@ class CpeAgent:
         self.udp = udp
         self.fail_downloads = fail_downloads
         self.timeout = timeout
+        self.boot_seconds = boot_seconds  # silent this long after a reboot, as real CPEs are
         self.listener = listener
         self._own_listener = listener is None
         self._authenticator: Authenticator | None = None
@@ -317,14 +319,21 @@ class CpeAgent:
             self._set(".ManagementServer.ConnectionRequestUsername", "")
             self._set(".ManagementServer.ConnectionRequestPassword", "")
             self.model.pending_events[:0] = [m.EventStruct("0 BOOTSTRAP"), m.EventStruct("1 BOOT")]
-            self.wake_soon("0 BOOTSTRAP")
+            self._booted("0 BOOTSTRAP")
         elif self.model.reboot_requested:
             self.model.reboot()
-            self.wake_soon("1 BOOT")
+            self._booted("1 BOOT")
         if self.model.schedule_inform is not None:
             delay, key = self.model.schedule_inform
             self.model.schedule_inform = None
             asyncio.get_running_loop().call_later(delay, self._scheduled, key)
+
+    def _booted(self, event: str) -> None:
+        """Inform again once booted: at once, or after ``boot_seconds``."""
+        if self.boot_seconds > 0:
+            asyncio.get_running_loop().call_later(self.boot_seconds, self.wake_soon, event)
+        else:
+            self.wake_soon(event)
 
     def _scheduled(self, key: str) -> None:
         self.model.pending_events.append(m.EventStruct("3 SCHEDULED"))

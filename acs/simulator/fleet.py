@@ -63,6 +63,7 @@ class FleetConfig:
     seed: int = 1
     state: str | None = None  # the state file (JSON): read at start, written at stop...
     state_every: float = 10.0  # ...and every this many seconds while it changes
+    boot_seconds: float = 0.0  # how long a device is silent after a reboot or reset
 
 
 def make_model(kind: str, index: int, serial_prefix: str) -> CpeModel:
@@ -218,6 +219,7 @@ class Fleet:
                 namespace=namespace,
                 listener=self.listener,
                 timeout=c.timeout,
+                boot_seconds=c.boot_seconds,
             )
             await agent.start()
             interval = f"{model.root}.ManagementServer.PeriodicInformInterval"

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from importlib import resources
 from typing import Any, Final
 
 from fastapi import Depends, FastAPI, Request, Response
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
+from fastapi.staticfiles import StaticFiles
 from sqlalchemy import text
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from acs import __version__
 from acs.db.errors import UNAVAILABLE
@@ -18,7 +23,7 @@ from acs.services import errors, metrics, operators
 from acs.services.files import FileTooLarge
 from acs.services.runtime import Runtime
 from acs.services.throttle import FailureThrottle
-from acs.web import access
+from acs.web import access, console
 from acs.web.api.deps import claimed_name, now, require
 from acs.web.api.routes import (
     devices,
@@ -53,9 +58,13 @@ REFUSALS: Final[dict[type[Exception], int]] = {
 STORAGE_RETRY_AFTER = 30
 
 
-async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
+async def _unavailable(request: Request, exc: Exception) -> Response:
     """The database out of reach, its pool exhausted, the disk failing: come back later."""
     log.error("storage unavailable for %s %s: %s", request.method, request.url.path, exc)
+    if console.is_console(request):
+        page = console.render_refusal(request, 503, "Storage unavailable; retry in a moment.")
+        page.headers["retry-after"] = str(STORAGE_RETRY_AFTER)
+        return page
     return JSONResponse(
         {"detail": "storage unavailable, retry later"},
         status_code=503,
@@ -63,19 +72,37 @@ async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
-def _refused(status_code: int) -> Callable[[Request, Exception], Awaitable[JSONResponse]]:
-    async def answer(_request: Request, exc: Exception) -> JSONResponse:
+def _refused(status_code: int) -> Callable[[Request, Exception], Awaitable[Response]]:
+    async def answer(request: Request, exc: Exception) -> Response:
+        if console.is_console(request):  # the console shows the same refusal as a page
+            return console.render_refusal(request, status_code, str(exc))
         return JSONResponse({"detail": str(exc)}, status_code=status_code)
 
     return answer
 
 
-async def _invalid_request(request: Request, exc: Exception) -> JSONResponse:
+async def _invalid_request(request: Request, exc: Exception) -> Response:
     """422 with one error per mistake (``acs.web.api.validation``), not pydantic's dump."""
     assert isinstance(exc, RequestValidationError)
     json_sent = json_content_type(request.headers.get("content-type"))
     detail = explain(exc.errors(), exc.body, json_sent=json_sent)
+    if console.is_console(request):
+        message = "; ".join(f"{'.'.join(map(str, e['loc'][1:]))}: {e['msg']}" for e in detail)
+        return console.render_refusal(request, 422, message)
     return JSONResponse({"detail": detail}, status_code=422)
+
+
+async def _http_refusal(request: Request, exc: Exception) -> Response:
+    """FastAPI's own answer, or a page for the console (its 403s and 404s)."""
+    assert isinstance(exc, StarletteHTTPException)
+    if console.is_console(request) and exc.status_code >= 400:
+        return console.render_refusal(request, exc.status_code, str(exc.detail))
+    return await http_exception_handler(request, exc)
+
+
+# The interactive docs' scripts and styles, served by acs from the fastapi-offline package
+# (no CDN: the docs work on a network without internet).
+DOCS_ASSETS = "/api/v1/docs/assets"
 
 
 def _api_line(
@@ -105,7 +132,7 @@ def create_api_app(runtime: Runtime) -> FastAPI:
         "operators and tokens. Authenticate with HTTP Basic (operator name and password) or "
         "`Authorization: Bearer <token>`.",
         openapi_url="/api/v1/openapi.json",
-        docs_url="/api/v1/docs",
+        docs_url=None,  # served below with assets of our own
         redoc_url=None,
     )
     app.state.runtime = runtime
@@ -117,6 +144,7 @@ def create_api_app(runtime: Runtime) -> FastAPI:
     for failure in UNAVAILABLE:
         app.add_exception_handler(failure, _unavailable)
     app.add_exception_handler(RequestValidationError, _invalid_request)
+    app.add_exception_handler(StarletteHTTPException, _http_refusal)
 
     @app.middleware("http")
     async def audit_log(
@@ -126,9 +154,8 @@ def create_api_app(runtime: Runtime) -> FastAPI:
         refused sign-in, whatever the method."""
         response = await call_next(request)
         signing_in = getattr(request.state, "audit", {}).get("sign_in") is not None
-        if request.url.path.startswith("/api/") and (
-            request.method in _STATE_CHANGING or signing_in
-        ):
+        # the API's requests and the console's forms alike
+        if request.method in _STATE_CHANGING or signing_in:
             client = request.client.host if request.client else None
             try:
                 await operators.record_audit(
@@ -176,6 +203,29 @@ def create_api_app(runtime: Runtime) -> FastAPI:
         body, content_type = metrics.render(fleet, request.headers.get("accept"))
         return Response(body, media_type=content_type)
 
+    assets = resources.files("fastapi_offline") / "static"
+    app.mount(DOCS_ASSETS, StaticFiles(directory=str(assets)), name="docs-assets")
+
+    @app.get("/api/v1/docs", include_in_schema=False)
+    async def swagger_ui() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url="/api/v1/openapi.json",
+            title=f"{app.title} - Swagger UI",
+            swagger_js_url=f"{DOCS_ASSETS}/swagger-ui-bundle.js",
+            swagger_css_url=f"{DOCS_ASSETS}/swagger-ui.css",
+            swagger_favicon_url=f"{DOCS_ASSETS}/favicon.png",
+        )
+
+    @app.get("/api/v1/redoc", include_in_schema=False)
+    async def redoc() -> HTMLResponse:
+        return get_redoc_html(
+            openapi_url="/api/v1/openapi.json",
+            title=f"{app.title} - ReDoc",
+            redoc_js_url=f"{DOCS_ASSETS}/redoc.standalone.js",
+            redoc_favicon_url=f"{DOCS_ASSETS}/favicon.png",
+            with_google_fonts=False,
+        )
+
     for router in (
         devices.router,
         tasks.router,
@@ -188,4 +238,5 @@ def create_api_app(runtime: Runtime) -> FastAPI:
         webhooks.router,
     ):
         app.include_router(router, prefix="/api/v1")
+    console.mount(app)  # after the API: its pages never shadow an API route
     return app

@@ -7,11 +7,21 @@ import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from bench.serve import Process, add_operator, serve_acs
 from tests.conftest import _truncate_pg
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """Each phase's report on the test (``item.rep_call``...), for fixtures that keep
+    evidence of a failure (the console's browser tests take a screenshot)."""
+    report = yield
+    setattr(item, f"rep_{report.when}", report)
+    return report
 
 
 @dataclass
