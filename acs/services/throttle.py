@@ -2,9 +2,11 @@
 
 API sign-ins refuse a source with ``limit`` failures for the rest of the window without
 checking its credentials (argon2 costs ~0.1 s of CPU per check by design: a guessing client
-must not get to spend it), and forget its failures on a success. What is logged is said once
-per window and source, not per attempt. The counts live in the process: with N workers a
-source gets N times the limit, which still bounds guessing.
+must not get to spend it), and forget its failures on a success. The CWMP service refuses
+nothing for it (thousands of CPEs may share the address) but checks such a source's requests
+before it parses their bodies (``acs.services.cwmp``). What is logged is said once per window
+and source, not per attempt. The counts live in the process: with N workers a source gets N
+times the limit, which still bounds guessing.
 """
 
 from __future__ import annotations
