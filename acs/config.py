@@ -104,6 +104,38 @@ class Settings(BaseSettings):
         None, description="read ACS_SECRET_KEY from this file (e.g. a Docker secret)"
     )
 
+    # --- connections, on both listeners (acs.web.guard) ------------------------------------
+    http_header_timeout: float = Field(
+        10.0,
+        gt=0,
+        description="seconds a client has to send a request's headers, from its connection "
+        "(or, on a kept-alive one, from the request's first byte); then it is closed",
+    )
+    http_body_timeout: float = Field(
+        30.0,
+        gt=0,
+        description="seconds a client has to send a request's body, plus one per "
+        "ACS_HTTP_BODY_MIN_RATE bytes it sent; then it is closed",
+    )
+    http_body_min_rate: int = Field(
+        500,
+        ge=1,
+        description="bytes per second that earn a body one more second (large bodies over "
+        "slow links go on; a byte every few seconds does not)",
+    )
+    http_max_connections_per_source: int = Field(
+        256,
+        ge=1,
+        description="connections a worker keeps open from one address (IPv6: one /64); "
+        "more are closed at once. CPEs behind carrier-grade NAT share an address",
+    )
+    http_idle_connections: int = Field(
+        1024,
+        ge=1,
+        description="kept-alive connections a worker holds between requests, per listener; "
+        "beyond, the longest idle is closed",
+    )
+
     # --- CWMP listener -----------------------------------------------------------------
     cwmp_auth: Literal["digest", "basic", "none"] = "digest"
     cwmp_username: str = "acs"

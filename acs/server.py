@@ -41,6 +41,7 @@ from acs.services import metrics
 from acs.services.runtime import Runtime, check_schema, load_secrets
 from acs.web.api_app import create_api_app
 from acs.web.cwmp_app import create_cwmp_app
+from acs.web.guard import ConnectionGuard, ConnectionLimits, guarded_protocol
 
 log = logging.getLogger("acs")
 T = TypeVar("T")
@@ -103,6 +104,7 @@ def configure_logging(settings: Settings) -> None:
 
 
 # How every listener runs (bench/ceiling.py uses the same, so that it measures the same HTTP).
+# No WebSocket: nothing of acs speaks it, and an upgraded connection would leave the guard.
 UVICORN_OPTIONS: dict[str, Any] = {
     "log_config": None,
     "access_log": False,
@@ -110,7 +112,18 @@ UVICORN_OPTIONS: dict[str, Any] = {
     "timeout_keep_alive": 30,
     "server_header": False,
     "proxy_headers": False,
+    "ws": "none",
 }
+
+
+def listener_config(
+    app: Any, listener: str, limits: ConnectionLimits, **extra: Any
+) -> uvicorn.Config:
+    """A listener's uvicorn configuration: ``UVICORN_OPTIONS``, its connections under a
+    ``ConnectionGuard`` of their own (acs.web.guard: read deadlines, a cap per source, idle
+    connections bounded)."""
+    guard = ConnectionGuard(limits, listener)
+    return uvicorn.Config(app, http=guarded_protocol(guard), **{**UVICORN_OPTIONS, **extra})
 
 
 def run_processes(
@@ -193,16 +206,17 @@ async def run_worker(
     all serve."""
     runtime = await Runtime.start(settings, migrate_sqlite=False)
     scheduler = Scheduler(runtime, settings.scheduler_interval)
-    cwmp_kwargs = dict(UVICORN_OPTIONS)
+    tls: dict[str, Any] = {}
     if settings.cwmp_tls:
-        cwmp_kwargs.update(
+        tls.update(
             ssl_certfile=str(settings.cwmp_tls_certfile),
             ssl_keyfile=str(settings.cwmp_tls_keyfile),
             ssl_version=ssl.PROTOCOL_TLS_SERVER,
         )
+    limits = ConnectionLimits.of(settings)
     servers = [
-        _Server(uvicorn.Config(create_cwmp_app(runtime), **cwmp_kwargs)),
-        _Server(uvicorn.Config(create_api_app(runtime), **UVICORN_OPTIONS)),
+        _Server(listener_config(create_cwmp_app(runtime), "cwmp", limits, **tls)),
+        _Server(listener_config(create_api_app(runtime), "api", limits)),
     ]
     # What exists now (modules, apps, the runtime) lives as long as the worker: out of the
     # garbage collector's sight, a full collection, which holds the GIL and so the event

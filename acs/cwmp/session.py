@@ -187,12 +187,6 @@ _CPE_REQUEST_RESPONSE: Final = {
 }
 
 
-def _method_name(message: Any) -> str:
-    if isinstance(message, soap.UnknownMethod | soap.InvalidMessage):
-        return message.name
-    return type(message).__name__
-
-
 def classify(envelope: soap.Envelope) -> Move:
     """Which CPE move an envelope is. Anything that is not a response, a fault or empty
     is a request (an unknown method included: it gets fault 8000)."""
@@ -203,7 +197,7 @@ def classify(envelope: soap.Envelope) -> Move:
         return Move.CPE_FAULT
     if isinstance(message, m.Inform):
         return Move.CPE_INFORM
-    name = _method_name(message)
+    name = soap.method_name(message)
     if isinstance(message, soap.InvalidMessage) and name == "Inform":
         return Move.CPE_INFORM
     if name in _RESPONSE_TYPES or (
@@ -276,7 +270,7 @@ class CwmpSession:
         if move is Move.CPE_FAULT:
             return FaultReceived(pending, envelope.message)
         message = envelope.message
-        name = _method_name(message)
+        name = soap.method_name(message)
         if isinstance(message, soap.InvalidMessage):
             return RequestUnanswered(pending, f"unreadable {message.name}: {message.reason}")
         expected = _EXPECTED_RESPONSE[pending.method]
@@ -407,7 +401,7 @@ class CwmpSession:
         return body
 
     def _remember_cpe_request(self, envelope: soap.Envelope, *, held: bool) -> None:
-        method = _method_name(envelope.message)
+        method = soap.method_name(envelope.message)
         self.cpe_request = {"id": envelope.cwmp_id, "method": method, "held": held}
 
     def _negotiate(self, envelope: soap.Envelope) -> None:

@@ -23,6 +23,7 @@ import re
 import threading
 import types
 import typing
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
@@ -83,11 +84,17 @@ class InvalidMessage:
 
 @dataclass(frozen=True, slots=True)
 class ParseLimits:
-    """Bounds a document must stay within; CWMP envelopes are shallow (depth ~7)."""
+    """Bounds a document must stay within; CWMP envelopes are shallow (depth ~7).
+
+    ``preview_*`` bound what ``preview_envelope`` reads: an envelope's start up to its method
+    element (an Inform's, to the end of its DeviceId) is a dozen or two elements in under a
+    kilobyte; one that takes more is refused."""
 
     max_bytes: int = 4 * 1024 * 1024
     max_depth: int = 48
     max_elements: int = 250_000
+    preview_bytes: int = 64 * 1024
+    preview_elements: int = 256
 
 
 DEFAULT_LIMITS: Final = ParseLimits()
@@ -128,22 +135,25 @@ def negotiate_version(namespace: str | None, supported: tuple[str, ...]) -> str:
 _local = threading.local()
 
 
+# Every parser of CPE input: no DTD, no entity, no network, no huge trees.
+_PARSER_OPTIONS: Final[dict[str, Any]] = {
+    "resolve_entities": False,
+    "no_network": True,
+    "load_dtd": False,
+    "dtd_validation": False,
+    "huge_tree": False,
+    "remove_comments": True,
+    "remove_pis": True,
+    "collect_ids": False,
+}
+
+
 def _parser(recover: bool) -> etree.XMLParser:
     # lxml parsers must not be shared between threads; one pair per thread.
     attr = "recovering" if recover else "strict"
     parser: etree.XMLParser | None = getattr(_local, attr, None)
     if parser is None:
-        parser = etree.XMLParser(
-            resolve_entities=False,
-            no_network=True,
-            load_dtd=False,
-            dtd_validation=False,
-            huge_tree=False,
-            remove_comments=True,
-            remove_pis=True,
-            collect_ids=False,
-            recover=recover,
-        )
+        parser = etree.XMLParser(recover=recover, **_PARSER_OPTIONS)
         setattr(_local, attr, parser)
     return parser
 
@@ -160,6 +170,20 @@ _depth_probes: dict[int, etree.XPath] = {}
 _count_elements: Final = etree.XPath("count(//*)")
 
 
+def _unwrapped(body: bytes, limits: ParseLimits) -> bytes:
+    """The document in a POST body: within the size limit, without a BOM or leading white
+    space, refused if it declares a DTD or entities (before libxml2 sees it; the docinfo
+    check after parsing catches other encodings)."""
+    if len(body) > limits.max_bytes:
+        raise HostileXml(f"body of {len(body)} bytes exceeds the limit of {limits.max_bytes}")
+    if body.startswith(_UTF8_BOM):
+        body = body[len(_UTF8_BOM) :]
+    body = body.lstrip(_WHITESPACE)
+    if b"<!DOCTYPE" in body or b"<!ENTITY" in body:
+        raise HostileXml("DTDs and entity declarations are not accepted")
+    return body
+
+
 def parse_envelope(body: bytes, limits: ParseLimits = DEFAULT_LIMITS) -> Envelope:
     """Parse one HTTP POST body from either side of a CWMP session.
 
@@ -169,16 +193,9 @@ def parse_envelope(body: bytes, limits: ParseLimits = DEFAULT_LIMITS) -> Envelop
     ``HostileXml`` for refused documents and ``SoapError`` for anything else that is not
     a CWMP envelope.
     """
-    if len(body) > limits.max_bytes:
-        raise HostileXml(f"body of {len(body)} bytes exceeds the limit of {limits.max_bytes}")
-    if body.startswith(_UTF8_BOM):
-        body = body[len(_UTF8_BOM) :]
-    body = body.lstrip(_WHITESPACE)
+    body = _unwrapped(body, limits)
     if not body:
         return EMPTY
-    # Fast refusal before libxml2 sees it; the docinfo check below catches other encodings.
-    if b"<!DOCTYPE" in body or b"<!ENTITY" in body:
-        raise HostileXml("DTDs and entity declarations are not accepted")
     root = _parse_xml(body)
     if root.getroottree().docinfo.internalDTD is not None:
         raise HostileXml("DTDs and entity declarations are not accepted")
@@ -192,6 +209,162 @@ def parse_envelope(body: bytes, limits: ParseLimits = DEFAULT_LIMITS) -> Envelop
     return _read_envelope(root)
 
 
+def method_name(message: Any) -> str:
+    """The method element's local name of a message ``parse_envelope`` read."""
+    if isinstance(message, UnknownMethod | InvalidMessage):
+        return message.name
+    return type(message).__name__
+
+
+@dataclass(frozen=True, slots=True)
+class Preview:
+    """The start of an envelope, read without parsing the rest (``preview_envelope``)."""
+
+    # the local name of the Body's first element ("Inform", "GetParameterValuesResponse",
+    # ...); None: an empty POST, or an empty Body
+    method: str | None
+    # the header fields and the CWMP namespace, with no message (see ``answerable``)
+    envelope: Envelope
+    # an Inform's DeviceId; None if it has none (or one that does not decode)
+    device_id: m.DeviceIdStruct | None = None
+
+    @classmethod
+    def of(cls, envelope: Envelope) -> Preview:
+        """What the preview of an envelope read whole would have said."""
+        message = envelope.message
+        return cls(
+            None if message is None else method_name(message),
+            dataclasses.replace(envelope, message=None),
+            message.device_id if isinstance(message, m.Inform) else None,
+        )
+
+    def answerable(self, message: Any) -> Envelope:
+        """The envelope as if fully read with ``message`` in it: enough for the session
+        machine to answer it (a fault to an unreadable Inform)."""
+        return dataclasses.replace(self.envelope, message=message)
+
+
+_PREVIEW_CHUNK: Final = 1024  # fed at a time: most envelopes show their method in the first
+
+
+def preview_envelope(body: bytes, limits: ParseLimits = DEFAULT_LIMITS) -> Preview:
+    """Read a POST body only as far as its method element, an Inform's to the end of its
+    DeviceId: what an Inform needs to be challenged (its nonce is bound to the device), and
+    what tells an Inform from any other message, at a small cost whatever follows.
+
+    Raises ``HostileXml`` for a refused document, or for one whose start takes more than
+    ``limits.preview_elements`` elements or ``limits.preview_bytes`` bytes; ``SoapError``
+    for a start that is not a SOAP envelope.
+    """
+    body = _unwrapped(body, limits)
+    if not body:
+        return Preview(None, EMPTY)
+    parser = etree.XMLPullParser(events=("start", "end"), **_PARSER_OPTIONS)
+    reader = _PreviewReader(limits)
+    end = min(len(body), limits.preview_bytes)
+    try:
+        for offset in range(0, end, _PREVIEW_CHUNK):
+            parser.feed(body[offset : min(end, offset + _PREVIEW_CHUNK)])
+            preview = reader.take(parser.read_events())
+            if preview is not None:
+                return preview
+        if end < len(body):
+            raise HostileXml(
+                f"the envelope's start (to its method element, an Inform's DeviceId) takes "
+                f"more than {limits.preview_bytes} bytes"
+            )
+        parser.close()  # the whole body is read: a document that is not complete fails here
+        preview = reader.take(parser.read_events())  # what the parser held back for the end
+        if preview is not None:
+            return preview
+    except etree.XMLSyntaxError as exc:
+        raise _hostile(exc) or SoapError(f"malformed XML: {exc}") from None
+    raise SoapError("SOAP Envelope has no Body")
+
+
+class _PreviewReader:
+    """Follows the events of ``preview_envelope``'s parser down to what it looks for."""
+
+    __slots__ = ("body", "depth", "elements", "header", "id_namespace", "limits", "method", "root")
+
+    def __init__(self, limits: ParseLimits):
+        self.limits = limits
+        self.depth = 0
+        self.elements = 0
+        self.root: etree._Element | None = None
+        self.body: etree._Element | None = None
+        self.method: etree._Element | None = None
+        self.header: dict[str, Any] = {}
+        self.id_namespace: str | None = None
+
+    def take(self, events: Iterable[tuple[str, Any]]) -> Preview | None:
+        """The preview once the parser's ``events`` complete it, else ``None``."""
+        for event, el in events:
+            preview = self._read(event, el)
+            if preview is not None:
+                return preview
+        return None
+
+    def _read(self, event: str, el: etree._Element) -> Preview | None:
+        if event == "start":
+            self.depth += 1
+            self.elements += 1
+            if self.elements > self.limits.preview_elements:
+                raise HostileXml(
+                    f"the envelope's start (to its method element, an Inform's DeviceId) has "
+                    f"more than {self.limits.preview_elements} elements"
+                )
+            if self.depth > self.limits.max_depth:
+                raise HostileXml(f"document nests deeper than {self.limits.max_depth} elements")
+            if self.depth == 1:
+                if el.getroottree().docinfo.internalDTD is not None:
+                    raise HostileXml("DTDs and entity declarations are not accepted")
+                if _name(el) != "Envelope":
+                    raise SoapError(f"root element is <{_name(el)}>, not a SOAP Envelope")
+                self.root = el
+            elif self.depth == 2 and _name(el) == "Body":
+                self.body = el
+            elif self.depth == 3 and self.method is None and el.getparent() is self.body:
+                self.method = el
+                if _name(el) != "Inform":
+                    return self._preview(None)
+            return None
+        # "end": the element is complete
+        depth, self.depth = self.depth, self.depth - 1
+        if depth == 2 and _name(el) == "Header" and self.body is None:
+            self.header, self.id_namespace = _header_fields(el)
+        elif depth == 2 and el is self.body:
+            return self._preview(None)  # a Body with no method in it
+        elif depth == 3 and el is self.method:
+            return self._preview(None)  # an Inform with no DeviceId
+        elif depth == 4 and el.getparent() is self.method and _name(el) == "DeviceId":
+            try:
+                device_id = _decode(m.DeviceIdStruct, el)
+            except _DecodeError:
+                device_id = None
+            return self._preview(device_id)
+        elif depth == 1:
+            raise SoapError("SOAP Envelope has no Body")
+        return None
+
+    def _preview(self, device_id: m.DeviceIdStruct | None) -> Preview:
+        assert self.root is not None and self.body is not None
+        namespace = _find_cwmp_namespace(self.root, self.body, self.method, self.id_namespace)
+        envelope = Envelope(message=None, namespace=namespace, **self.header)
+        method = None if self.method is None else _name(self.method)
+        return Preview(method, envelope, device_id)
+
+
+def _hostile(exc: etree.XMLSyntaxError) -> HostileXml | None:
+    """The refusal a syntax error of libxml2's stands for, if it is one."""
+    text = str(exc)
+    if "Excessive depth" in text:
+        return HostileXml("document nests deeper than the parser allows")
+    if "network entity" in text or "failed to load" in text:
+        return HostileXml("DTDs and entity declarations are not accepted")
+    return None
+
+
 def _parse_xml(body: bytes) -> etree._Element:
     strict = _parser(recover=False)
     try:
@@ -200,11 +373,9 @@ def _parse_xml(body: bytes) -> etree._Element:
         # The parser's own log holds this parse's errors only (the exception's log is
         # the thread's, accumulated over earlier documents).
         errors: list[Any] = list(typing.cast(Any, strict.error_log))
-        text = str(exc)
-        if "Excessive depth" in text:
-            raise HostileXml("document nests deeper than the parser allows") from None
-        if "network entity" in text or "failed to load" in text:
-            raise HostileXml("DTDs and entity declarations are not accepted") from None
+        hostile = _hostile(exc)
+        if hostile is not None:
+            raise hostile from None
         # Some CPEs write faults as <soap:Fault> without ever declaring "soap:". That is
         # the one malformation we repair; anything else stays an error.
         undeclared_only = bool(errors) and all(
@@ -256,27 +427,7 @@ def _read_envelope(root: etree._Element) -> Envelope:
             body = child
     if body is None:
         raise SoapError("SOAP Envelope has no Body")
-    fields: dict[str, Any] = {}
-    id_namespace = None
-    if header is not None:
-        for el in _elements(header):
-            name = _name(el).lower()
-            text = _text(el).strip()
-            if name == "id":
-                fields["cwmp_id"] = text
-                id_namespace = _namespace(el)
-            elif name == "holdrequests":
-                fields["hold_requests"] = bool(xsd.parse_boolean(text))
-            elif name == "nomorerequests":
-                fields["no_more_requests"] = bool(xsd.parse_boolean(text))
-            elif name == "sessiontimeout" and text.isdigit():
-                fields["session_timeout"] = int(text)
-            elif name == "supportedcwmpversions":
-                fields["supported_cwmp_versions"] = tuple(
-                    v.strip() for v in text.split(",") if v.strip()
-                )
-            elif name == "usecwmpversion":
-                fields["use_cwmp_version"] = text
+    fields, id_namespace = _header_fields(header) if header is not None else ({}, None)
     children = _elements(body)
     method_el = children[0] if children else None
     namespace = _find_cwmp_namespace(root, body, method_el, id_namespace)
@@ -295,6 +446,32 @@ def _read_envelope(root: etree._Element) -> Envelope:
             except _DecodeError as exc:
                 message = InvalidMessage(name, str(exc))
     return Envelope(message=message, namespace=namespace, **fields)
+
+
+def _header_fields(header: etree._Element) -> tuple[dict[str, Any], str | None]:
+    """The SOAP Header's CWMP fields (A.4.1), as ``Envelope`` takes them, and the namespace
+    of its cwmp:ID."""
+    fields: dict[str, Any] = {}
+    id_namespace = None
+    for el in _elements(header):
+        name = _name(el).lower()
+        text = _text(el).strip()
+        if name == "id":
+            fields["cwmp_id"] = text
+            id_namespace = _namespace(el)
+        elif name == "holdrequests":
+            fields["hold_requests"] = bool(xsd.parse_boolean(text))
+        elif name == "nomorerequests":
+            fields["no_more_requests"] = bool(xsd.parse_boolean(text))
+        elif name == "sessiontimeout" and text.isdigit():
+            fields["session_timeout"] = int(text)
+        elif name == "supportedcwmpversions":
+            fields["supported_cwmp_versions"] = tuple(
+                v.strip() for v in text.split(",") if v.strip()
+            )
+        elif name == "usecwmpversion":
+            fields["use_cwmp_version"] = text
+    return fields, id_namespace
 
 
 def _find_cwmp_namespace(

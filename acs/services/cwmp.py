@@ -49,13 +49,28 @@ from acs.services.cpe_auth import (
     device_credentials,
 )
 from acs.services.policy import SessionContext, SessionFacts, SessionPolicy
+from acs.services.throttle import FailureThrottle, source_key
 
 log = logging.getLogger("acs.cwmp")
 
 STORAGE_RETRY_AFTER = 30
+# Bodies up to this size are parsed whole at once, before anything else: a few milliseconds
+# at most whatever they hold (16 KiB of empty elements: 1.4 ms), and a CPE's Inform is 2-3
+# KiB. A larger body is first read only as far as its method (soap.preview_envelope) and
+# parsed whole once its request showed credentials (an Inform) or, from a source that keeps
+# failing, an open session: an Inform of 961 KB of empty elements cost 0.4 s of CPU before
+# its (missing or wrong) credentials were looked at.
+PARSE_FIRST_BYTES = 16 * 1024
 # Bodies past this size are parsed off the event loop (a whole tree of a TR-181 gateway is
 # megabytes: seconds of parsing that would stall every other request of the worker).
 PARSE_IN_THREAD_BYTES = 256 * 1024
+# Failed requests (wrong credentials, unreadable bodies, requests of no open session) per
+# source: the first of a window is logged, and past the limit the source's large bodies are
+# parsed only after their request showed valid credentials or an open session, for the rest
+# of the window. Nothing is refused for it: thousands of CPEs may share a NAT's address with
+# one that fails, and they must go on (they pay a lookup each).
+FAILURE_LIMIT = 10
+FAILURE_WINDOW = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,13 +185,16 @@ def _refused(
     request: HttpRequest,
     reason: str,
     counted: str | None,
+    *,
+    logged: bool = True,
 ) -> None:
     """The line of an Inform that opened no session: the challenge before credentials
     (DEBUG), wrong credentials, an Inform the ACS cannot act on, a device busy elsewhere;
-    ``counted``: its reason in ``metrics.SESSIONS_REFUSED`` (the challenge is not a refusal)."""
+    ``counted``: its reason in ``metrics.SESSIONS_REFUSED`` (the challenge is not a refusal);
+    not ``logged``: counted only (a source that keeps failing is logged once a window)."""
     if counted is not None:
         metrics.SESSIONS_REFUSED.labels(counted).inc()
-    if log.isEnabledFor(level):
+    if logged and log.isEnabledFor(level):
         log.log(
             level,
             "session refused",
@@ -219,6 +237,7 @@ class CwmpService:
         self.after_commit = after_commit or (lambda: None)
         self.limits = soap.ParseLimits(max_bytes=settings.cwmp_max_body_bytes)
         self.watched = settings.watched_parameter_list
+        self.failures = FailureThrottle(FAILURE_LIMIT, FAILURE_WINDOW)
 
     async def handle(self, request: HttpRequest) -> HttpReply:
         token = logs.session_id.set(None)  # set once the request's session is known
@@ -229,23 +248,127 @@ class CwmpService:
 
     async def _handle(self, request: HttpRequest) -> HttpReply:
         try:
-            if len(request.body) > PARSE_IN_THREAD_BYTES:
-                envelope = await asyncio.to_thread(soap.parse_envelope, request.body, self.limits)
-            else:
-                envelope = soap.parse_envelope(request.body, self.limits)
-        except soap.HostileXml as exc:
-            log.warning("refused body from %s: %s", request.peer_host, exc)
-            return HttpReply.text(400, f"refused: {exc}")
-        except soap.SoapError as exc:
-            log.info("unreadable body from %s: %s", request.peer_host, exc)
-            return HttpReply.text(400, f"not a CWMP envelope: {exc}")
-        try:
-            if cs.classify(envelope) is cs.Move.CPE_INFORM:
-                return await self._inform(request, envelope)
+            preview, envelope = self._read_start(request)
+            if preview.method == "Inform":
+                return await self._inform(request, preview, envelope)
+            if envelope is None:
+                if self._suspect(request):
+                    await self._require_session(request, preview)
+                envelope = await self._parse(request)
             return await self._in_session(request, envelope)
+        except _Abort as abort:
+            return abort.reply
         except UNAVAILABLE as exc:
             log.error("storage unavailable: %s", exc)
             return HttpReply.busy("storage unavailable, retry later", STORAGE_RETRY_AFTER)
+
+    # --- reading the body ----------------------------------------------------------------
+
+    def _read_start(self, request: HttpRequest) -> tuple[soap.Preview, soap.Envelope | None]:
+        """What the body is (its method, an Inform's DeviceId), and the envelope if it was
+        read whole: a small body at once, a large one later (``_parse``)."""
+        body = request.body
+        try:
+            if len(body) > PARSE_FIRST_BYTES:
+                return soap.preview_envelope(body, self.limits), None
+            if "authorization" not in request.headers and not request.cookies:
+                # A session's first Inform, most likely: its challenge needs its DeviceId
+                # only, which costs half a parse (the 401 round trip of every session).
+                preview = soap.preview_envelope(body, self.limits)
+                if preview.method == "Inform" and preview.device_id is not None:
+                    return preview, None
+            envelope = soap.parse_envelope(body, self.limits)
+            message = envelope.message
+            if isinstance(message, soap.InvalidMessage) and message.name == "Inform":
+                # its DeviceId, if it has one, is challenged before the fault is told
+                return soap.preview_envelope(body, self.limits), envelope
+            return soap.Preview.of(envelope), envelope
+        except soap.SoapError as exc:
+            raise _Abort(self._unreadable(request, exc)) from None
+
+    async def _parse(self, request: HttpRequest) -> soap.Envelope:
+        try:
+            if len(request.body) > PARSE_IN_THREAD_BYTES:
+                return await asyncio.to_thread(soap.parse_envelope, request.body, self.limits)
+            return soap.parse_envelope(request.body, self.limits)
+        except soap.SoapError as exc:
+            raise _Abort(self._unreadable(request, exc)) from None
+
+    def _unreadable(self, request: HttpRequest, exc: soap.SoapError) -> HttpReply:
+        hostile = isinstance(exc, soap.HostileXml)
+        if self._failed(request):
+            log.log(
+                logging.WARNING if hostile else logging.INFO,
+                "refused body" if hostile else "unreadable body",
+                extra=logs.fields(reason=str(exc), client=request.peer_host),
+            )
+        if hostile:
+            return HttpReply.text(400, f"refused: {exc}")
+        return HttpReply.text(400, f"not a CWMP envelope: {exc}")
+
+    # --- sources that keep failing -------------------------------------------------------
+
+    def _failed(self, request: HttpRequest) -> bool:
+        """Count a failed request of its source; ``True`` for the first of the window, the
+        one worth a log line (a client that keeps failing is logged once, not per request)."""
+        source = source_key(request.peer_host)
+        failures = self.failures.failed(source)
+        if failures == self.failures.limit:
+            log.warning(
+                "failing source",
+                extra=logs.fields(
+                    client=source,
+                    failures=failures,
+                    reason=f"{failures} failed requests within {FAILURE_WINDOW:g} s: its large "
+                    "bodies are parsed only after they show credentials or an open session, "
+                    "and its failures are not logged, for the rest of that time",
+                ),
+            )
+        return failures == 1
+
+    def _suspect(self, request: HttpRequest) -> bool:
+        return self.failures.retry_after(source_key(request.peer_host)) > 0
+
+    async def _require_credentials(
+        self, request: HttpRequest, authorization: str, device_id: str, now: float
+    ) -> None:
+        """``_Abort`` with 401 unless the request's credentials are the device's: checked
+        in a read of its own, before a suspect source's body is parsed whole."""
+        async with self.db.read() as conn:
+            known = await queries.device_auth(hot.over(conn), device_id)
+        outcome = self.auth.check(
+            authorization,
+            method=request.method,
+            path=request.path,
+            tls=request.tls,
+            credentials=device_credentials(
+                known.cwmp_username, known.cwmp_ha1_md5, known.cwmp_ha1_sha256
+            ),
+            binding=device_id,
+            now=now,
+        )
+        if not outcome.ok:
+            raise _Abort(self._unauthorized(outcome, request, device_id))
+
+    async def _require_session(self, request: HttpRequest, preview: soap.Preview) -> None:
+        """``_Abort`` with 400 unless the request belongs to an open session: looked up in
+        a read of its own, before a suspect source's body is parsed whole."""
+        now = datetime.fromtimestamp(self.clock(), UTC)
+        async with self.db.read() as conn:
+            row = await self._find(hot.over(conn), request, preview.envelope.cwmp_id, now)
+        if row is None:
+            raise _Abort(self._no_session(request))
+
+    def _no_session(self, request: HttpRequest) -> HttpReply:
+        if self._failed(request):
+            log.info(
+                "request of no session",
+                extra=logs.fields(
+                    reason="no open CWMP session (a session starts with an Inform)",
+                    client=request.peer_host,
+                ),
+            )
+        return HttpReply.text(400, "no open CWMP session: a session starts with an Inform")
 
     @asynccontextmanager
     async def _request_transaction(self) -> AsyncIterator[hot.Transaction]:
@@ -261,26 +384,46 @@ class CwmpService:
 
     # --- Inform: a new session ----------------------------------------------------------
 
-    async def _inform(self, request: HttpRequest, envelope: soap.Envelope) -> HttpReply:
+    async def _inform(
+        self, request: HttpRequest, preview: soap.Preview, envelope: soap.Envelope | None
+    ) -> HttpReply:
         now_ts = self.clock()
         now = datetime.fromtimestamp(now_ts, UTC)
-        if not isinstance(envelope.message, m.Inform):  # unreadable Inform: 8003, no session
-            return self._invalid_inform(envelope, envelope.message.reason, request)
-        inform: m.Inform = envelope.message
-        device_id = inform.device_id.device_id
-        if not inform.device_id.oui or not inform.device_id.serial_number:
-            return self._invalid_inform(envelope, "DeviceId needs OUI and SerialNumber", request)
+        device = preview.device_id
+        if device is None:  # nothing to challenge: 8003, no session
+            unread = None if envelope is None else envelope.message
+            reason = (
+                unread.reason
+                if isinstance(unread, soap.InvalidMessage)
+                else "missing or unreadable DeviceId in Inform"
+            )
+            unreadable = preview.answerable(soap.InvalidMessage("Inform", reason))
+            return self._invalid_inform(unreadable, reason, request)
+        device_id = device.device_id
+        if not device.oui or not device.serial_number:
+            reason = "DeviceId needs OUI and SerialNumber"
+            unreadable = preview.answerable(soap.InvalidMessage("Inform", reason))
+            return self._invalid_inform(unreadable, reason, request, device_id)
 
         authorization = request.headers.get("authorization")
         if authorization is None and self.auth.mode != "none":
-            # nothing to check yet: challenge without touching the database
+            # nothing to check yet: challenge from the DeviceId alone, the rest of the body
+            # unread and the database untouched
             challenge = self.auth.challenge(now_ts, device_id)
             return self._unauthorized(
-                AuthOutcome(False, "no credentials", challenge, expected=True),
-                request,
-                device_id,
-                inform,
+                AuthOutcome(False, "no credentials", challenge, expected=True), request, device_id
             )
+        if envelope is None:
+            if authorization is not None and self._suspect(request):
+                await self._require_credentials(request, authorization, device_id, now_ts)
+            envelope = await self._parse(request)
+        if not isinstance(envelope.message, m.Inform):  # unreadable Inform: 8003, no session
+            unread = envelope.message
+            reason = unread.reason if isinstance(unread, soap.InvalidMessage) else "not an Inform"
+            unreadable = replace(envelope, message=soap.InvalidMessage("Inform", reason))
+            return self._invalid_inform(unreadable, reason, request, device_id)
+        inform: m.Inform = envelope.message
+        device_id = inform.device_id.device_id
         if not self.admission.admit(device_id):
             # A boot storm: turn new sessions away (sessions already open go on being served).
             # DEBUG: a storm refuses thousands a second, and the CPEs come back.
@@ -318,7 +461,7 @@ class CwmpService:
                     now=now_ts,
                 )
                 if not outcome.ok:
-                    raise _Abort(self._unauthorized(outcome, request, device_id, inform))
+                    raise _Abort(self._unauthorized(outcome, request, device_id, inform=inform))
                 logs.session_id.set(logs.short_session_id(session_id))
                 orphan = None
                 replace_id = self._replaceable(known, request, now, device_id, inform)
@@ -415,14 +558,17 @@ class CwmpService:
         return HttpReply.xml(body, session_id, tls=request.tls)
 
     def _invalid_inform(
-        self, envelope: soap.Envelope, reason: str, request: HttpRequest
+        self,
+        envelope: soap.Envelope,
+        reason: str,
+        request: HttpRequest,
+        device_id: str | None = None,
     ) -> HttpReply:
-        """Fault 8003 to an Inform the ACS cannot act on; no session is opened."""
-        inform = envelope.message if isinstance(envelope.message, m.Inform) else None
-        device_id = None if inform is None else inform.device_id.device_id
-        _refused(
-            logging.INFO, device_id, inform, request, f"fault 8003: Inform: {reason}", "invalid"
-        )
+        """Fault 8003 to an Inform the ACS cannot act on (``envelope`` holds it as an
+        ``InvalidMessage``); no session is opened."""
+        logged = self._failed(request)
+        why = f"fault 8003: Inform: {reason}"
+        _refused(logging.INFO, device_id, None, request, why, "invalid", logged=logged)
         machine = cs.CwmpSession()
         machine.receive(envelope)
         return HttpReply.xml(machine.send_fault(faults.ACS_INVALID_ARGUMENTS, f"Inform: {reason}"))
@@ -479,7 +625,7 @@ class CwmpService:
         async with self._request_transaction() as tx:
             row = await self._find(tx, request, envelope.cwmp_id, now)
             if row is None:
-                return HttpReply.text(400, "no open CWMP session: a session starts with an Inform")
+                return self._no_session(request)
             logs.session_id.set(logs.short_session_id(row.id))
             try:
                 stored = StoredSession.from_json(row.state)
@@ -512,7 +658,7 @@ class CwmpService:
                     now=now_ts,
                 )
                 if not outcome.ok:
-                    return self._unauthorized(outcome, request, row.device_id)
+                    return self._unauthorized(outcome, request, row.device_id, in_session=True)
             machine = cs.CwmpSession.from_json(stored.machine)
             ctx = SessionContext(
                 row.id,
@@ -654,13 +800,17 @@ class CwmpService:
         outcome: AuthOutcome,
         request: HttpRequest,
         device_id: str,
+        *,
         inform: m.Inform | None = None,
+        in_session: bool = False,
     ) -> HttpReply:
         """401 with a challenge. The one a CPE gets before it sends credentials (or after its
-        nonce went stale) is the protocol's first step: DEBUG; wrong credentials: INFO."""
+        nonce went stale) is the protocol's first step: DEBUG; wrong credentials: INFO, the
+        first of a window for their source (``_failed``), counted in ``metrics`` each time."""
         level = logging.DEBUG if outcome.expected else logging.INFO
-        if inform is None:  # a request inside a session showed other credentials
-            if log.isEnabledFor(level):
+        logged = outcome.expected or self._failed(request)
+        if in_session:  # a request inside a session showed other credentials
+            if logged and log.isEnabledFor(level):
                 log.log(
                     level,
                     "authentication refused",
@@ -669,10 +819,11 @@ class CwmpService:
                     ),
                 )
         elif outcome.expected:
-            _refused(level, device_id, inform, request, f"challenge: {outcome.reason}", None)
+            reason = f"challenge: {outcome.reason}"
+            _refused(level, device_id, inform, request, reason, None)
         else:
             reason = f"authentication: {outcome.reason}"
-            _refused(level, device_id, inform, request, reason, "authentication")
+            _refused(level, device_id, inform, request, reason, "authentication", logged=logged)
         return HttpReply.unauthorized(outcome.challenge)
 
 

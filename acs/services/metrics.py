@@ -127,6 +127,14 @@ WEBHOOK_DELIVERIES: Final = Counter(
     ["outcome"],
     registry=REGISTRY,
 )
+HTTP_CONNECTIONS_CLOSED: Final = Counter(
+    "acs_http_connections_closed",
+    "Connections a listener (cwmp, api) closed before the client did, by reason: per_source "
+    "(past ACS_HTTP_MAX_CONNECTIONS_PER_SOURCE, closed unread), headers and body (past their "
+    "read deadline), idle (the longest idle, past ACS_HTTP_IDLE_CONNECTIONS).",
+    ["listener", "reason"],
+    registry=REGISTRY,
+)
 DB_POOL: Final = Gauge(
     "acs_db_pool_connections",
     "Database connections of the workers' pools, by state (in_use, idle); PostgreSQL.",

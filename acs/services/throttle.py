@@ -1,17 +1,38 @@
-"""Failed attempts per source, for refusing a source that keeps failing (sign-ins today).
+"""Failed attempts per source (``source_key``), counted in windows of ``window`` seconds.
 
-A source (an address) that fails ``limit`` times within ``window`` seconds is refused for the
-rest of that window without its credentials being checked (argon2 costs ~0.1 s of CPU per
-check by design: a guessing client must not get to spend it). A success forgets the source's
-failures. What is logged is said once per window and source, not per attempt. The counts live
-in the process: with N workers a source gets N times the limit, which still bounds guessing.
+API sign-ins refuse a source with ``limit`` failures for the rest of the window without
+checking its credentials (argon2 costs ~0.1 s of CPU per check by design: a guessing client
+must not get to spend it), and forget its failures on a success. The CWMP service refuses
+nothing for it (thousands of CPEs may share the address) but checks such a source's requests
+before it parses their bodies (``acs.services.cwmp``). What is logged is said once per window
+and source, not per attempt. The counts live in the process: with N workers a source gets N
+times the limit, which still bounds guessing.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+
+
+def source_key(host: str) -> str:
+    """The source a peer address counts as: an IPv4 address as it is (one address may be a
+    carrier-grade NAT with thousands of CPEs behind it); an IPv6 address by its /64, which is
+    one subscriber's (a host picks any address of it at will); an IPv4-mapped IPv6 address
+    (a dual-stack listener's IPv4 peer) as its IPv4 address."""
+    if ":" not in host:
+        return host  # IPv4 (the common case: no parsing)
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return host
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network((address, 64), strict=False))
+    return host
 
 
 @dataclass(slots=True)

@@ -15,14 +15,20 @@ class BadEncoding(Exception):
     pass
 
 
+class ClientGone(Exception):
+    """The connection closed before the body was complete (the client left, or the body
+    deadline of acs.web.guard ended it): there is no request to answer."""
+
+
 async def asgi_chunks(
     receive: Callable[[], Awaitable[dict[str, Any]]],
 ) -> AsyncIterator[bytes]:
-    """The body chunks of an ASGI request (chunked transfer decoding is the server's)."""
+    """The body chunks of an ASGI request (chunked transfer decoding is the server's);
+    ``ClientGone`` if the connection closes first (a part of a body is not a body)."""
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
-            return
+            raise ClientGone("the connection closed before the request body was complete")
         chunk = message.get("body", b"")
         if chunk:
             yield chunk

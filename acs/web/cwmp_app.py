@@ -12,7 +12,7 @@ service's. Everything else goes on to FastAPI.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from fastapi import FastAPI
@@ -21,7 +21,7 @@ from acs import logs
 from acs.cwmp.http import HttpReply, HttpRequest, session_cookies
 from acs.services import metrics
 from acs.services.runtime import Runtime
-from acs.web.body import BadEncoding, BodyTooLarge, asgi_chunks, read_body
+from acs.web.body import BadEncoding, BodyTooLarge, ClientGone, asgi_chunks, read_body
 from acs.web.fileserver import add_file_routes
 
 log = logging.getLogger("acs.cwmp")
@@ -51,6 +51,8 @@ class CwmpEndpoint:
                 await self.app(scope, receive, send)
                 return
             reply = await self._serve(scope, receive)
+            if reply is None:  # the client left before its request was complete
+                return
             metrics.CWMP_RESPONSES.labels(str(reply.status)).inc()
             headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in reply.headers]
             if reply.status != 204:
@@ -60,25 +62,29 @@ class CwmpEndpoint:
         finally:
             logs.request_id.reset(token)
 
-    async def _serve(self, scope: Scope, receive: Receive) -> HttpReply:
+    async def _serve(self, scope: Scope, receive: Receive) -> HttpReply | None:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        if self.inflight >= self.settings.cwmp_max_inflight and not session_cookies(
-            headers.get("cookie")
-        ):
-            # More requests than memory should hold: refuse what does not continue a session
-            # (new sessions are limited further on, by CwmpService's admission), telling the
-            # CPE when to retry instead of queueing it.
-            metrics.SESSIONS_REFUSED.labels("inflight").inc()
-            return HttpReply.busy("busy, retry later", self.service.admission.retry_after())
-        self.inflight += 1
+        slot = _Slot(self, spared=bool(session_cookies(headers.get("cookie"))))
         try:
             try:
                 body = await read_body(
-                    asgi_chunks(receive),
+                    slot.metered(asgi_chunks(receive)),
                     content_length=headers.get("content-length"),
                     content_encoding=headers.get("content-encoding"),
                     max_bytes=self.settings.cwmp_max_body_bytes,
                 )
+                slot.take()
+            except _Busy:
+                # More requests than memory should hold: refuse what does not continue a
+                # session (new sessions are limited further on, by CwmpService's
+                # admission), telling the CPE when to retry instead of queueing it.
+                metrics.SESSIONS_REFUSED.labels("inflight").inc()
+                reply = HttpReply.busy("busy, retry later", self.service.admission.retry_after())
+                if not slot.body_read:  # not reading the rest of it
+                    reply.headers.append(("connection", "close"))
+                return reply
+            except ClientGone:
+                return None
             except BodyTooLarge as exc:
                 return HttpReply.text(413, str(exc), connection="close")
             except BadEncoding as exc:
@@ -96,7 +102,54 @@ class CwmpEndpoint:
                 )
             )
         finally:
-            self.inflight -= 1
+            slot.release()
+
+
+# A request takes its slot of the in-flight bound once its body is read, or once more than
+# this much of it arrived. A body trickling in (a byte every few seconds) holds no slot: what
+# it holds is what it sent, and the body deadline (acs.web.guard) ends it. Before, 2,100 such
+# clients held every slot and every Inform got 503 for as long as they stayed.
+SLOT_BYTES = 64 * 1024
+
+
+class _Busy(Exception):
+    pass
+
+
+class _Slot:
+    """A request's slot of ``CwmpEndpoint.inflight``: taken once (``take``), ``_Busy`` if
+    the bound is reached and the request does not continue a session (``spared``)."""
+
+    __slots__ = ("body_read", "endpoint", "held", "spared")
+
+    def __init__(self, endpoint: CwmpEndpoint, *, spared: bool):
+        self.endpoint = endpoint
+        self.spared = spared
+        self.held = False
+        self.body_read = False
+
+    def take(self) -> None:
+        if self.held:
+            return
+        endpoint = self.endpoint
+        if endpoint.inflight >= endpoint.settings.cwmp_max_inflight and not self.spared:
+            raise _Busy
+        endpoint.inflight += 1
+        self.held = True
+
+    async def metered(self, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+        size = 0
+        async for chunk in chunks:
+            size += len(chunk)
+            if size > SLOT_BYTES:
+                self.take()
+            yield chunk
+        self.body_read = True
+
+    def release(self) -> None:
+        if self.held:
+            self.endpoint.inflight -= 1
+            self.held = False
 
 
 def create_cwmp_app(runtime: Runtime) -> CwmpEndpoint:

@@ -398,3 +398,144 @@ def test_repair_does_not_depend_on_earlier_documents():
         b"</e:Body></e:Envelope>"
     )
     assert env.message == m.Fault(0, "x", (), "Server", "x")
+
+
+# --- the preview: an envelope's start, read only that far -------------------------------
+
+SAMPLE_DIR = __import__("pathlib").Path(__file__).resolve().parents[2] / "soap_samples"
+
+
+@pytest.mark.parametrize("path", sorted(SAMPLE_DIR.glob("*.xml")), ids=lambda p: p.name)
+def test_the_preview_of_every_sample_says_what_the_whole_envelope_says(path):
+    body = path.read_bytes()
+    envelope = soap.parse_envelope(body)
+    preview = soap.preview_envelope(body)
+    if isinstance(envelope.message, soap.InvalidMessage) and envelope.message.name == "Inform":
+        # an Inform whose other arguments do not decode still shows its DeviceId
+        assert preview.method == "Inform"
+    else:
+        assert preview == soap.Preview.of(envelope)
+    assert preview.envelope == soap.Preview.of(envelope).envelope
+
+
+def test_the_preview_of_an_inform_stops_after_its_device_id():
+    body = soap.render_envelope(EVERY_MESSAGE[0], namespace=NS, cwmp_id="7")
+    tail = body.index(b"</DeviceId>") + len(b"</DeviceId>")
+    # what follows the DeviceId is never read: here it is not even XML
+    preview = soap.preview_envelope(body[:tail] + b"<<< not read" * 10_000)
+    assert preview == soap.Preview(
+        "Inform",
+        soap.Envelope(message=None, cwmp_id="7", namespace=NS),
+        m.DeviceIdStruct("Acme", "00D09E", "IGD", "SN&<1>"),
+    )
+    assert preview.answerable(m.InformResponse(1)) == soap.Envelope(
+        message=m.InformResponse(1), cwmp_id="7", namespace=NS
+    )
+
+
+def test_the_preview_of_other_messages_stops_at_their_method():
+    body = soap.render_envelope(
+        m.GetParameterValuesResponse(()), namespace=NS, cwmp_id="9", hold_requests=True
+    )
+    cut = body.index(b"<cwmp:GetParameterValuesResponse>") + 40
+    assert soap.preview_envelope(body[:cut]) == soap.Preview(
+        "GetParameterValuesResponse",
+        soap.Envelope(message=None, cwmp_id="9", namespace=NS, hold_requests=True),
+    )
+
+
+@pytest.mark.parametrize(
+    ("body", "method", "device_id"),
+    [
+        (b"", None, None),
+        (b" \r\n", None, None),
+        (
+            b'<e:Envelope xmlns:e="http://schemas.xmlsoap.org/soap/envelope/"><e:Body/>'
+            b"</e:Envelope>",
+            None,
+            None,
+        ),
+        (  # an Inform with no DeviceId: nothing to bind a challenge to
+            b'<e:Envelope xmlns:e="http://schemas.xmlsoap.org/soap/envelope/"><e:Body>'
+            b"<c:Inform xmlns:c='urn:dslforum-org:cwmp-1-0'><RetryCount>1</RetryCount>"
+            b"</c:Inform></e:Body></e:Envelope>",
+            "Inform",
+            None,
+        ),
+        (  # DeviceId after the Event: still found
+            b'<e:Envelope xmlns:e="http://schemas.xmlsoap.org/soap/envelope/"><e:Body>'
+            b"<c:Inform xmlns:c='urn:dslforum-org:cwmp-1-0'><Event><EventStruct><EventCode>"
+            b"2 PERIODIC</EventCode></EventStruct></Event><DeviceId><OUI>A</OUI>"
+            b"<SerialNumber>S</SerialNumber></DeviceId></c:Inform></e:Body></e:Envelope>",
+            "Inform",
+            m.DeviceIdStruct("", "A", "", "S"),
+        ),
+        (  # a fault whose prefix was never declared (a known CPE quirk)
+            b'<e:Envelope xmlns:e="http://schemas.xmlsoap.org/soap/envelope/"><e:Body>'
+            b"<soap:Fault><faultcode>Server</faultcode></soap:Fault></e:Body></e:Envelope>",
+            "Fault",
+            None,
+        ),
+    ],
+)
+def test_previews(body, method, device_id):
+    preview = soap.preview_envelope(body)
+    assert (preview.method, preview.device_id) == (method, device_id)
+
+
+@pytest.mark.parametrize(
+    ("body", "error", "message"),
+    [
+        (b"<not-xml", soap.SoapError, "malformed XML"),
+        (b"<x/>", soap.SoapError, r"root element is <x>, not a SOAP Envelope"),
+        (
+            b'<e:Envelope xmlns:e="http://schemas.xmlsoap.org/soap/envelope/"><e:Header/>'
+            b"</e:Envelope>",
+            soap.SoapError,
+            "has no Body",
+        ),
+        (
+            b'<e:Envelope xmlns:e="http://schemas.xmlsoap.org/soap/envelope/"><e:Body>',
+            soap.SoapError,
+            "malformed XML",
+        ),
+        (b'<!DOCTYPE x [<!ENTITY a "b">]><x>&a;</x>', soap.HostileXml, "DTDs"),
+        (
+            b'<e:Envelope xmlns:e="http://schemas.xmlsoap.org/soap/envelope/"><e:Header>'
+            + b"<a/>" * 256
+            + b"</e:Header><e:Body/></e:Envelope>",
+            soap.HostileXml,
+            "has more than 256 elements",
+        ),
+        (
+            b'<e:Envelope xmlns:e="http://schemas.xmlsoap.org/soap/envelope/"><e:Header><a>'
+            + b"x" * 70_000
+            + b"</a></e:Header><e:Body/></e:Envelope>",
+            soap.HostileXml,
+            "takes more than 65536 bytes",
+        ),
+        (
+            b'<e:Envelope xmlns:e="http://schemas.xmlsoap.org/soap/envelope/">'
+            + b"<x>" * 60
+            + b"</x>" * 60
+            + b"</e:Envelope>",
+            soap.HostileXml,
+            "nests deeper than 48",
+        ),
+    ],
+)
+def test_preview_refusals(body, error, message):
+    with pytest.raises(error, match=message):
+        soap.preview_envelope(body)
+
+
+def test_the_preview_is_bounded_whatever_follows():
+    """240,000 empty elements after the DeviceId (961 KB): parsed whole, about a second of
+    CPU before; the preview reads its first kilobytes."""
+    body = soap.render_envelope(EVERY_MESSAGE[0], namespace=NS)
+    tail = body.index(b"</DeviceId>") + len(b"</DeviceId>")
+    bomb = body[:tail] + b"<a/>" * 240_000 + body[tail:]
+    assert soap.preview_envelope(bomb).device_id == EVERY_MESSAGE[0].device_id
+    with pytest.raises(soap.HostileXml, match="more than 256 elements"):
+        start = body.index(b"<DeviceId>")
+        soap.preview_envelope(body[:start] + b"<a/>" * 240_000 + body[start:])

@@ -16,7 +16,7 @@ from fastapi.security.http import HTTPAuthorizationCredentials
 from acs.services import operators
 from acs.services.operators import Principal
 from acs.services.runtime import Runtime
-from acs.services.throttle import FailureThrottle
+from acs.services.throttle import FailureThrottle, source_key
 
 log = logging.getLogger("acs.api")
 
@@ -53,7 +53,7 @@ async def current_principal(
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED, "authentication required", headers=_CHALLENGE
         )
-    source = request.client.host if request.client else ""
+    source = source_key(request.client.host) if request.client else ""
     sign_ins: FailureThrottle = request.app.state.sign_ins
     wait = sign_ins.retry_after(source)
     if wait:
