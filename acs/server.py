@@ -371,7 +371,7 @@ def bind_listeners(settings: Settings) -> Sockets:
     )
     if sockets.sip is not None and settings.sip_pnp_multicast:
         try:
-            sockets.sip_group, sockets.sip_multicast = sip.join(sockets.sip, settings.bind)
+            sockets.sip_group, sockets.sip_multicast = sip.join(sockets.sip)
         except sip.MulticastUnavailable as exc:
             log.warning(
                 "SIP PnP responder: cannot join the multicast group %s (%s): only phones "

@@ -52,18 +52,19 @@ class MulticastUnavailable(Exception):
     """The group cannot be joined; the message says why."""
 
 
-def join(sock: socket.socket, host: str) -> tuple[socket.socket | None, str]:
-    """Make phones' SUBSCRIBEs to ``pnp.GROUP`` reach the listener bound to ``host``.
+def join(sock: socket.socket) -> tuple[socket.socket | None, str]:
+    """Make phones' SUBSCRIBEs to ``pnp.GROUP`` reach the listener ``sock`` (bound).
 
-    On a wildcard address (0.0.0.0, ::) ``sock`` itself joins, on every interface that
+    Bound to a wildcard address (0.0.0.0, ::), ``sock`` itself joins, on every interface that
     takes it. A socket bound to one address receives no multicast, so for an IPv4 address a
     socket of its own is bound to the group (same port) and joins on that address's
     interface. Returns that socket (None when ``sock`` joined) and where it joined.
 
     Raises:
-        MulticastUnavailable: no interface took the membership, or ``host`` is an IPv6
-            address (the group is IPv4).
+        MulticastUnavailable: no interface took the membership, or ``sock`` is bound to an
+            IPv6 address (the group is IPv4).
     """
+    host = pnp.host_text(sock.getsockname()[0])
     address = ipaddress.ip_address(host)
     group = socket.inet_aton(pnp.GROUP)
     if address.is_unspecified:

@@ -468,3 +468,69 @@ def test_a_sip_pnp_port_in_use_is_named_before_anything_is_created(tmp_path):
         "different ports (ACS_TFTP_PORT, ACS_SIP_PNP_PORT)"
     )
     assert not (tmp_path / "new").exists()
+
+
+def test_joining_the_group_where_the_listener_is_bound():
+    from acs.listeners import sip as listener
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as bound:
+        bound.bind(("localhost", 0))
+        member, where = listener.join(bound)
+        assert member is not None
+        with member:
+            assert member.getsockname() == ("224.0.1.75", bound.getsockname()[1])
+            assert where == "the interface of 127.0.0.1"
+    with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as bound:
+        bound.bind(("::1", 0))
+        with pytest.raises(listener.MulticastUnavailable) as refused:
+            listener.join(bound)
+        assert str(refused.value) == "224.0.1.75 is IPv4 and ACS_BIND is ::1"
+
+
+def test_a_group_that_cannot_be_joined_is_one_warning_and_unicast_goes_on(tmp_path):
+    port = free_port(socket.SOCK_DGRAM)
+    env = {
+        **os.environ,
+        "ACS_DATA_DIR": str(tmp_path / "data"),
+        "ACS_BIND": "::1",
+        "ACS_CWMP_PORT": str(free_port()),
+        "ACS_API_PORT": str(free_port()),
+        "ACS_SIP_PNP_PORT": str(port),
+        "ACS_LOG_LEVEL": "info",
+    }
+    env.pop("ACS_DATABASE_URL", None)
+    server = Process.start([sys.executable, "-m", "acs.cli", "serve"], env, tmp_path / "log")
+    try:
+        wait_for_line(server, r"1 worker serving", seconds=60)
+        assert wait_for_line(server, r"WARNING acs: SIP PnP").partition("WARNING acs: ")[2] == (
+            "SIP PnP responder: cannot join the multicast group 224.0.1.75 (224.0.1.75 is IPv4 "
+            "and ACS_BIND is ::1): only phones given this server's address are answered; "
+            "ACS_SIP_PNP_MULTICAST=false says so without this warning"
+        )
+        assert f"SIP PnP responder: sip:[::1]:{port} (unicast only; answers every phone" in (
+            server.output()
+        )
+        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as raw:
+            raw.bind(("::1", 0))
+            phone_port = raw.getsockname()[1]
+            lines = [
+                f"SUBSCRIBE sip:{MAC}@[::1] SIP/2.0",
+                f"Via: SIP/2.0/UDP [::1]:{phone_port};branch=z9hG4bK6",
+                f"From: <sip:{MAC}@[::1]>;tag=6",
+                f"To: <sip:{MAC}@[::1]>",
+                "Call-ID: v6",
+                "CSeq: 1 SUBSCRIBE",
+                "Event: ua-profile",
+                "Content-Length: 0",
+            ]
+            raw.sendto(("\r\n".join(lines) + "\r\n\r\n").encode(), ("::1", port))
+            raw.settimeout(10)
+            got = [sip.parse(raw.recvfrom(65535)[0]) for _ in range(2)]
+        [notify] = [m for m in got if isinstance(m, sip.Request)]
+        cwmp_port = env["ACS_CWMP_PORT"]
+        assert notify.body == f"http://[::1]:{cwmp_port}/prov/{MAC}.cfg".encode()
+    finally:
+        server.stop(timeout=15)
+    # never answered: the NOTIFY in flight ends with the server, and is said so
+    line = wait_for_line(server, r"acs\.sip: pnp notify ")
+    assert f"client=::1 url=http://[::1]:{cwmp_port}/prov/{MAC}.cfg outcome=aborted " in line
