@@ -3,6 +3,8 @@ passed in: exact answers, RFC 3261's timers, the filter, and what it drops."""
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from acs.sip import pnp
@@ -415,3 +417,32 @@ def test_read_subscribe_needs_a_subscribe():
     with pytest.raises(pnp.Refused) as refused:
         pnp.read_subscribe(Request("NOTIFY", "sip:x@y"), PHONE)
     assert (refused.value.reason, refused.value.detail) == (Drop.METHOD, "NOTIFY is not SUBSCRIBE")
+
+
+def test_mangled_datagrams_are_dropped_or_answered_never_a_crash():
+    """10,000 SUBSCRIBEs and answers with bytes cut, inserted and repeated (a fixed seed):
+    every one comes back as actions, and the responder keeps answering."""
+    rng = random.Random(20261204)
+    originals = [subscribe(), answer(200), answer(180, "Ringing")]
+    alphabet = b' \t\r\n:;,<>"@=\\[]%SIP/2.0z9hG4bK0123456789abc\x00\xff'
+    responder = Responder(5060)
+    kinds = set()
+    for i in range(10_000):
+        datagram = bytearray(rng.choice(originals))
+        for _ in range(rng.randint(1, 8)):
+            at = rng.randrange(len(datagram) + 1)
+            choice = rng.random()
+            if choice < 0.4:
+                del datagram[at : at + rng.randint(1, 5)]
+            elif choice < 0.8:
+                datagram[at:at] = bytes(rng.choice(alphabet) for _ in range(rng.randint(1, 4)))
+            else:
+                datagram[at:at] = datagram[rng.randrange(len(datagram) or 1) :][:30]
+        for action in responder.receive(bytes(datagram), PHONE, float(i)):
+            kinds.add(type(action).__name__)
+            if isinstance(action, Decide):
+                responder.accept(action.key, url=URL, local=LOCAL, now=float(i))
+        responder.timeout(float(i))
+    assert kinds >= {"Decide", "Dropped", "Reply"}
+    responder.timeout(1e9)
+    assert responder.receive(subscribe(), PHONE, 2e9) == [Decide(KEY, FANVIL)]
