@@ -15,6 +15,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from acs.cwmp import digest
+from acs.provisioning.url import check_url
 
 # The async driver acs uses for each database, and the URL forms that mean it.
 _DRIVERS = {"postgresql": "asyncpg", "sqlite": "aiosqlite"}
@@ -274,6 +275,35 @@ class Settings(BaseSettings):
         "unset: the address the client reached",
     )
 
+    # --- SIP PnP: phones that ask, by multicast, where their configuration is --------------
+    sip_pnp_port: int | None = Field(
+        None,
+        ge=0,
+        le=65535,
+        description="answer phones' SIP PnP SUBSCRIBEs on this UDP port (5060 in "
+        "production); unset: no SIP PnP",
+    )
+    sip_pnp_url: str | None = Field(
+        None,
+        description="the URL a NOTIFY carries ($mac, $vendor, $model, $version filled in); "
+        "default: ACS_PUBLIC_URL, else http://<the address the phone reached>:<ACS_CWMP_PORT>, "
+        "then /prov/$mac.cfg",
+    )
+    sip_pnp_multicast: bool = Field(
+        True,
+        description="join 224.0.1.75, where phones send their SUBSCRIBE (unicast is "
+        "answered either way)",
+    )
+    sip_pnp_mac_prefixes: str = Field(
+        "", description="comma-separated MAC prefixes (hex) of the phones to answer; empty: any"
+    )
+    sip_pnp_models: str = Field(
+        "", description="comma-separated models (the SUBSCRIBE's Event model) to answer; empty: any"
+    )
+    sip_pnp_known_only: bool = Field(
+        False, description="answer only phones the ACS has (PUT /api/v1/phones/{mac})"
+    )
+
     # --- management API --------------------------------------------------------------------
     admin_password: str | None = Field(
         None,
@@ -383,6 +413,37 @@ class Settings(BaseSettings):
             return str(ipaddress.IPv4Address(value.strip()))
         except ValueError:
             raise ValueError(f"an IPv4 address (PASV announces only those): {value!r}") from None
+
+    @field_validator("sip_pnp_url")
+    @classmethod
+    def _sip_pnp_url(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        return check_url(value.strip())
+
+    @field_validator("sip_pnp_mac_prefixes")
+    @classmethod
+    def _mac_prefixes(cls, value: str) -> str:
+        prefixes = []
+        for part in value.split(","):
+            prefix = re.sub(r"[:.-]", "", part.strip()).lower()
+            if part.strip() and not re.fullmatch(r"[0-9a-f]{1,12}", prefix):
+                raise ValueError(
+                    f"{part.strip()!r} is not a MAC prefix: write hex digits, such as 0c383e,001565"
+                )
+            if prefix:
+                prefixes.append(prefix)
+        return ",".join(prefixes)
+
+    @property
+    def sip_pnp_mac_prefix_list(self) -> tuple[str, ...]:
+        return tuple(p for p in self.sip_pnp_mac_prefixes.split(",") if p)
+
+    @property
+    def sip_pnp_model_list(self) -> tuple[str, ...]:
+        return tuple(
+            dict.fromkeys(m.strip().lower() for m in self.sip_pnp_models.split(",") if m.strip())
+        )
 
     @field_validator("cwmp_digest_algorithms")
     @classmethod

@@ -1,8 +1,9 @@
 """``acs serve``: the listeners in each of N worker processes sharing the bound sockets.
 
-The parent binds the CWMP and management sockets (and TFTP's and FTP's when their ports are
-set), migrates an SQLite database, then runs one worker itself (N=1) or spawns N workers
-that inherit the sockets; the kernel spreads connections (and TFTP requests) between them.
+The parent binds the CWMP and management sockets (and TFTP's, FTP's and SIP PnP's when their
+ports are set; SIP PnP's joins its multicast group), migrates an SQLite database, then runs
+one worker itself (N=1) or spawns N workers that inherit the sockets; the kernel spreads
+connections (and TFTP and SIP datagrams) between them.
 Workers share nothing but the database.
 """
 
@@ -33,12 +34,14 @@ from acs.config import Settings
 from acs.db import migrate, param_index
 from acs.db.engine import Database
 from acs.db.errors import DatabaseUnavailable
-from acs.listeners import tftp
+from acs.listeners import sip, tftp
 from acs.listeners.ftp import FtpListener
+from acs.listeners.sip import SipPnpListener
 from acs.listeners.tftp import TftpListener
 from acs.scheduler import Scheduler
 from acs.services import metrics
 from acs.services.runtime import Runtime, check_schema, load_secrets
+from acs.sip.pnp import GROUP
 from acs.web.api_app import create_api_app
 from acs.web.cwmp_app import create_cwmp_app
 from acs.web.guard import ConnectionGuard, ConnectionLimits, guarded_protocol
@@ -197,6 +200,13 @@ class Sockets:
     api: socket.socket
     tftp: socket.socket | None = None  # UDP
     ftp: socket.socket | None = None
+    sip: socket.socket | None = None  # UDP, SIP PnP
+    sip_group: socket.socket | None = None  # bound to the PnP group (ACS_BIND an address)
+    sip_multicast: str | None = None  # where the group was joined; None: not joined
+
+    @property
+    def sip_sockets(self) -> list[socket.socket]:
+        return [sock for sock in (self.sip, self.sip_group) if sock is not None]
 
 
 async def run_worker(
@@ -242,6 +252,7 @@ async def run_worker(
     # TFTP and FTP serve before the HTTP listeners do, so "ready" covers them.
     tftp_listener = TftpListener(runtime, sockets.tftp) if sockets.tftp is not None else None
     ftp_listener = FtpListener(runtime, sockets.ftp) if sockets.ftp is not None else None
+    sip_listener = SipPnpListener(runtime, sockets.sip_sockets) if sockets.sip else None
     scheduler.start()
     monitor = asyncio.create_task(metrics.WorkerMonitor(runtime.db).run(), name="acs-monitor")
     try:
@@ -249,6 +260,8 @@ async def run_worker(
             tftp_listener.start()
         if ftp_listener is not None:
             await ftp_listener.start()
+        if sip_listener is not None:
+            sip_listener.start()
         await asyncio.gather(
             servers[0].serve(sockets=[sockets.cwmp]), servers[1].serve(sockets=[sockets.api])
         )
@@ -260,6 +273,8 @@ async def run_worker(
             await tftp_listener.close()
         if ftp_listener is not None:
             await ftp_listener.close()
+        if sip_listener is not None:
+            await sip_listener.close()
         await scheduler.stop()
         await runtime.close()
 
@@ -322,14 +337,24 @@ def bind_listeners(settings: Settings) -> Sockets:
         listeners.append(
             ("TFTP listener", settings.tftp_port, "ACS_TFTP_PORT (--tftp-port)", tftp.bind)
         )
-    tcp = [(name, port, setting) for name, port, setting, binder in listeners if binder is bind]
-    for i, (name, port, setting) in enumerate(tcp):
-        for other, other_port, other_setting in tcp[:i]:
-            if port == other_port != 0:
-                raise ListenerUnavailable(
-                    f"the {other} and the {name} are both on port {port}: give them "
-                    f"different ports ({other_setting.split()[0]}, {setting.split()[0]})"
-                )
+    if settings.sip_pnp_port is not None:
+        listeners.append(
+            (
+                "SIP PnP responder",
+                settings.sip_pnp_port,
+                "ACS_SIP_PNP_PORT (--sip-pnp-port)",
+                tftp.bind,  # a UDP socket like TFTP's
+            )
+        )
+    for tcp in (True, False):
+        same = [(n, port, s) for n, port, s, binder in listeners if (binder is bind) == tcp]
+        for i, (name, port, setting) in enumerate(same):
+            for other, other_port, other_setting in same[:i]:
+                if port == other_port != 0:
+                    raise ListenerUnavailable(
+                        f"the {other} and the {name} are both on port {port}: give them "
+                        f"different ports ({other_setting.split()[0]}, {setting.split()[0]})"
+                    )
     socks: list[socket.socket] = []
     try:
         for name, port, port_setting, binder in listeners:
@@ -351,12 +376,25 @@ def bind_listeners(settings: Settings) -> Sockets:
             sock.close()
         raise
     by_name = dict(zip((name for name, *_ in listeners), socks, strict=True))
-    return Sockets(
+    sockets = Sockets(
         by_name["CWMP listener"],
         by_name["management API"],
         tftp=by_name.get("TFTP listener"),
         ftp=by_name.get("FTP listener"),
+        sip=by_name.get("SIP PnP responder"),
     )
+    if sockets.sip is not None and settings.sip_pnp_multicast:
+        try:
+            sockets.sip_group, sockets.sip_multicast = sip.join(sockets.sip)
+        except sip.MulticastUnavailable as exc:
+            log.warning(
+                "SIP PnP responder: cannot join the multicast group %s (%s): only phones "
+                "given this server's address are answered; ACS_SIP_PNP_MULTICAST=false "
+                "says so without this warning",
+                GROUP,
+                exc,
+            )
+    return sockets
 
 
 def serve(settings: Settings) -> int:
@@ -423,6 +461,19 @@ def serve(settings: Settings) -> int:
                     settings.ftp_passive_ports or "any",
                     settings.provisioning_auth,
                 )
+            if sockets.sip is not None:
+                log.info(
+                    "SIP PnP responder: sip:%s:%d (%s; answers %s with %s)",
+                    host,
+                    sockets.sip.getsockname()[1],
+                    f"multicast {GROUP} on {sockets.sip_multicast}"
+                    if sockets.sip_multicast
+                    else "unicast only",
+                    _sip_pnp_phones(settings),
+                    settings.sip_pnp_url
+                    or f"{settings.public_url or scheme + '://<address reached>:'}"
+                    f"{'' if settings.public_url else settings.cwmp_port}/prov/$mac.cfg",
+                )
         if len(pids) == count:
             log.info(
                 "%d worker%s serving (pid%s %s)",
@@ -439,6 +490,18 @@ def serve(settings: Settings) -> int:
         return 0
     with _metrics_dir():
         return run_processes(_worker_entry, (settings, sockets), settings.workers, on_ready=ready)
+
+
+def _sip_pnp_phones(settings: Settings) -> str:
+    """Which phones the SIP PnP responder answers, for the start-up line."""
+    which = []
+    if settings.sip_pnp_mac_prefix_list:
+        which.append("MACs " + ",".join(settings.sip_pnp_mac_prefix_list))
+    if settings.sip_pnp_model_list:
+        which.append("models " + ",".join(settings.sip_pnp_model_list))
+    if settings.sip_pnp_known_only:
+        which.append("the ACS's phones")
+    return " and ".join(which) or "every phone"
 
 
 @contextlib.contextmanager

@@ -25,6 +25,7 @@ from acs.cli import (
     config,
     db,
     devices,
+    dhcp,
     files,
     operators,
     provisioning,
@@ -69,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
         rollouts,
         operators,
         config,
+        dhcp,
         simulate,
     ):
         group.register(sub)

@@ -41,6 +41,7 @@ def settings_of(args: argparse.Namespace) -> Settings:
         "api_port",
         "tftp_port",
         "ftp_port",
+        "sip_pnp_port",
         "workers",
         "log_level",
     ):

@@ -22,5 +22,8 @@ def register(sub: Any) -> None:
     serve.add_argument("--api-port", type=int, help="management port (ACS_API_PORT, 7557)")
     serve.add_argument("--tftp-port", type=int, help="TFTP port (ACS_TFTP_PORT, unset: none)")
     serve.add_argument("--ftp-port", type=int, help="FTP port (ACS_FTP_PORT, unset: none)")
+    serve.add_argument(
+        "--sip-pnp-port", type=int, help="SIP PnP UDP port (ACS_SIP_PNP_PORT, unset: none)"
+    )
     serve.add_argument("--workers", type=int, help="worker processes (ACS_WORKERS, 1)")
     serve.set_defaults(func=cmd_serve)

@@ -29,6 +29,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Final
 
+from acs.config import Settings
 from acs.db.errors import UNAVAILABLE
 from acs.provisioning.errors import ProvisioningError
 from acs.services import provisioning_files as pf
@@ -199,13 +200,19 @@ class TftpListener:
     def base_url(self, local: str) -> str:
         """Where the phone reaches the CPE-facing HTTP listener, for the URLs a configuration
         carries: ``ACS_PUBLIC_URL``, else the address it sent its TFTP request to."""
-        if self.settings.public_url:
-            return self.settings.public_url.rstrip("/")
-        scheme = "https" if self.settings.cwmp_tls else "http"
-        host = _host((local,))
-        if ":" in host:
-            host = f"[{host}]"
-        return f"{scheme}://{host}:{self.settings.cwmp_port}"
+        return base_url(self.settings, local)
+
+
+def base_url(settings: Settings, local: str) -> str:
+    """Where a phone reaches the CPE-facing HTTP listener: ``ACS_PUBLIC_URL``, else the
+    address (``local``) at which it reached this server over another protocol."""
+    if settings.public_url:
+        return settings.public_url.rstrip("/")
+    scheme = "https" if settings.cwmp_tls else "http"
+    host = _host((local,))
+    if ":" in host:
+        host = f"[{host}]"
+    return f"{scheme}://{host}:{settings.cwmp_port}"
 
 
 def _destination(ancillary: list[tuple[int, int, bytes]]) -> str | None:

@@ -121,6 +121,22 @@ FILE_BYTES: Final = Counter(
     ["protocol"],
     registry=REGISTRY,
 )
+SIP_PNP_NOTIFIES: Final = Counter(
+    "acs_sip_pnp_notifies",
+    "NOTIFYs sent to phones that asked for their provisioning URL (SIP PnP), by outcome: "
+    "done (the phone answered 2xx), rejected (3xx-6xx), timeout (no answer), aborted "
+    "(the server stopped).",
+    ["outcome"],
+    registry=REGISTRY,
+)
+SIP_PNP_DROPPED: Final = Counter(
+    "acs_sip_pnp_dropped",
+    "Datagrams and phones the SIP PnP responder did not answer, by reason: malformed, "
+    "too_large, method, event, no_mac, mac_prefix, model, unknown_phone, unavailable, busy, "
+    "stray.",
+    ["reason"],
+    registry=REGISTRY,
+)
 WEBHOOK_DELIVERIES: Final = Counter(
     "acs_webhook_deliveries",
     "Webhook delivery attempts, by outcome: delivered, failed (retried later or given up).",
@@ -194,6 +210,16 @@ def file_transfer(protocol: str, outcome: str, sent: int) -> None:
     FILE_TRANSFERS.labels(protocol, outcome).inc()
     if sent:
         FILE_BYTES.labels(protocol).inc(sent)
+
+
+def sip_pnp_notify(outcome: str) -> None:
+    """One NOTIFY's transaction ended (``acs.sip.pnp.Outcome``)."""
+    SIP_PNP_NOTIFIES.labels(outcome).inc()
+
+
+def sip_pnp_dropped(reason: str) -> None:
+    """A datagram or a phone the SIP PnP responder did not answer (``acs.sip.pnp.Drop``)."""
+    SIP_PNP_DROPPED.labels(reason).inc()
 
 
 def event_label(code: str) -> str:
