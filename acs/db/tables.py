@@ -20,7 +20,9 @@ from acs.db.models import (
     FaultRecord,
     FileAssignment,
     InformRecord,
+    Lease,
     Meta,
+    NatTraversal,
     Operator,
     Phone,
     RenderedConfig,
@@ -31,6 +33,7 @@ from acs.db.models import (
     Webhook,
     WebhookDelivery,
     WorkOrder,
+    XmppRequest,
 )
 
 devices = cast(Table, Device.__table__)
@@ -54,6 +57,9 @@ work_orders = cast(Table, WorkOrder.__table__)
 events = cast(Table, Event.__table__)
 webhooks = cast(Table, Webhook.__table__)
 webhook_deliveries = cast(Table, WebhookDelivery.__table__)
+nat_traversal = cast(Table, NatTraversal.__table__)
+xmpp_requests = cast(Table, XmppRequest.__table__)
+leases = cast(Table, Lease.__table__)
 
 AnyRow = Row[*tuple[Any, ...]]
 
