@@ -175,10 +175,15 @@ async def run_worker(
     cwmp_sock: socket.socket,
     api_sock: socket.socket,
     ready: Callable[[], None] | None = None,
+    *,
+    stun_sock: socket.socket | None = None,
 ) -> None:
-    """One worker: both apps on one event loop, until SIGINT/SIGTERM; ``ready()`` once both
-    serve."""
+    """One worker: both apps on one event loop (and the STUN server, the XMPP session when
+    set), until SIGINT/SIGTERM; ``ready()`` once both apps serve."""
     runtime = await Runtime.start(settings, migrate_sqlite=False)
+    if runtime.stun is not None and stun_sock is not None:
+        await runtime.stun.start(stun_sock)
+    xmpp = asyncio.create_task(runtime.xmpp.run(), name="acs-xmpp") if runtime.xmpp else None
     scheduler = Scheduler(runtime, settings.scheduler_interval)
     cwmp_kwargs = dict(UVICORN_OPTIONS)
     if settings.cwmp_tls:
@@ -217,12 +222,20 @@ async def run_worker(
         monitor.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await monitor
+        if xmpp is not None:
+            xmpp.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await xmpp
         await scheduler.stop()
         await runtime.close()
 
 
 def _worker_entry(
-    settings: Settings, cwmp_sock: socket.socket, api_sock: socket.socket, ready: Connection
+    settings: Settings,
+    cwmp_sock: socket.socket,
+    api_sock: socket.socket,
+    stun_sock: socket.socket | None,
+    ready: Connection,
 ) -> None:
     configure_logging(settings)
 
@@ -230,7 +243,8 @@ def _worker_entry(
         ready.send(os.getpid())
         ready.close()
 
-    run_loop(run_worker(settings, cwmp_sock, api_sock, serving), settings.event_loop)
+    serving_worker = run_worker(settings, cwmp_sock, api_sock, serving, stun_sock=stun_sock)
+    run_loop(serving_worker, settings.event_loop)
 
 
 async def prepare(settings: Settings) -> str:
@@ -283,24 +297,50 @@ def bind_listeners(settings: Settings) -> tuple[socket.socket, socket.socket]:
     socks: list[socket.socket] = []
     try:
         for name, port, port_setting in listeners:
-            address = (
-                f"[{settings.bind}]:{port}" if ":" in settings.bind else f"{settings.bind}:{port}"
-            )
             try:
                 socks.append(bind(settings.bind, port))
             except OSError as exc:
-                why, fix = _BIND_ERRORS.get(
-                    exc.errno or 0, (exc.strerror or str(exc), "fix ACS_BIND or {port_setting}")
-                )
-                raise ListenerUnavailable(
-                    f"{name}: cannot listen on {address}: {why}; "
-                    + fix.format(port_setting=port_setting)
-                ) from exc
+                raise _unavailable(name, settings.bind, port, port_setting, exc) from exc
     except BaseException:
         for sock in socks:
             sock.close()
         raise
     return socks[0], socks[1]
+
+
+def _unavailable(
+    name: str, host: str, port: int, port_setting: str, exc: OSError, kind: str = ""
+) -> ListenerUnavailable:
+    """One line: which listener, where, why, and what to do."""
+    address = f"{kind}[{host}]:{port}" if ":" in host else f"{kind}{host}:{port}"
+    why, fix = _BIND_ERRORS.get(
+        exc.errno or 0, (exc.strerror or str(exc), "fix ACS_BIND or {port_setting}")
+    )
+    return ListenerUnavailable(
+        f"{name}: cannot listen on {address}: {why}; " + fix.format(port_setting=port_setting)
+    )
+
+
+def bind_stun(settings: Settings) -> socket.socket | None:
+    """The STUN server's UDP socket (``None`` when ACS_STUN_PORT is unset), shared by every
+    worker; ``ListenerUnavailable`` names it when it cannot be bound."""
+    if settings.stun_port is None:
+        return None
+    host = settings.bind
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    # no SO_REUSEADDR: on UDP it would let a second server bind the port and steal datagrams
+    sock = socket.socket(family, socket.SOCK_DGRAM)
+    try:
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        sock.bind((host, settings.stun_port))
+    except OSError as exc:
+        sock.close()
+        raise _unavailable(
+            "STUN server", host, settings.stun_port, "ACS_STUN_PORT", exc, "udp "
+        ) from exc
+    sock.set_inheritable(True)
+    return sock
 
 
 def serve(settings: Settings) -> int:
@@ -318,6 +358,13 @@ def serve(settings: Settings) -> int:
         cwmp_sock, api_sock = bind_listeners(settings)
     except ListenerUnavailable as exc:
         log.error("%s", exc)
+        return 2
+    try:
+        stun_sock = bind_stun(settings)
+    except ListenerUnavailable as exc:
+        log.error("%s", exc)
+        cwmp_sock.close()
+        api_sock.close()
         return 2
     log.info("using %s", settings.storage)
     try:
@@ -351,6 +398,19 @@ def serve(settings: Settings) -> int:
                 cpe_password,
             )
             log.info("management API: http://%s:%d/api/v1/docs", host, api_sock.getsockname()[1])
+            if stun_sock is not None:
+                log.info(
+                    "STUN server: udp %s:%d (TR-111; devices keep their binding every %d s)",
+                    host,
+                    stun_sock.getsockname()[1],
+                    settings.stun_keepalive,
+                )
+            if settings.xmpp_jid:
+                log.info(
+                    "XMPP: one worker of the cluster signs in as %s (%s)",
+                    settings.xmpp_jid,
+                    settings.xmpp_server or "the domain's server",
+                )
         if len(pids) == count:
             log.info(
                 "%d worker%s serving (pid%s %s)",
@@ -362,12 +422,21 @@ def serve(settings: Settings) -> int:
 
     if settings.workers == 1:
         with contextlib.suppress(KeyboardInterrupt):
-            serving = run_worker(settings, cwmp_sock, api_sock, lambda: ready([os.getpid()], 1))
+            serving = run_worker(
+                settings,
+                cwmp_sock,
+                api_sock,
+                lambda: ready([os.getpid()], 1),
+                stun_sock=stun_sock,
+            )
             run_loop(serving, settings.event_loop)
         return 0
     with _metrics_dir():
         return run_processes(
-            _worker_entry, (settings, cwmp_sock, api_sock), settings.workers, on_ready=ready
+            _worker_entry,
+            (settings, cwmp_sock, api_sock, stun_sock),
+            settings.workers,
+            on_ready=ready,
         )
 
 

@@ -22,13 +22,26 @@ class ParameterPublic(BaseModel):
     access_list: list[str] | None = None
 
 
+class ConnectionRequestAttempt(BaseModel):
+    via: str = Field(description="http, udp or xmpp")
+    outcome: str = Field(description="ok, failed, or skipped (the device has no means for it)")
+    detail: str = Field(description="the error, or why the path was taken or skipped")
+
+
 class ConnectionRequestPublic(BaseModel):
     ok: bool
-    method: str
+    method: str = Field(description="the path that settled it: http, udp, xmpp (none: no path)")
     status_code: int | None = None
     latency_ms: float | None = None
     error: str | None = None
     time: str = ""
+    target: str | None = Field(
+        None, description="where it went: the URL, the NAT binding or address, the JID"
+    )
+    reason: str = Field("", description="why this path (ACS_CONNECTION_REQUEST_ORDER)")
+    attempts: list[ConnectionRequestAttempt] = Field(
+        default_factory=list, description="every path considered, in the order tried"
+    )
 
 
 class DevicePublic(BaseModel):
