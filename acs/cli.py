@@ -195,6 +195,7 @@ def cmd_config_crypt(args: argparse.Namespace) -> int:
 def cmd_simulate(args: argparse.Namespace) -> int:
     import json
 
+    from acs.simulator import nat
     from acs.simulator.fleet import FleetConfig, simulate
     from acs.simulator.state import StateFileError
 
@@ -224,6 +225,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         cwmp_version=args.cwmp_version,
         udp=args.udp,
         state=args.state,
+        **nat.config_of(args),
     )
     try:
         summary = asyncio.run(simulate(config))
@@ -418,6 +420,9 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="write the summary here (default: standard output)",
     )
+    from acs.simulator import nat as simulator_nat
+
+    simulator_nat.add_arguments(sim)  # --stun, --xmpp, --xmpp-ca
     sim.set_defaults(func=cmd_simulate)
 
     token = sub.add_parser("token", help="API tokens").add_subparsers(dest="token", required=True)
