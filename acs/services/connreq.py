@@ -310,6 +310,30 @@ class ConnectionRequester:
                 )
             ).first()
 
+    async def nat_view(self, device_id: str, now: datetime) -> dict[str, Any] | None:
+        """What the ACS knows of the device behind a NAT: its STUN binding (fresh or not),
+        its XMPP account, what was provisioned; ``None`` if nothing."""
+        n = tables.nat_traversal
+        async with self.db.read() as conn:
+            row = (await conn.execute(select(n).where(n.c.device_id == device_id))).first()
+        if row is None:
+            return None
+        binding = None
+        if row.stun_host and row.stun_port:
+            host = f"[{row.stun_host}]" if ":" in row.stun_host else row.stun_host
+            binding = f"{host}:{row.stun_port}"
+        fresh = fresh_for(self.settings.stun_keepalive)
+        return {
+            "stun_username": row.stun_username,
+            "stun_binding": binding,
+            "stun_seen": row.stun_seen,
+            "stun_changed": row.stun_changed,
+            "stun_fresh": bool(binding and row.stun_seen and now - row.stun_seen <= fresh),
+            "xmpp_jid": row.xmpp_jid,
+            "xmpp_account": row.xmpp_account,
+            "provisioned": row.provisioned,
+        }
+
     def _judge(self, row: Any, credentials: bool, now: datetime) -> dict[str, _Plan]:
         """Each path, judged for this device: ready, unlikely or none, and why."""
         plans: dict[str, _Plan] = {}

@@ -26,7 +26,7 @@ import os
 import socket
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from acs.cwmp import stun
 
@@ -175,8 +175,8 @@ class StunClient(asyncio.DatagramProtocol):
         self._task = asyncio.create_task(self._keep_alive())
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.DatagramTransport)
-        self.transport = transport
+        # a datagram endpoint's (asyncio's own is no DatagramTransport subclass in 3.11)
+        self.transport = cast(asyncio.DatagramTransport, transport)
 
     def datagram_received(self, data: bytes, addr: Any) -> None:
         try:
@@ -285,15 +285,39 @@ class XmppClient:
             )
         )
         self.client.add_event_handler("session_start", self._session_start)
-        self.client.add_event_handler("disconnected", lambda _e: self.online.clear())
+        self.client.add_event_handler("disconnected", self._disconnected)
+        self._over: asyncio.Future[None] | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._signed_in = False
 
     def start(self) -> None:
-        if self.settings.server is not None:
-            self.client.connect(*self.settings.server)
-        else:
-            self.client.connect()
+        self._task = asyncio.create_task(self._stay_connected())
+
+    def _disconnected(self, _reason: Any) -> None:
+        self.online.clear()
+        if self._over is not None and not self._over.done():
+            self._over.set_result(None)
+
+    async def _stay_connected(self) -> None:
+        """Sign in, and again after a session lost or refused (the account may not exist
+        yet: the ACS makes it just after provisioning), waiting 1, 2, 4 ... 60 s."""
+        failures = 0
+        while True:
+            self._over = asyncio.get_running_loop().create_future()
+            if self.settings.server is not None:
+                self.client.connect(*self.settings.server)
+            else:
+                self.client.connect()
+            self._signed_in = False
+            await self._over
+            failures = 1 if self._signed_in else failures + 1
+            await asyncio.sleep(min(60.0, 2.0 ** (failures - 1)))
 
     async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
         self.client.cancel_connection_attempt()
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.client.disconnect(wait=1), 3)
@@ -303,6 +327,7 @@ class XmppClient:
             sender.cancel()
 
     def _session_start(self, _event: Any) -> None:
+        self._signed_in = True
         self.client.send_presence()
         jid = str(self.client.boundjid)
         model = self.agent.model
