@@ -190,7 +190,7 @@ class Settings(BaseSettings):
 
     # --- reaching CPEs behind NAT: STUN (TR-111 part 2) and XMPP (TR-069 Annex K) ---------
     stun_port: int | None = Field(
-        None, ge=0, le=65535, description="UDP port of the STUN server (3478); unset: off"
+        None, ge=1, le=65535, description="UDP port of the STUN server (3478); unset: off"
     )
     stun_server_address: str | None = Field(
         None,

@@ -360,6 +360,9 @@ class XmppService:
                 self.link.close()
                 self.link = None
             self._set_state("standby")
+            # a worker stopping hands the session over now, not after LEASE_TTL
+            with contextlib.suppress(*UNAVAILABLE):
+                await leases.release(self.db, LEASE, self.holder, datetime.now(UTC))
 
     async def _session(self) -> None:
         failures = 0
