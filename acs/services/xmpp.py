@@ -336,6 +336,10 @@ class XmppService:
         try:
             while True:
                 await asyncio.sleep(RENEW_EVERY)
+                for task in (session, work):
+                    if task.done():  # a bug, not a lost server: let a worker start over
+                        log.error("xmpp: %s stopped", task.get_name(), exc_info=task.exception())
+                        return
                 try:
                     renewed = await leases.take(
                         self.db, LEASE, self.holder, datetime.now(UTC), LEASE_TTL, self._detail()
@@ -443,7 +447,7 @@ class XmppService:
                 await conn.execute(
                     select(r.c.id, r.c.kind, r.c.device_id, r.c.jid, r.c.username)
                     .add_columns(r.c.password_enc, r.c.expires)
-                    .where(r.c.taken_by.is_(None))
+                    .where(r.c.taken_by.is_(None), r.c.finished.is_(None))
                     .order_by(r.c.id)
                     .limit(64)
                 )
