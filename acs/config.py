@@ -53,9 +53,14 @@ def database_url(raw: str) -> str:
 # inside quotes, as an index expression).
 INDEXABLE_PATH_RE = re.compile(r"^[A-Za-z0-9_.{}-]{1,256}$")
 
+# The paths a connection request may take (ACS_CONNECTION_REQUEST_ORDER).
+CONNECTION_REQUEST_PATHS = ("http", "udp", "xmpp")
+HOST_PORT_RE = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$")
+JID_RE = re.compile(r"^[^@/\s]+@[^@/\s]+$")
+
 # Secrets that may be given as a file instead, ACS_<NAME>_FILE (Docker and Kubernetes mount
 # secrets as files; an environment variable shows in `docker inspect` and /proc).
-SECRET_FILE_SETTINGS = ("admin_password", "cwmp_password", "secret_key")
+SECRET_FILE_SETTINGS = ("admin_password", "cwmp_password", "secret_key", "xmpp_password")
 
 
 class Settings(BaseSettings):
@@ -218,6 +223,54 @@ class Settings(BaseSettings):
     # --- connection requests -------------------------------------------------------------
     connection_request_timeout: float = Field(5.0, gt=0)
     udp_connection_request_repeats: int = Field(3, ge=1, le=10)
+    connection_request_order: str = Field(
+        "http,udp,xmpp",
+        description="the paths a connection request tries, in this order (http, udp, xmpp); "
+        "a path the device has no means for is skipped, and one that gets no answer gives "
+        "way to the next",
+    )
+
+    # --- reaching CPEs behind NAT: STUN (TR-111 part 2) and XMPP (TR-069 Annex K) ---------
+    stun_port: int | None = Field(
+        None, ge=1, le=65535, description="UDP port of the STUN server (3478); unset: off"
+    )
+    stun_server_address: str | None = Field(
+        None,
+        description="STUNServerAddress given to devices; default: the host of ACS_PUBLIC_URL, "
+        "else the host the device used to reach the CWMP listener",
+    )
+    stun_keepalive: int = Field(
+        30,
+        ge=1,
+        le=3600,
+        description="STUNMinimumKeepAlivePeriod and STUNMaximumKeepAlivePeriod given to "
+        "devices: seconds between their Binding Requests (shorter than the NAT's UDP timeout)",
+    )
+    xmpp_jid: str | None = Field(
+        None, description="the ACS's XMPP account (user@domain); unset: no XMPP"
+    )
+    xmpp_password: str | None = None
+    xmpp_password_file: Path | None = Field(
+        None, description="read ACS_XMPP_PASSWORD from this file (e.g. a Docker secret)"
+    )
+    xmpp_server: str | None = Field(
+        None, description="host:port of the XMPP server; default: the JID's domain, port 5222"
+    )
+    xmpp_ca_file: Path | None = Field(
+        None,
+        description="CA certificates the XMPP server's certificate is checked against "
+        "(default: the system's); TLS is always required",
+    )
+    xmpp_cpe_domain: str | None = Field(
+        None,
+        description="make each device an XMPP account on this domain at bootstrap (the ACS's "
+        "account must be an admin of the server: XEP-0133); unset: devices bring their own",
+    )
+    xmpp_cpe_server: str | None = Field(
+        None,
+        description="host:port devices connect to for their XMPP account; default: they "
+        "look the domain up (DNS SRV)",
+    )
 
     # --- provisioning -------------------------------------------------------------------
     mode: Literal["common", "ctc"] = Field(
@@ -342,6 +395,39 @@ class Settings(BaseSettings):
         if problems:
             raise ValidationError.from_exception_data(cls.__name__, problems)
         return data
+
+    @field_validator("connection_request_order")
+    @classmethod
+    def _order(cls, value: str) -> str:
+        paths = [p.strip().lower() for p in value.split(",") if p.strip()]
+        unknown = [p for p in paths if p not in CONNECTION_REQUEST_PATHS]
+        if not paths or unknown or len(set(paths)) != len(paths):
+            raise ValueError(
+                f"a comma-separated order of {', '.join(CONNECTION_REQUEST_PATHS)}, each once; "
+                f"got {value!r}"
+            )
+        return ",".join(paths)
+
+    @field_validator("xmpp_server", "xmpp_cpe_server")
+    @classmethod
+    def _host_port(cls, value: str | None) -> str | None:
+        if value and not HOST_PORT_RE.fullmatch(value.strip()):
+            raise ValueError(f"host:port (or [v6]:port), got {value!r}")
+        return value.strip() if value else None
+
+    @model_validator(mode="after")
+    def _xmpp(self) -> Settings:
+        if self.xmpp_jid and not JID_RE.fullmatch(self.xmpp_jid):
+            raise ValueError(f"ACS_XMPP_JID is user@domain, got {self.xmpp_jid!r}")
+        if bool(self.xmpp_jid) != bool(self.xmpp_password):
+            raise ValueError("ACS_XMPP_JID and ACS_XMPP_PASSWORD go together")
+        if self.xmpp_cpe_domain and not self.xmpp_jid:
+            raise ValueError("ACS_XMPP_CPE_DOMAIN needs ACS_XMPP_JID (the ACS makes the accounts)")
+        return self
+
+    @property
+    def connection_request_paths(self) -> tuple[str, ...]:
+        return tuple(self.connection_request_order.split(","))
 
     @field_validator("indexed_parameters", "watched_parameters")
     @classmethod

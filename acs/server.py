@@ -203,6 +203,7 @@ class Sockets:
     sip: socket.socket | None = None  # UDP, SIP PnP
     sip_group: socket.socket | None = None  # bound to the PnP group (ACS_BIND an address)
     sip_multicast: str | None = None  # where the group was joined; None: not joined
+    stun: socket.socket | None = None  # UDP, the STUN server (and UDP connection requests)
 
     @property
     def sip_sockets(self) -> list[socket.socket]:
@@ -215,6 +216,9 @@ async def run_worker(
     """One worker: every listener on one event loop, until SIGINT/SIGTERM; ``ready()`` once
     all serve."""
     runtime = await Runtime.start(settings, migrate_sqlite=False)
+    if runtime.stun is not None and sockets.stun is not None:
+        await runtime.stun.start(sockets.stun)
+    xmpp = asyncio.create_task(runtime.xmpp.run(), name="acs-xmpp") if runtime.xmpp else None
     scheduler = Scheduler(runtime, settings.scheduler_interval)
     tls: dict[str, Any] = {}
     if settings.cwmp_tls:
@@ -275,6 +279,10 @@ async def run_worker(
             await ftp_listener.close()
         if sip_listener is not None:
             await sip_listener.close()
+        if xmpp is not None:
+            xmpp.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await xmpp
         await scheduler.stop()
         await runtime.close()
 
@@ -346,6 +354,8 @@ def bind_listeners(settings: Settings) -> Sockets:
                 tftp.bind,  # a UDP socket like TFTP's
             )
         )
+    if settings.stun_port is not None:
+        listeners.append(("STUN server", settings.stun_port, "ACS_STUN_PORT", bind_stun))
     for tcp in (True, False):
         same = [(n, port, s) for n, port, s, binder in listeners if (binder is bind) == tcp]
         for i, (name, port, setting) in enumerate(same):
@@ -358,19 +368,10 @@ def bind_listeners(settings: Settings) -> Sockets:
     socks: list[socket.socket] = []
     try:
         for name, port, port_setting, binder in listeners:
-            address = (
-                f"[{settings.bind}]:{port}" if ":" in settings.bind else f"{settings.bind}:{port}"
-            )
             try:
                 socks.append(binder(settings.bind, port))
             except OSError as exc:
-                why, fix = _BIND_ERRORS.get(
-                    exc.errno or 0, (exc.strerror or str(exc), "fix ACS_BIND or {port_setting}")
-                )
-                raise ListenerUnavailable(
-                    f"{name}: cannot listen on {address}: {why}; "
-                    + fix.format(port_setting=port_setting)
-                ) from exc
+                raise _unavailable(name, settings.bind, port, port_setting, exc) from exc
     except BaseException:
         for sock in socks:
             sock.close()
@@ -382,6 +383,7 @@ def bind_listeners(settings: Settings) -> Sockets:
         tftp=by_name.get("TFTP listener"),
         ftp=by_name.get("FTP listener"),
         sip=by_name.get("SIP PnP responder"),
+        stun=by_name.get("STUN server"),
     )
     if sockets.sip is not None and settings.sip_pnp_multicast:
         try:
@@ -395,6 +397,35 @@ def bind_listeners(settings: Settings) -> Sockets:
                 exc,
             )
     return sockets
+
+
+def _unavailable(
+    name: str, host: str, port: int, port_setting: str, exc: OSError, kind: str = ""
+) -> ListenerUnavailable:
+    """One line: which listener, where, why, and what to do."""
+    address = f"{kind}[{host}]:{port}" if ":" in host else f"{kind}{host}:{port}"
+    why, fix = _BIND_ERRORS.get(
+        exc.errno or 0, (exc.strerror or str(exc), "fix ACS_BIND or {port_setting}")
+    )
+    return ListenerUnavailable(
+        f"{name}: cannot listen on {address}: {why}; " + fix.format(port_setting=port_setting)
+    )
+
+
+def bind_stun(host: str, port: int) -> socket.socket:
+    """The STUN server's UDP socket, shared by every worker. No SO_REUSEADDR: on UDP it would
+    let a second server bind the port and steal datagrams."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_DGRAM)
+    try:
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    sock.set_inheritable(True)
+    return sock
 
 
 def serve(settings: Settings) -> int:
@@ -473,6 +504,19 @@ def serve(settings: Settings) -> int:
                     settings.sip_pnp_url
                     or f"{settings.public_url or scheme + '://<address reached>:'}"
                     f"{'' if settings.public_url else settings.cwmp_port}/prov/$mac.cfg",
+                )
+            if sockets.stun is not None:
+                log.info(
+                    "STUN server: udp %s:%d (TR-111; devices keep their binding every %d s)",
+                    host,
+                    sockets.stun.getsockname()[1],
+                    settings.stun_keepalive,
+                )
+            if settings.xmpp_jid:
+                log.info(
+                    "XMPP: one worker of the cluster signs in as %s (%s)",
+                    settings.xmpp_jid,
+                    settings.xmpp_server or "the domain's server",
                 )
         if len(pids) == count:
             log.info(

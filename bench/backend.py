@@ -69,7 +69,7 @@ class Backend:
     def serve(self, workers: int) -> tuple[Process, str, str]:
         """`acs serve` with ``workers`` workers: the process, the CWMP URL, the API URL.
         TFTP serves on ``tftp_port`` too (scenario 6)."""
-        self.tftp_port = free_port(socket.SOCK_DGRAM)
+        self.tftp_port = free_port(kind=socket.SOCK_DGRAM)
         env = {
             **self.env,
             "ACS_WORKERS": str(workers),

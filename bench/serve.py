@@ -17,10 +17,10 @@ from pathlib import Path
 import httpx
 
 
-def free_port(kind: socket.SocketKind = socket.SOCK_STREAM) -> int:
-    """A port of 127.0.0.1 free now, TCP (or UDP: ``socket.SOCK_DGRAM``)."""
+def free_port(host: str = "127.0.0.1", kind: int = socket.SOCK_STREAM) -> int:
+    """A port of ``host`` free now, TCP (or UDP: ``kind=socket.SOCK_DGRAM``)."""
     with socket.socket(socket.AF_INET, kind) as s:
-        s.bind(("127.0.0.1", 0))
+        s.bind((host, 0))
         return int(s.getsockname()[1])
 
 
@@ -75,15 +75,17 @@ class Process:
                 self.popen.wait()
 
 
-def serve_acs(env: dict[str, str], log: Path, *, seconds: float = 60) -> tuple[Process, str, str]:
-    """`acs serve` with ``env`` on two free ports of 127.0.0.1, once its /healthz answers:
+def serve_acs(
+    env: dict[str, str], log: Path, *, seconds: float = 60, host: str = "127.0.0.1"
+) -> tuple[Process, str, str]:
+    """`acs serve` with ``env`` on two free ports of ``host``, once its /healthz answers:
     the process and the base URLs of its CWMP and API listeners."""
-    cwmp, api = free_port(), free_port()
-    env = {**env, "ACS_BIND": "127.0.0.1", "ACS_CWMP_PORT": str(cwmp), "ACS_API_PORT": str(api)}
+    cwmp, api = free_port(host), free_port(host)
+    env = {**env, "ACS_BIND": host, "ACS_CWMP_PORT": str(cwmp), "ACS_API_PORT": str(api)}
     process = Process.start([sys.executable, "-m", "acs.cli", "serve"], env, log)
-    api_url = f"http://127.0.0.1:{api}"
+    api_url = f"http://{host}:{api}"
     process.wait_serving(api_url + "/healthz", seconds)
-    return process, f"http://127.0.0.1:{cwmp}", api_url
+    return process, f"http://{host}:{cwmp}", api_url
 
 
 def acs_cli(env: dict[str, str], *args: str, stdin: bytes | None = None) -> bytes:

@@ -15,6 +15,7 @@ DEFAULT_SIM_INTERVAL = 60.0
 def cmd_simulate(args: argparse.Namespace) -> int:
     import json
 
+    from acs.simulator import nat
     from acs.simulator.fleet import FleetConfig, simulate
     from acs.simulator.state import StateFileError
 
@@ -45,6 +46,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         udp=args.udp,
         boot_seconds=args.boot_seconds,
         state=args.state,
+        **nat.config_of(args),
     )
     try:
         summary = asyncio.run(simulate(config))
@@ -181,4 +183,7 @@ def register(sub: Any) -> None:
         metavar="FILE",
         help="write the summary here (default: standard output)",
     )
+    from acs.simulator import nat as simulator_nat
+
+    simulator_nat.add_arguments(sim)  # --stun, --xmpp, --xmpp-ca
     sim.set_defaults(func=cmd_simulate)

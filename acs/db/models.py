@@ -448,3 +448,60 @@ class WebhookDelivery(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     created: Mapped[datetime]
     delivered: Mapped[datetime | None]
+
+
+class NatTraversal(Base):
+    """How the ACS reaches a device behind a NAT: the STUN credentials it gave the device
+    (TR-111), the binding its STUN server saw (the NAT's public address and port, where a
+    UDP connection request goes), the XMPP account it made for the device (TR-069 Annex K),
+    and what bootstrap provisioning set (``provisioned``: which settings, when)."""
+
+    __tablename__ = "nat_traversal"
+
+    device_id: Mapped[str] = mapped_column(
+        ForeignKey("devices.id", ondelete="CASCADE"), primary_key=True
+    )
+    stun_username: Mapped[str | None] = mapped_column(String(256), unique=True)
+    stun_password_enc: Mapped[str | None] = mapped_column(Text)  # sealed (secretbox)
+    stun_host: Mapped[str | None] = mapped_column(String(64))
+    stun_port: Mapped[int | None] = mapped_column(Integer)
+    # the last Binding Request from that binding (written at most once a minute per worker)
+    stun_seen: Mapped[datetime | None]
+    stun_changed: Mapped[datetime | None]  # when the binding last moved
+    xmpp_jid: Mapped[str | None] = mapped_column(String(256))  # the account made for it
+    xmpp_password_enc: Mapped[str | None] = mapped_column(Text)  # sealed
+    xmpp_account: Mapped[str | None] = mapped_column(String(16))  # pending, created, failed
+    provisioned: Mapped[dict[str, Any] | None] = mapped_column(JSONDoc)
+
+
+class XmppRequest(Base):
+    """Work only the worker holding the cluster's XMPP session can do: a connection request
+    (written by the worker an operator asked) or a device's account to make (written by
+    bootstrap provisioning); taken and answered by the holder."""
+
+    __tablename__ = "xmpp_requests"
+    __table_args__ = (Index("ix_xmpp_requests_taken_by_id", "taken_by", "id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(24))  # connection_request, account
+    device_id: Mapped[str] = mapped_column(ForeignKey("devices.id", ondelete="CASCADE"))
+    jid: Mapped[str] = mapped_column(String(3071))  # ConnReqJabberID, or the account's JID
+    username: Mapped[str | None] = mapped_column(String(256))  # connection request's
+    password_enc: Mapped[str] = mapped_column(Text)  # sealed: the CR's, or the account's
+    created: Mapped[datetime]
+    expires: Mapped[datetime] = mapped_column(index=True)
+    taken_by: Mapped[str | None] = mapped_column(String(128))
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSONDoc)
+    finished: Mapped[datetime | None]
+
+
+class Lease(Base):
+    """A role one worker of the whole cluster holds at a time (the XMPP session), until
+    ``expires`` unless its holder renews it; ``detail`` is what the holder reports."""
+
+    __tablename__ = "leases"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(128))
+    expires: Mapped[datetime]
+    detail: Mapped[dict[str, Any] | None] = mapped_column(JSONDoc)

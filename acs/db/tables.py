@@ -22,7 +22,9 @@ from acs.db.models import (
     FileAssignment,
     InformMinute,
     InformRecord,
+    Lease,
     Meta,
+    NatTraversal,
     Operator,
     Phone,
     RenderedConfig,
@@ -33,6 +35,7 @@ from acs.db.models import (
     Webhook,
     WebhookDelivery,
     WorkOrder,
+    XmppRequest,
 )
 
 devices = cast(Table, Device.__table__)
@@ -58,6 +61,9 @@ webhooks = cast(Table, Webhook.__table__)
 webhook_deliveries = cast(Table, WebhookDelivery.__table__)
 console_sessions = cast(Table, ConsoleSession.__table__)
 inform_minutes = cast(Table, InformMinute.__table__)
+nat_traversal = cast(Table, NatTraversal.__table__)
+xmpp_requests = cast(Table, XmppRequest.__table__)
+leases = cast(Table, Lease.__table__)
 
 AnyRow = Row[*tuple[Any, ...]]
 

@@ -103,8 +103,25 @@ TASK_OUTCOMES: Final = Counter(
 )
 CONNECTION_REQUESTS: Final = Counter(
     "acs_connection_requests",
-    "Connection requests, by path (http, udp, none) and outcome (ok, failed).",
+    "Connection requests, by the path that settled them (http, udp, xmpp, none) and outcome "
+    "(ok, failed).",
     ["via", "outcome"],
+    registry=REGISTRY,
+)
+STUN_REQUESTS: Final = Counter(
+    "acs_stun_requests",
+    "Datagrams at the STUN server, by outcome: changed (a device's NAT binding recorded "
+    "anew), kept (its binding again), answered (nothing to record), unknown_user, "
+    "unauthorized (401: a new binding must be authenticated), integrity_failed, refused, "
+    "malformed, dropped (too many at once), unavailable (storage).",
+    ["outcome"],
+    registry=REGISTRY,
+)
+XMPP_SESSIONS: Final = Counter(
+    "acs_xmpp_sessions",
+    "The ACS's XMPP session, by event: connected, lost (it was up), failed (a connection or "
+    "sign-in attempt that did not succeed).",
+    ["event"],
     registry=REGISTRY,
 )
 FILE_TRANSFERS: Final = Counter(

@@ -26,8 +26,10 @@ from acs.services.policy import default_policy
 from acs.services.provisioning import Provisioning
 from acs.services.provisioning_files import ProvisioningFiles
 from acs.services.secretbox import SecretBox
+from acs.services.stun import StunServer
 from acs.services.webhooks import Policy as WebhookPolicy
 from acs.services.webhooks import Webhooks
+from acs.services.xmpp import XmppService
 
 log = logging.getLogger("acs")
 
@@ -91,7 +93,13 @@ class Runtime:
         self.cwmp = CwmpService(
             db, settings, self.authenticator, self.policy, after_commit=self.notifier.pulse
         )
-        self.connection_requests = ConnectionRequester(db, self.box, settings)
+        # reaching CPEs behind NAT: the STUN server listens once acs.server hands it its
+        # socket; the XMPP session runs in the background (acs.server starts both)
+        self.stun = StunServer(db, self.box) if settings.stun_port is not None else None
+        self.xmpp = XmppService(db, self.box, settings) if settings.xmpp_jid else None
+        self.connection_requests = ConnectionRequester(
+            db, self.box, settings, stun=self.stun, xmpp=self.xmpp
+        )
         self.webhooks = Webhooks(
             db,
             SecretBox(server_secrets.secret_key, "webhook"),
@@ -130,6 +138,8 @@ class Runtime:
         return cls(settings, db, server_secrets)
 
     async def close(self) -> None:
+        if self.stun is not None:
+            await self.stun.close()
         for task in list(self._background):
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)

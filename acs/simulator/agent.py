@@ -26,6 +26,7 @@ from urllib.parse import parse_qs, urlsplit
 from acs.cwmp import digest, soap, xsd
 from acs.cwmp import messages as m
 from acs.simulator.model import CpeModel, Transfer
+from acs.simulator.nat import NatClients
 from acs.simulator.rawhttp import Authenticator, Connection, HttpError
 
 log = logging.getLogger("acs.simulator")
@@ -183,6 +184,7 @@ class CpeAgent:
         self.sessions: list[SessionReport] = []
         self.downloads: list[tuple[str, int, bytes]] = []  # (url, status, first bytes)
         self._udp_seen: set[str] = set()  # UDP request ids acted on (they come repeated)
+        self.nat: NatClients | None = None  # STUN and XMPP, behind a NAT (acs.simulator.nat)
 
     # --- lifecycle -------------------------------------------------------------------
 
@@ -196,6 +198,8 @@ class CpeAgent:
             self._set(".ManagementServer.UDPConnectionRequestAddress", udp)
 
     async def stop(self) -> None:
+        if self.nat is not None:
+            await self.nat.close()
         if self.listener is not None:
             self.listener.unregister(self)
             if self._own_listener:
@@ -327,6 +331,8 @@ class CpeAgent:
             delay, key = self.model.schedule_inform
             self.model.schedule_inform = None
             asyncio.get_running_loop().call_later(delay, self._scheduled, key)
+        if self.nat is not None:  # STUN and XMPP as the ACS (re)configured them
+            await self.nat.update()
 
     def _booted(self, event: str) -> None:
         """Inform again once booted: at once, or after ``boot_seconds``."""

@@ -15,6 +15,21 @@ def _fill(model: CpeModel, rows: list[tuple[str, xsd.Value, str, bool]]) -> CpeM
     return model
 
 
+def _stun_rows() -> list[tuple[str, xsd.Value, str, bool]]:
+    """TR-111 part 2's ManagementServer parameters (TR-098 and TR-181 alike)."""
+    s, u, b, i = xsd.STRING, xsd.UNSIGNED_INT, xsd.BOOLEAN, xsd.INT
+    return [
+        ("ManagementServer.STUNEnable", False, b, W),
+        ("ManagementServer.STUNServerAddress", "", s, W),
+        ("ManagementServer.STUNServerPort", 3478, u, W),
+        ("ManagementServer.STUNUsername", "", s, W),
+        ("ManagementServer.STUNPassword", "", s, W),
+        ("ManagementServer.STUNMaximumKeepAlivePeriod", -1, i, W),
+        ("ManagementServer.STUNMinimumKeepAlivePeriod", 60, u, W),
+        ("ManagementServer.NATDetected", False, b, R),
+    ]
+
+
 def gateway(serial: str, *, cr_url: str = "", software_version: str = "1.0.0") -> CpeModel:
     """An ``InternetGatewayDevice`` (TR-098) with WAN, LAN and WLAN basics."""
     model = CpeModel("Acme Networks", "00D09E", "IGD", serial, root="InternetGatewayDevice")
@@ -43,7 +58,7 @@ def gateway(serial: str, *, cr_url: str = "", software_version: str = "1.0.0") -
             ("ManagementServer.ConnectionRequestUsername", "", s, W),
             ("ManagementServer.ConnectionRequestPassword", "", s, W),
             ("ManagementServer.UDPConnectionRequestAddress", "", s, R),
-            ("ManagementServer.STUNEnable", False, b, W),
+            *_stun_rows(),
             (wan + "Enable", True, b, W),
             (wan + "ConnectionStatus", "Connected", s, R),
             (wan + "ExternalIPAddress", "198.51.100.7", s, R),
@@ -90,6 +105,11 @@ def phone(
         ("ManagementServer.ConnectionRequestUsername", "", s, W),
         ("ManagementServer.ConnectionRequestPassword", "", s, W),
         ("ManagementServer.UDPConnectionRequestAddress", "", s, R),
+        *_stun_rows(),
+        # TR-069 Annex K: connection requests over XMPP (Device:2.7)
+        ("ManagementServer.ConnReqAllowedJabberIDs", "", s, W),
+        ("ManagementServer.ConnReqJabberID", "", s, R),
+        ("ManagementServer.ConnReqXMPPConnection", "", s, W),
         ("Ethernet.Interface.1.MACAddress", mac, s, R),
         ("Ethernet.Interface.1.Enable", True, b, W),
         ("Time.NTPServer1", "pool.ntp.org", s, W),
@@ -114,6 +134,22 @@ def phone(
             (lp + "SIP.URI", "", s, W),
         ]
     _fill(model, rows)
+    # XMPP.Connection and its Server table start empty; the ACS adds what it provisions
+    model.templates["Device.XMPP.Connection."] = {
+        "Enable": Parameter(False, b, W),
+        "Username": Parameter("", s, W),
+        "Password": Parameter("", s, W),
+        "Domain": Parameter("", s, W),
+        "Resource": Parameter("", s, W),
+        "UseTLS": Parameter(False, b, W),
+        "JabberID": Parameter("", s, R),
+        "Status": Parameter("Disabled", s, R),
+    }
+    model.templates["Device.XMPP.Connection.{i}.Server."] = {
+        "Enable": Parameter(False, b, W),
+        "ServerAddress": Parameter("", s, W),
+        "Port": Parameter(5222, u, W),
+    }
     # Phones report their MAC in every Inform (active notification), as Fanvil's do.
     model.parameters["Device.Ethernet.Interface.1.MACAddress"].notification = 2
     return model

@@ -1,7 +1,9 @@
 """A fleet of simulated CPEs in one process: ``acs simulate``.
 
 Each device is a ``CpeAgent`` with its own serial number, data model, credentials and
-periodic interval, all sharing one connection-request listener on 127.0.0.1. Devices start
+periodic interval, all sharing one connection-request listener on the interface toward the
+ACS (127.0.0.1 for an ACS on this host); behind a NAT, each may keep a STUN binding and an
+XMPP connection of its own (``acs.simulator.nat``). Devices start
 spread over their first interval (``ramp``), or all at once (a boot storm: ``ramp`` 0). An
 ACS that answers 503 with Retry-After is obeyed. Devices inform at the interval their data
 model says (PeriodicInformInterval / PeriodicInformEnable, which the ACS may set), unless the
@@ -25,9 +27,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
+from urllib.parse import urlsplit
 
 from acs.cwmp import soap, xsd
-from acs.simulator import datamodels
+from acs.simulator import datamodels, nat
 from acs.simulator.agent import ConnectionRequestListener, CpeAgent, SessionReport
 from acs.simulator.model import CpeModel, Parameter
 from acs.simulator.state import Flash, StateFile, StateFileError
@@ -64,6 +67,9 @@ class FleetConfig:
     state: str | None = None  # the state file (JSON): read at start, written at stop...
     state_every: float = 10.0  # ...and every this many seconds while it changes
     boot_seconds: float = 0.0  # how long a device is silent after a reboot or reset
+    stun: bool = False  # keep a NAT binding with the ACS's STUN server (acs.simulator.nat)
+    xmpp: str | None = None  # sign in to XMPP as provisioned ("host:port": connect there)
+    xmpp_ca: str | None = None  # CA certificates for the XMPP server's
 
 
 def make_model(kind: str, index: int, serial_prefix: str) -> CpeModel:
@@ -204,6 +210,10 @@ class Fleet:
         Raises ``StateFileError`` for a state file that cannot be used."""
         c = self.config
         self.state = StateFile(Path(c.state)) if c.state else None
+        # listen where the ACS can reach us (as a CPE's ConnectionRequestURL names its WAN
+        # address): the interface toward the ACS, 127.0.0.1 for an ACS on this host
+        acs = urlsplit(c.acs_url)
+        self.listener.host = nat.local_address_towards(acs.hostname or "127.0.0.1", acs.port or 80)
         await self.listener.start(udp=c.udp)
         namespace = soap.CWMP_NAMESPACES[c.cwmp_version]
         for i in range(c.first_index, c.first_index + c.devices):
@@ -218,10 +228,21 @@ class Fleet:
                 auth=c.auth,
                 namespace=namespace,
                 listener=self.listener,
+                cr_host=self.listener.host,
                 timeout=c.timeout,
                 boot_seconds=c.boot_seconds,
             )
+            if c.stun or c.xmpp is not None:
+                agent.nat = nat.NatClients(
+                    agent,
+                    stun_on=c.stun,
+                    xmpp_on=c.xmpp is not None,
+                    xmpp_server=nat.host_port(c.xmpp) if c.xmpp else None,
+                    xmpp_ca=Path(c.xmpp_ca) if c.xmpp_ca else None,
+                )
             await agent.start()
+            if agent.nat is not None:
+                await agent.nat.update()  # a device the state file restored: as it was set
             interval = f"{model.root}.ManagementServer.PeriodicInformInterval"
             if interval in model.parameters and not known:
                 model.parameters[interval].value = int(c.interval)
@@ -250,6 +271,9 @@ class Fleet:
             if self.state is not None and self.flashes:
                 self.state.save(self.flashes)
         finally:
+            for agent in self.agents:
+                if agent.nat is not None:
+                    await agent.nat.close()
             await self.listener.stop()
 
     def periodic_interval(self, agent: CpeAgent) -> float | None:

@@ -10,7 +10,7 @@ TransferComplete, Reboot and FactoryReset reflected in the next Inform's events.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -29,6 +29,7 @@ FORCED_INFORM = (
 
 _TRANSFER_SCHEMES = ("http://", "https://", "ftp://", "tftp://")
 _INSTANCE_RE = re.compile(r"^(.*\.)(\d+)\.(.*)$")
+_GENERIC_INSTANCE = re.compile(r"\.\d+\.")
 
 
 @dataclass
@@ -72,6 +73,10 @@ class CpeModel:
     factory_reset_requested: bool = False
     schedule_inform: tuple[int, str] | None = None
     revision: int = 0  # bumped on every change, so a rendered Inform can be reused
+    # Multi-instance tables that may be empty, by generic path ("Device.XMPP.Connection.",
+    # "Device.XMPP.Connection.{i}.Server."): the parameters of a new instance. A table with
+    # instances copies its first one instead.
+    templates: dict[str, dict[str, Parameter]] = field(default_factory=dict)
 
     @property
     def device_id(self) -> m.DeviceIdStruct:
@@ -203,6 +208,8 @@ class CpeModel:
             return m.GetParameterNamesResponse((m.ParameterInfoStruct(path, p.writable),))
         names = [n for n in self.parameters if n.startswith(path)]
         if path and not names:
+            if self._template(path) is not None:  # an empty table: just itself
+                return m.GetParameterNamesResponse((m.ParameterInfoStruct(path, True),))
             return _fault(faults.CPE_INVALID_PARAMETER_NAME, path)
         out: dict[str, bool] = {}
         for name in names:
@@ -224,7 +231,10 @@ class CpeModel:
 
     def _object_writable(self, obj: str) -> bool:
         # A multi-instance table (X.Y.) is writable: AddObject works on it.
-        return bool(self._instances(obj))
+        return bool(self._instances(obj)) or self._template(obj) is not None
+
+    def _template(self, table: str) -> dict[str, Parameter] | None:
+        return self.templates.get(_GENERIC_INSTANCE.sub(".{i}.", table))
 
     def _instances(self, table: str) -> list[int]:
         found = set()
@@ -238,10 +248,15 @@ class CpeModel:
     def _rpc_AddObject(self, req: m.AddObject) -> Any:
         table = req.object_name
         instances = self._instances(table) if table.endswith(".") else []
-        if not instances:
+        declared = self._template(table) if table.endswith(".") else None
+        if not instances and declared is None:
             return _fault(faults.CPE_INVALID_PARAMETER_NAME, table)
+        new = max(instances, default=0) + 1
+        if declared is not None:
+            for rest, p in declared.items():
+                self.parameters[f"{table}{new}.{rest}"] = replace(p)
+            return m.AddObjectResponse(instance_number=new, status=0)
         template = f"{table}{instances[0]}."
-        new = max(instances) + 1
         for name, p in list(self.parameters.items()):
             if name.startswith(template):
                 default: xsd.Value = (

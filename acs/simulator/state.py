@@ -31,10 +31,12 @@ from typing import Any
 from acs.simulator.model import CpeModel, Parameter
 
 FORMAT = 1
-# Given afresh by each run (the listener's address), never restored.
+# Given afresh by each run (the listener's address, what STUN and XMPP find), never restored.
 VOLATILE = (
     "ManagementServer.ConnectionRequestURL",
     "ManagementServer.UDPConnectionRequestAddress",
+    "ManagementServer.NATDetected",
+    "ManagementServer.ConnReqJabberID",
 )
 
 _Snapshot = tuple[Any, str, bool, int, tuple[str, ...]]

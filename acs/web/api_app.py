@@ -185,11 +185,21 @@ def create_api_app(runtime: Runtime) -> FastAPI:
     app.add_middleware(access.AccessLog, logger=log, describe=_api_line, request_ids=True)
 
     @app.get("/healthz", tags=["system"])
-    async def healthz() -> dict[str, str]:
-        """Liveness and database reachability; no authentication."""
+    async def healthz() -> dict[str, Any]:
+        """Liveness and database reachability; no authentication. ``details``: the STUN
+        server and the XMPP session, when on; their trouble is reported there, never as
+        an unhealthy node (CWMP does not depend on them)."""
         async with runtime.db.read() as conn:
             await conn.execute(text("SELECT 1"))
-        return {"status": "ok", "version": __version__}
+        answer: dict[str, Any] = {"status": "ok", "version": __version__}
+        details: dict[str, Any] = {}
+        if runtime.stun is not None:
+            details["stun"] = runtime.stun.health()
+        if runtime.xmpp is not None:
+            details["xmpp"] = await runtime.xmpp.health()
+        if details:
+            answer["details"] = details
+        return answer
 
     metrics_deps = [] if runtime.settings.metrics_public else [Depends(require("viewer"))]
 

@@ -45,7 +45,7 @@ def tool(name: str, package: str) -> str:
 
 def start(start_server, tmp_path, **env: str):
     """`acs serve` with SIP PnP on a free UDP port of 127.0.0.1, an operator "ops"."""
-    server = start_server(sip_pnp_port=str(free_port(socket.SOCK_DGRAM)), **env)
+    server = start_server(sip_pnp_port=str(free_port(kind=socket.SOCK_DGRAM)), **env)
     cli_env = {**os.environ, "ACS_DATA_DIR": str(tmp_path / "data-a")}
     if "database_url" in env:
         cli_env["ACS_DATABASE_URL"] = env["database_url"]
@@ -167,7 +167,7 @@ def sipp(
     """sipp as a phone (tests/sip/pnp_phone.xml) against ``target``: the URL its NOTIFY
     carried, once sipp answered it 200 and exited 0."""
     binary = tool("sipp", "sip-tester")
-    port = free_port(socket.SOCK_DGRAM) if netns is None else 5060
+    port = free_port(kind=socket.SOCK_DGRAM) if netns is None else 5060
     log = tmp_path / f"sipp-{mac}.log"
     argv = [binary, target, "-sf", str(SCENARIO), "-m", "1", "-key", "mac", mac,
             "-i", local, "-p", str(port), "-trace_logs", "-log_file", str(log),
@@ -461,7 +461,7 @@ def test_a_sip_pnp_port_in_use_is_named_before_anything_is_created(tmp_path):
             "(another acs, or another program, listens there); stop it, or choose another "
             "port with ACS_SIP_PNP_PORT (--sip-pnp-port)"
         )
-    port = free_port(socket.SOCK_DGRAM)
+    port = free_port(kind=socket.SOCK_DGRAM)
     env = {**base, "ACS_SIP_PNP_PORT": str(port), "ACS_TFTP_PORT": str(port)}
     assert _serve_refused({**env, "ACS_TFTP_ALLOW": "127.0.0.0/8"}) == (
         f"the TFTP listener and the SIP PnP responder are both on port {port}: give them "
@@ -488,7 +488,7 @@ def test_joining_the_group_where_the_listener_is_bound():
 
 
 def test_a_group_that_cannot_be_joined_is_one_warning_and_unicast_goes_on(tmp_path):
-    port = free_port(socket.SOCK_DGRAM)
+    port = free_port(kind=socket.SOCK_DGRAM)
     env = {
         **os.environ,
         "ACS_DATA_DIR": str(tmp_path / "data"),

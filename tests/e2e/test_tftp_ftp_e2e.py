@@ -51,7 +51,7 @@ def start(start_server, tmp_path, **env: str):
     """`acs serve` with TFTP and FTP on free ports of 127.0.0.1, an operator "ops"."""
     env.setdefault("tftp_allow", "127.0.0.0/8")
     server = start_server(
-        tftp_port=str(free_port(socket.SOCK_DGRAM)), ftp_port=str(free_port()), **env
+        tftp_port=str(free_port(kind=socket.SOCK_DGRAM)), ftp_port=str(free_port()), **env
     )
     cli_env = {**os.environ, "ACS_DATA_DIR": str(tmp_path / "data-a")}
     if "database_url" in env:
@@ -599,7 +599,7 @@ async def test_a_dual_stack_listener_serves_ipv4_and_ipv6_phones(tmp_path):
 
     curl = tool("curl", "curl")
     cwmp, api, ftp_port = free_port(), free_port(), free_port()
-    tftp_port = free_port(socket.SOCK_DGRAM)
+    tftp_port = free_port(kind=socket.SOCK_DGRAM)
     env = {
         **os.environ,
         "ACS_DATA_DIR": str(tmp_path / "data"),

@@ -150,7 +150,17 @@ async def test_device_without_connection_request_url(runtime):
     assert (result.ok, result.method, result.error) == (
         False,
         "none",
-        "the device reported no ConnectionRequestURL",
+        "no way to reach the device (http: the device reported no ConnectionRequestURL; "
+        "udp: no connection request credentials known; xmpp: XMPP is off (ACS_XMPP_JID))",
+    )
+    assert result.attempts == (
+        {
+            "via": "http",
+            "outcome": "skipped",
+            "detail": "the device reported no ConnectionRequestURL",
+        },
+        {"via": "udp", "outcome": "skipped", "detail": "no connection request credentials known"},
+        {"via": "xmpp", "outcome": "skipped", "detail": "XMPP is off (ACS_XMPP_JID)"},
     )
     with pytest.raises(connreq.DeviceNotFound):
         await runtime.connection_requests.poke("nope")
@@ -187,7 +197,9 @@ async def test_udp_connection_request():
         await agent.stop()
 
 
-async def test_udp_is_used_when_the_device_reports_an_address(runtime):
+async def test_the_operators_order_decides_between_http_and_udp(runtime):
+    """HTTP first by default (the URL is reachable on 127.0.0.1); udp,http puts the reported
+    UDPConnectionRequestAddress first."""
     agent = CpeAgent(
         datamodels.gateway("SN0001"),
         "http://127.0.0.1:9/",
@@ -201,13 +213,34 @@ async def test_udp_is_used_when_the_device_reports_an_address(runtime):
             "InternetGatewayDevice.ManagementServer.UDPConnectionRequestAddress"
         ].notification = 2  # reported in every Inform, as TR-111 asks
         await provisioned(runtime, agent)
+        address = str(
+            agent.model.get("InternetGatewayDevice.ManagementServer.UDPConnectionRequestAddress")
+        )
         result = await runtime.connection_requests.poke(DEVICE)
-        assert (result.ok, result.method) == (True, "udp")
+        assert (result.ok, result.method, result.reason) == (
+            True,
+            "http",
+            "the device's ConnectionRequestURL",
+        )
+        assert [a["via"] for a in result.attempts] == ["http", "xmpp"]
+        udp_first = connreq.ConnectionRequester(
+            runtime.db,
+            runtime.box,
+            runtime.settings.model_copy(update={"connection_request_order": "udp,http"}),
+        )
+        result = await udp_first.poke(DEVICE)
+        assert (result.ok, result.method, result.target, result.reason) == (
+            True,
+            "udp",
+            address,
+            f"UDPConnectionRequestAddress {address} (reported)",
+        )
+        assert result.attempts == ({"via": "udp", "outcome": "ok", "detail": result.reason},)
         for _ in range(50):
-            if agent.connection_requests:
+            if agent.connection_requests == 2:
                 break
             await asyncio.sleep(0.02)
-        assert agent.connection_requests == 1
+        assert agent.connection_requests == 2
     finally:
         await agent.stop()
 

@@ -97,6 +97,8 @@ async def test_a_connection_request_line_carries_its_api_request_id(api, runtime
             "outcome": "ok",
             "status": 200,
             "error": None,
+            "reason": "the device's ConnectionRequestURL",
+            "tried": "http",
         },
     )
     assert poke.request_id == request.request_id is not None

@@ -328,7 +328,13 @@ async def test_connection_request_failure_is_explained_and_tasks_stay_queued(api
     assert r.status_code == 202
     body = r.json()
     assert body["connection_request"]["ok"] is False
-    assert body["connection_request"]["error"] == "the device reported no ConnectionRequestURL"
+    assert body["connection_request"]["error"] == (
+        "no way to reach the device (http: the device reported no ConnectionRequestURL; "
+        "udp: no STUN binding and no UDPConnectionRequestAddress; xmpp: XMPP is off "
+        "(ACS_XMPP_JID))"
+    )
+    assert body["connection_request"]["method"] == "none"
+    assert [a["outcome"] for a in body["connection_request"]["attempts"]] == ["skipped"] * 3
     assert body["data"][0]["status"] == "queued"
 
 

@@ -16,6 +16,7 @@ from acs.services.policy.base import (
 )
 from acs.services.policy.bootstrap import BootstrapProvisioning
 from acs.services.policy.ctc_binding import CtcBinding
+from acs.services.policy.nat import NatProvisioning
 from acs.services.policy.task_queue import DownloadResolver, TaskQueue
 from acs.services.secretbox import SecretBox
 
@@ -36,8 +37,13 @@ __all__ = [
 def default_policy(
     settings: Settings, box: SecretBox, downloads: DownloadResolver | None = None
 ) -> SessionPolicy:
-    """Built-in provisioning first, then CTC binding (whose work order queues tasks), then
-    the task queue."""
+    """Built-in provisioning first (NAT traversal's with it), then CTC binding (whose work
+    order queues tasks), then the task queue."""
     return SessionPolicy(
-        [BootstrapProvisioning(settings, box), CtcBinding(settings), TaskQueue(settings, downloads)]
+        [
+            BootstrapProvisioning(settings, box),
+            NatProvisioning(settings, box),
+            CtcBinding(settings),
+            TaskQueue(settings, downloads),
+        ]
     )

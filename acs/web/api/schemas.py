@@ -22,13 +22,26 @@ class ParameterPublic(BaseModel):
     access_list: list[str] | None = None
 
 
+class ConnectionRequestAttempt(BaseModel):
+    via: str = Field(description="http, udp or xmpp")
+    outcome: str = Field(description="ok, failed, or skipped (the device has no means for it)")
+    detail: str = Field(description="the error, or why the path was taken or skipped")
+
+
 class ConnectionRequestPublic(BaseModel):
     ok: bool
-    method: str
+    method: str = Field(description="the path that settled it: http, udp, xmpp (none: no path)")
     status_code: int | None = None
     latency_ms: float | None = None
     error: str | None = None
     time: str = ""
+    target: str | None = Field(
+        None, description="where it went: the URL, the NAT binding or address, the JID"
+    )
+    reason: str = Field("", description="why this path (ACS_CONNECTION_REQUEST_ORDER)")
+    attempts: list[ConnectionRequestAttempt] = Field(
+        default_factory=list, description="every path considered, in the order tried"
+    )
 
 
 class DevicePublic(BaseModel):
@@ -69,8 +82,26 @@ class DevicePublic(BaseModel):
     mode: str | None = Field(description="ACS mode override (common/ctc), null: the default")
 
 
+class NatPublic(BaseModel):
+    stun_username: str | None = Field(description="the STUNUsername the ACS gave the device")
+    stun_binding: str | None = Field(
+        description="the NAT's public address and port the STUN server saw (host:port)"
+    )
+    stun_seen: datetime | None = Field(description="its last Binding Request (to a minute)")
+    stun_changed: datetime | None = Field(description="when the binding last moved")
+    stun_fresh: bool = Field(description="recent enough for a UDP connection request")
+    xmpp_jid: str | None = Field(description="the XMPP account the ACS made for the device")
+    xmpp_account: str | None = Field(description="pending, created or failed")
+    provisioned: dict[str, Any] | None = Field(
+        description="what bootstrap provisioning set (stun, xmpp), when, and any error"
+    )
+
+
 class DeviceDetail(DevicePublic):
     parameters: dict[str, ParameterPublic]
+    nat: NatPublic | None = Field(
+        None, description="STUN and XMPP: how the ACS reaches the device behind a NAT"
+    )
 
 
 class DevicesPublic(Page):

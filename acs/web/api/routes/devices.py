@@ -105,7 +105,9 @@ async def get_device(
     _: Viewer,
     path: Annotated[str | None, Query(description="only the subtree under this path")] = None,
 ) -> dict[str, Any]:
-    return await devices.get_device(runtime.db, device_id, now=now(), path=path)
+    view = await devices.get_device(runtime.db, device_id, now=now(), path=path)
+    view["nat"] = await runtime.connection_requests.nat_view(device_id, now())
+    return view
 
 
 @router.delete("/{device_id}", status_code=204)
