@@ -400,10 +400,10 @@ def bind_listeners(settings: Settings) -> Sockets:
 
 
 def _unavailable(
-    name: str, host: str, port: int, port_setting: str, exc: OSError, kind: str = ""
+    name: str, host: str, port: int, port_setting: str, exc: OSError
 ) -> ListenerUnavailable:
     """One line: which listener, where, why, and what to do."""
-    address = f"{kind}[{host}]:{port}" if ":" in host else f"{kind}{host}:{port}"
+    address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     why, fix = _BIND_ERRORS.get(
         exc.errno or 0, (exc.strerror or str(exc), "fix ACS_BIND or {port_setting}")
     )

@@ -6,6 +6,7 @@ bench never imports tests), so both start a server, wait for it and stop it the 
 
 from __future__ import annotations
 
+import random
 import signal
 import socket
 import subprocess
@@ -17,8 +18,30 @@ from pathlib import Path
 import httpx
 
 
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+_PICK = random.Random()
+
+
 def free_port(host: str = "127.0.0.1", kind: int = socket.SOCK_STREAM) -> int:
-    """A port of ``host`` free now, TCP (or UDP: ``kind=socket.SOCK_DGRAM``)."""
+    """A port of ``host`` free now, TCP (or UDP: ``kind=socket.SOCK_DGRAM``), below the
+    kernel's ephemeral range: a port the kernel hands out could be taken by some outgoing
+    connection (a database's, a client's) before the server binds it (seen: a dual-stack
+    server refused a port a connection on 127.0.0.1 had taken meanwhile)."""
+    low = min(_ephemeral_low(), 65536)
+    for _ in range(100):
+        port = _PICK.randrange(10_000, low) if low > 10_000 else 0
+        with socket.socket(socket.AF_INET, kind) as s:
+            try:
+                s.bind((host, port))
+            except OSError:
+                continue
+            return int(s.getsockname()[1])
     with socket.socket(socket.AF_INET, kind) as s:
         s.bind((host, 0))
         return int(s.getsockname()[1])

@@ -18,7 +18,9 @@ def test_each_secret_is_read_from_its_file_without_the_trailing_newline(tmp_path
         files[name] = tmp_path / name
         files[name].write_text(f"{name}-from-file\n")
         monkeypatch.setenv(f"ACS_{name.upper()}_FILE", str(files[name]))
+    monkeypatch.setenv("ACS_XMPP_JID", "acs@xmpp.example")  # its password goes with it
     settings = Settings()
+    assert settings.xmpp_password == "xmpp_password-from-file"
     assert settings.admin_password == "admin_password-from-file"
     assert settings.cwmp_password == "cwmp_password-from-file"
     assert settings.secret_key == "secret_key-from-file"

@@ -238,7 +238,9 @@ def test_wait_exits_3_when_time_runs_out(acs, gateway):
     code, out, err = acs("tasks", "queue", GW, "Reboot", "--connection-request", "--wait", "0.3")
     assert code == 3
     assert out.splitlines()[2] == (
-        "connection request: failed (none): the device reported no ConnectionRequestURL"
+        "connection request: failed (none): no way to reach the device (http: the device "
+        "reported no ConnectionRequestURL; udp: no STUN binding and no "
+        "UDPConnectionRequestAddress; xmpp: XMPP is off (ACS_XMPP_JID))"
     )
     assert err == "not finished within 0.3 s: task 1 (queued)\n"
 
@@ -334,5 +336,7 @@ def test_log_level_shows_what_the_command_did(gateway, cli_settings, tmp_path):
     [line] = logged.stderr.splitlines()
     assert line.endswith(
         f" INFO acs.connreq: connection request device={GW} via=none outcome=failed "
-        'error="the device reported no ConnectionRequestURL"'
+        'error="no way to reach the device (http: the device reported no ConnectionRequestURL; '
+        "udp: no STUN binding and no UDPConnectionRequestAddress; xmpp: XMPP is off "
+        '(ACS_XMPP_JID))"'
     ), line

@@ -250,7 +250,7 @@ def test_a_stun_port_in_use_is_one_line_naming_the_listener(tmp_path):
     assert run.returncode == 2
     [line] = run.stderr.decode().strip().splitlines()
     assert line.endswith(
-        f"ERROR acs: STUN server: cannot listen on udp 127.0.0.1:{port}: the port is in use "
+        f"ERROR acs: STUN server: cannot listen on 127.0.0.1:{port}: the port is in use "
         "(another acs, or another program, listens there); stop it, or choose another port "
         "with ACS_STUN_PORT"
     )
