@@ -203,6 +203,54 @@ async def test_bulk_tags_and_deletion_are_set_based_on_the_search(runtime):
     assert left == 1
 
 
+async def test_a_page_sorts_ties_by_id_in_its_direction_and_counts_stop_at_a_cap(runtime):
+    ids = await _register(runtime, [f"S{i}" for i in range(5)])
+    async with runtime.db.write() as conn:  # two Informs at one instant, three at another
+        for i, device_id in enumerate(ids):
+            at = NOW - timedelta(minutes=1 if i < 2 else 2)
+            await conn.execute(
+                tables.devices.update()
+                .where(tables.devices.c.id == device_id)
+                .values(last_inform=at)
+            )
+    every = devices.DeviceFilter()
+    found, count = await devices.search(runtime.db, every, now=NOW, sort="-last_inform")
+    assert ([d["id"] for d in found], count) == ([ids[1], ids[0], ids[4], ids[3], ids[2]], 5)
+    found, _ = await devices.search(runtime.db, every, now=NOW, sort="last_inform", limit=2)
+    assert [d["id"] for d in found] == ids[2:4]
+    # a capped count says "more than 3" as 4; a cap above the count is the exact count
+    found, count = await devices.search(runtime.db, every, now=NOW, limit=2, count_limit=3)
+    assert (len(found), count) == (2, 4)
+    assert (await devices.search(runtime.db, every, now=NOW, count_limit=5))[1] == 5
+    batches = [
+        [d["id"] for d in batch]
+        async for batch in devices.batches(runtime.db, every, now=NOW, size=2)
+    ]
+    assert batches == [sorted(ids)[0:2], sorted(ids)[2:4], sorted(ids)[4:]]
+
+
+async def test_the_device_list_counts_up_to_a_cap_unless_asked_for_all(
+    console, runtime, monkeypatch
+):
+    from acs.web.console import fleet
+
+    ids = await _register(runtime, [f"C{i}" for i in range(7)])
+    monkeypatch.setattr(fleet, "COUNT_CAP", 4)
+    monkeypatch.setattr(fleet, "EXPORT_BATCH", 3)
+    viewer, _ = await console("eve")
+    page = await viewer.get("/devices", params={"per_page": 2})
+    assert "<strong>more than 4</strong> devices match." in page.text
+    assert "page 1 of 2+" in page.text and ">Last<" not in page.text
+    assert re.search(r'href="/devices\?[^"]*count=all">Count them all', page.text)
+    page = await viewer.get("/devices", params={"per_page": 2, "page": 3})
+    assert "page 3 of 3+" in page.text  # counted far enough to show the next page
+    page = await viewer.get("/devices", params={"per_page": 2, "count": "all"})
+    assert "<strong>7</strong> devices match." in page.text and "page 1 of 4" in page.text
+    export = await viewer.get("/devices.csv", params={"product_class": "IGD"})
+    lines = export.text.splitlines()
+    assert [line.split(",")[0] for line in lines] == ["id", *sorted(ids)]
+
+
 async def test_a_bulk_reboot_from_the_console_is_a_rollout(console, runtime):
     ids = await _register(runtime, ["A1", "A2", "A3"])
     ops, csrf = await console("ops")

@@ -9,7 +9,7 @@ import io
 import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
-from typing import Annotated, Any, Final
+from typing import Annotated, Any, Final, Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from fastapi import APIRouter, Query, Request, Response
@@ -59,6 +59,7 @@ COLUMNS: Final = (
 )
 MAX_PAGE: Final = 10_000  # pages past this are reached by narrowing the search
 EXPORT_BATCH: Final = 1000
+COUNT_CAP: Final = 10_000  # the device list counts this far unless asked for all
 TREE_LIMIT: Final = 500  # parameters shown at one level or as search results
 
 
@@ -227,25 +228,32 @@ async def devices_page(
     sort: str = "id",
     page_: Annotated[int, Query(alias="page", ge=1, le=MAX_PAGE)] = 1,
     per_page: Annotated[int, Query(ge=1, le=250)] = 50,
+    count: Literal["", "all"] = "",
 ) -> Response:
+    """A page of the search. The count stops at ``COUNT_CAP`` unless the URL asks for all
+    (``count=all``, a link on the page): counting a million matches scans a whole index,
+    which the first page of a large fleet should not wait for."""
     runtime = runtime_of(request)
     criteria = _criteria(request.query_params, id, parameter)
-    found, count = await devices.search(
+    found, total = await devices.search(
         runtime.db,
         _device_filter(criteria),
         now=now(),
         sort=sort,
         limit=per_page,
         offset=(page_ - 1) * per_page,
+        count_limit=None if count == "all" else max(COUNT_CAP, page_ * per_page),
     )
-    pages = max(1, -(-count // per_page))
+    more = count != "all" and total > max(COUNT_CAP, page_ * per_page)
+    pages = max(1, -(-total // per_page))
     return page(
         request,
         "devices.html",
         devices=found,
-        count=count,
+        count=f"more than {total - 1:,}" if more else f"{total:,}",
+        more=more,
         criteria=criteria,
-        params={**criteria, "sort": sort, "per_page": per_page},
+        params={**criteria, "sort": sort, "per_page": per_page, "count": count or None},
         sort=sort,
         page_no=page_,
         pages=min(pages, MAX_PAGE),
@@ -268,10 +276,9 @@ async def export_devices(
     _: ViewerUser,
     id: Annotated[list[str], Query()] = [],  # noqa: B006
     parameter: Annotated[list[str], Query()] = [],  # noqa: B006
-    sort: str = "id",
 ) -> StreamingResponse:
-    """Every device of the search as CSV, streamed a page at a time (by id, so a device
-    that appears meanwhile neither repeats nor shifts the pages)."""
+    """Every device of the search as CSV in id order, streamed a batch at a time (a keyset
+    by id: a device that appears meanwhile neither repeats nor shifts the batches)."""
     runtime = runtime_of(request)
     criteria = _criteria(request.query_params, id, parameter)
     f = _device_filter(criteria)
@@ -295,11 +302,7 @@ async def export_devices(
         out = io.StringIO()
         writer = csv.writer(out)
         writer.writerow(fields)
-        offset = 0
-        while True:
-            batch, _ = await devices.search(
-                runtime.db, f, now=now(), sort=sort, limit=EXPORT_BATCH, offset=offset
-            )
+        async for batch in devices.batches(runtime.db, f, now=now(), size=EXPORT_BATCH):
             for device in batch:
                 writer.writerow(
                     [
@@ -312,9 +315,6 @@ async def export_devices(
             yield out.getvalue().encode()
             out.seek(0)
             out.truncate()
-            if len(batch) < EXPORT_BATCH:
-                return
-            offset += EXPORT_BATCH
 
     return StreamingResponse(
         rows(),
