@@ -33,6 +33,7 @@ from acs.cli import (
     serve,
     simulate,
     tasks,
+    tls,
 )
 from acs.cli.common import Cli, Usage, refused, settings_of
 from acs.db.errors import DatabaseUnavailable
@@ -71,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
         operators,
         config,
         dhcp,
+        tls,
         simulate,
     ):
         group.register(sub)
