@@ -7,6 +7,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import ssl
+import warnings
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -34,15 +35,20 @@ def server_context(certfile: Path, keyfile: Path, min_version: str = "1.2") -> s
     """The HTTPS listener's context: the pair loaded, versions from ``min_version`` (a key of
     ``VERSIONS``) up. ``TlsUnavailable`` if the files cannot be read or do not match."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.minimum_version = VERSIONS[min_version]
+    with warnings.catch_warnings():
+        # TLSv1 and TLSv1_1 are deprecated (RFC 8996): the operator asked for them knowingly
+        warnings.simplefilter("ignore", DeprecationWarning)
+        context.minimum_version = VERSIONS[min_version]
     if VERSIONS[min_version] < ssl.TLSVersion.TLSv1_2:
         context.set_ciphers(LEGACY_CIPHERS)
+    for path in (certfile, keyfile):  # OpenSSL's own error would not say which
+        try:
+            path.open("rb").close()
+        except OSError as exc:
+            raise TlsUnavailable(f"cannot read {path}: {exc.strerror or exc}") from None
     try:
         # A passphrase would be asked on the terminal: an empty one fails instead.
         context.load_cert_chain(certfile, keyfile, password=b"")
-    except OSError as exc:
-        failed = exc.filename or f"{certfile} or {keyfile}"
-        raise TlsUnavailable(f"cannot read {failed}: {exc.strerror or exc}") from None
     except ssl.SSLError as exc:
         raise TlsUnavailable(
             f"cannot use {certfile} with {keyfile}: {exc.reason or exc} (both PEM, the key "
