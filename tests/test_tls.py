@@ -152,3 +152,39 @@ def test_plain_http_off_needs_a_certificate(pair, monkeypatch):
     monkeypatch.setenv("ACS_TLS_MIN_VERSION", "1")
     with pytest.raises(ValidationError):
         _settings(cwmp_tls_certfile=cert, cwmp_tls_keyfile=key)
+
+
+def test_http_and_https_on_one_port_is_refused_naming_both(pair):
+    from acs.server import ListenerUnavailable, bind_listeners
+
+    cert, key = pair
+    same = _settings(
+        bind="127.0.0.1",
+        cwmp_port=7547,
+        cwmp_tls_port=7547,
+        cwmp_tls_certfile=cert,
+        cwmp_tls_keyfile=key,
+    )
+    with pytest.raises(ListenerUnavailable) as refused:
+        bind_listeners(same)
+    assert str(refused.value) == (
+        "the CWMP listener and the CWMP listener (HTTPS) are both on port 7547: give them "
+        "different ports (ACS_CWMP_PORT, ACS_CWMP_TLS_PORT)"
+    )
+    # HTTPS alone: no HTTP socket, the HTTPS one bound (port 0: any free one)
+    alone = _settings(
+        bind="127.0.0.1",
+        cwmp_http=False,
+        cwmp_tls_port=0,
+        api_port=0,
+        cwmp_tls_certfile=cert,
+        cwmp_tls_keyfile=key,
+    )
+    sockets = bind_listeners(alone)
+    try:
+        assert sockets.cwmp is None and sockets.cwmp_tls is not None
+        assert sockets.cwmp_tls.getsockname()[1] != 0
+    finally:
+        for sock in (sockets.cwmp_tls, sockets.api):
+            if sock is not None:
+                sock.close()
