@@ -173,8 +173,26 @@ class Settings(BaseSettings):
     cwmp_max_inflight: int = Field(
         2048, ge=1, description="requests a worker holds at once (bodies in memory); beyond: 503"
     )
-    cwmp_tls_certfile: Path | None = None
-    cwmp_tls_keyfile: Path | None = None
+    cwmp_tls_certfile: Path | None = Field(
+        None, description="PEM certificate (chain): serve HTTPS on ACS_CWMP_TLS_PORT too"
+    )
+    cwmp_tls_keyfile: Path | None = Field(None, description="PEM private key of the certificate")
+    cwmp_tls_port: int = Field(
+        7548,
+        ge=0,
+        le=65535,
+        description="port of the CWMP listener's HTTPS side (with a certificate configured)",
+    )
+    cwmp_http: bool = Field(
+        True,
+        description="serve plain HTTP on ACS_CWMP_PORT; false (off): HTTPS only, which needs a "
+        "certificate",
+    )
+    tls_min_version: Literal["1.0", "1.1", "1.2", "1.3"] = Field(
+        "1.2",
+        description="oldest TLS version the HTTPS listener accepts; 1.0 and 1.1 (deprecated, "
+        "RFC 8996) also lower OpenSSL's security level, for old phones only",
+    )
 
     # --- tasks and provisioning on first contact -----------------------------------------
     periodic_inform_interval: int = Field(
@@ -549,6 +567,11 @@ class Settings(BaseSettings):
     def _tls_pair(self) -> Settings:
         if (self.cwmp_tls_certfile is None) != (self.cwmp_tls_keyfile is None):
             raise ValueError("ACS_CWMP_TLS_CERTFILE and ACS_CWMP_TLS_KEYFILE go together")
+        if not self.cwmp_http and not self.cwmp_tls:
+            raise ValueError(
+                "ACS_CWMP_HTTP=false leaves no CWMP listener: configure a certificate "
+                "(ACS_CWMP_TLS_CERTFILE/KEYFILE) for HTTPS"
+            )
         return self
 
     @model_validator(mode="after")
@@ -579,7 +602,21 @@ class Settings(BaseSettings):
 
     @property
     def cwmp_tls(self) -> bool:
+        """A certificate is configured: the CWMP listener serves HTTPS (on ACS_CWMP_TLS_PORT)."""
         return self.cwmp_tls_certfile is not None
+
+    def cwmp_base_url(self, host: str) -> str:
+        """``scheme://host:port`` of the CPE-facing listener, for URLs the ACS hands out where
+        no HTTP request says how the device reached it (TFTP, FTP, SIP PnP, the API's
+        previews): ``ACS_PUBLIC_URL``, else HTTPS when a certificate is configured (MAC files
+        carry SIP passwords), else HTTP. ``host`` is an address or name, IPv6 unbracketed."""
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        if ":" in host and not host.startswith("["):
+            host = f"[{host}]"
+        if self.cwmp_tls:
+            return f"https://{host}:{self.cwmp_tls_port}"
+        return f"http://{host}:{self.cwmp_port}"
 
     @property
     def digest_algorithms(self) -> tuple[str, ...]:

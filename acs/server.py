@@ -1,7 +1,8 @@
 """``acs serve``: the listeners in each of N worker processes sharing the bound sockets.
 
-The parent binds the CWMP and management sockets (and TFTP's, FTP's and SIP PnP's when their
-ports are set; SIP PnP's joins its multicast group), migrates an SQLite database, then runs
+The parent binds the CWMP sockets (HTTP, and HTTPS with a certificate: one app on both) and
+the management socket (and TFTP's, FTP's and SIP PnP's when their ports are set; SIP PnP's
+joins its multicast group), checks the certificate, migrates an SQLite database, then runs
 one worker itself (N=1) or spawns N workers that inherit the sockets; the kernel spreads
 connections (and TFTP and SIP datagrams) between them.
 Workers share nothing but the database.
@@ -19,7 +20,6 @@ import os
 import shutil
 import signal
 import socket
-import ssl
 import tempfile
 from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass
@@ -29,7 +29,7 @@ from typing import Any, TypeVar
 
 import uvicorn
 
-from acs import logs
+from acs import logs, tls
 from acs.config import Settings
 from acs.db import migrate, param_index
 from acs.db.engine import Database
@@ -119,14 +119,21 @@ UVICORN_OPTIONS: dict[str, Any] = {
 }
 
 
-def listener_config(
-    app: Any, listener: str, limits: ConnectionLimits, **extra: Any
-) -> uvicorn.Config:
-    """A listener's uvicorn configuration: ``UVICORN_OPTIONS``, its connections under a
-    ``ConnectionGuard`` of their own (acs.web.guard: read deadlines, a cap per source, idle
-    connections bounded)."""
-    guard = ConnectionGuard(limits, listener)
+def listener_config(app: Any, guard: ConnectionGuard, **extra: Any) -> uvicorn.Config:
+    """A listener's uvicorn configuration: ``UVICORN_OPTIONS``, its connections under
+    ``guard`` (acs.web.guard: read deadlines, a cap per source, idle connections bounded;
+    the CWMP listener's HTTP and HTTPS sockets share one)."""
     return uvicorn.Config(app, http=guarded_protocol(guard), **{**UVICORN_OPTIONS, **extra})
+
+
+def https_options(settings: Settings) -> dict[str, Any]:
+    """``uvicorn.Config`` options of the CWMP listener's HTTPS side: our own ``SSLContext``
+    (``acs.tls``: ACS_TLS_MIN_VERSION), made in the worker (a context does not pickle)."""
+    assert settings.cwmp_tls_certfile is not None and settings.cwmp_tls_keyfile is not None
+    context = tls.server_context(
+        settings.cwmp_tls_certfile, settings.cwmp_tls_keyfile, settings.tls_min_version
+    )
+    return {"ssl_context_factory": lambda _config, _default: context}
 
 
 def run_processes(
@@ -196,8 +203,9 @@ def _await_ready(
 class Sockets:
     """The listeners' sockets, bound by the parent and inherited by every worker."""
 
-    cwmp: socket.socket
+    cwmp: socket.socket | None  # HTTP; None: ACS_CWMP_HTTP=false
     api: socket.socket
+    cwmp_tls: socket.socket | None = None  # HTTPS, with a certificate configured
     tftp: socket.socket | None = None  # UDP
     ftp: socket.socket | None = None
     sip: socket.socket | None = None  # UDP, SIP PnP
@@ -220,18 +228,19 @@ async def run_worker(
         await runtime.stun.start(sockets.stun)
     xmpp = asyncio.create_task(runtime.xmpp.run(), name="acs-xmpp") if runtime.xmpp else None
     scheduler = Scheduler(runtime, settings.scheduler_interval)
-    tls: dict[str, Any] = {}
-    if settings.cwmp_tls:
-        tls.update(
-            ssl_certfile=str(settings.cwmp_tls_certfile),
-            ssl_keyfile=str(settings.cwmp_tls_keyfile),
-            ssl_version=ssl.PROTOCOL_TLS_SERVER,
-        )
     limits = ConnectionLimits.of(settings)
-    servers = [
-        _Server(listener_config(create_cwmp_app(runtime), "cwmp", limits, **tls)),
-        _Server(listener_config(create_api_app(runtime), "api", limits)),
-    ]
+    cwmp_app, cwmp_guard = create_cwmp_app(runtime), ConnectionGuard(limits, "cwmp")
+    # (server, its socket): the CWMP app on HTTP and on HTTPS (scope["scheme"] tells it
+    # which), then the management API
+    listening: list[tuple[_Server, socket.socket]] = []
+    if sockets.cwmp is not None:
+        listening.append((_Server(listener_config(cwmp_app, cwmp_guard)), sockets.cwmp))
+    if sockets.cwmp_tls is not None:
+        config = listener_config(cwmp_app, cwmp_guard, **https_options(settings))
+        listening.append((_Server(config), sockets.cwmp_tls))
+    api = ConnectionGuard(limits, "api")
+    listening.append((_Server(listener_config(create_api_app(runtime), api)), sockets.api))
+    servers = [server for server, _ in listening]
     # What exists now (modules, apps, the runtime) lives as long as the worker: out of the
     # garbage collector's sight, a full collection, which holds the GIL and so the event
     # loop, scans only what requests made (a whole tree in one answer: 300 ms -> tens).
@@ -266,9 +275,7 @@ async def run_worker(
             await ftp_listener.start()
         if sip_listener is not None:
             sip_listener.start()
-        await asyncio.gather(
-            servers[0].serve(sockets=[sockets.cwmp]), servers[1].serve(sockets=[sockets.api])
-        )
+        await asyncio.gather(*(server.serve(sockets=[sock]) for server, sock in listening))
     finally:
         monitor.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -335,10 +342,14 @@ _BIND_ERRORS = {
 def bind_listeners(settings: Settings) -> Sockets:
     """The listeners' sockets, bound (TCP ones listening); ``ListenerUnavailable`` names the
     one that cannot be."""
-    listeners: list[tuple[str, int, str, Callable[[str, int], socket.socket]]] = [
-        ("CWMP listener", settings.cwmp_port, "ACS_CWMP_PORT (--cwmp-port)", bind),
-        ("management API", settings.api_port, "ACS_API_PORT (--api-port)", bind),
-    ]
+    listeners: list[tuple[str, int, str, Callable[[str, int], socket.socket]]] = []
+    if settings.cwmp_http:
+        listeners.append(("CWMP listener", settings.cwmp_port, "ACS_CWMP_PORT (--cwmp-port)", bind))
+    if settings.cwmp_tls:
+        listeners.append(
+            ("CWMP listener (HTTPS)", settings.cwmp_tls_port, "ACS_CWMP_TLS_PORT", bind)
+        )
+    listeners.append(("management API", settings.api_port, "ACS_API_PORT (--api-port)", bind))
     if settings.ftp_port is not None:
         listeners.append(("FTP listener", settings.ftp_port, "ACS_FTP_PORT (--ftp-port)", bind))
     if settings.tftp_port is not None:
@@ -378,8 +389,9 @@ def bind_listeners(settings: Settings) -> Sockets:
         raise
     by_name = dict(zip((name for name, *_ in listeners), socks, strict=True))
     sockets = Sockets(
-        by_name["CWMP listener"],
+        by_name.get("CWMP listener"),
         by_name["management API"],
+        cwmp_tls=by_name.get("CWMP listener (HTTPS)"),
         tftp=by_name.get("TFTP listener"),
         ftp=by_name.get("FTP listener"),
         sip=by_name.get("SIP PnP responder"),
@@ -438,6 +450,23 @@ def serve(settings: Settings) -> int:
             "ACS_CWMP_ALLOW_BASIC_OVER_HTTP=true"
         )
         return 2
+    if (
+        settings.cwmp_auth == "basic"
+        and settings.cwmp_http
+        and settings.cwmp_tls
+        and not settings.cwmp_allow_basic_over_http
+    ):
+        log.warning(
+            "ACS_CWMP_AUTH=basic: CPEs on the HTTP port are refused (Basic only over TLS); "
+            "ACS_CWMP_HTTP=false closes that port, ACS_CWMP_ALLOW_BASIC_OVER_HTTP=true "
+            "accepts them"
+        )
+    if settings.cwmp_tls:
+        try:
+            https_options(settings)  # each worker makes its own; a bad pair is said here once
+        except tls.TlsUnavailable as exc:
+            log.error("CWMP listener (HTTPS): %s", exc)
+            return 2
     # The ports first: a port in use must not leave a new data directory and database behind.
     try:
         sockets = bind_listeners(settings)
@@ -459,21 +488,25 @@ def serve(settings: Settings) -> int:
             exc.strerror or exc,
         )
         return 2
-    scheme = "https" if settings.cwmp_tls else "http"
     host = f"[{settings.bind}]" if ":" in settings.bind else settings.bind
     cpe_password = "<from ACS_CWMP_PASSWORD>" if settings.cwmp_password else password
+    cwmp_urls = [
+        f"{scheme}://{host}:{sock.getsockname()[1]}/"
+        for scheme, sock in (("http", sockets.cwmp), ("https", sockets.cwmp_tls))
+        if sock is not None
+    ]
+    tls_versions = f"; TLS {settings.tls_min_version} and up" if sockets.cwmp_tls else ""
 
     def ready(pids: list[int], count: int) -> None:
-        """Both listeners serve once the first worker does; the count once all do."""
+        """Every listener serves once the first worker does; the count once all do."""
         if len(pids) == 1:
             log.info(
-                "CWMP listener: %s://%s:%d/ (auth %s; CPE credentials %s / %s)",
-                scheme,
-                host,
-                sockets.cwmp.getsockname()[1],
+                "CWMP listener: %s (auth %s; CPE credentials %s / %s%s)",
+                " and ".join(cwmp_urls),
                 settings.cwmp_auth,
                 settings.cwmp_username,
                 cpe_password,
+                tls_versions,
             )
             log.info("management API: http://%s:%d/api/v1/docs", host, sockets.api.getsockname()[1])
             if sockets.tftp is not None:
@@ -502,8 +535,7 @@ def serve(settings: Settings) -> int:
                     else "unicast only",
                     _sip_pnp_phones(settings),
                     settings.sip_pnp_url
-                    or f"{settings.public_url or scheme + '://<address reached>:'}"
-                    f"{'' if settings.public_url else settings.cwmp_port}/prov/$mac.cfg",
+                    or settings.cwmp_base_url("<address reached>") + "/prov/$mac.cfg",
                 )
             if sockets.stun is not None:
                 log.info(

@@ -18,7 +18,7 @@ from acs.config import Settings
 from acs.cwmp import messages as m
 from acs.cwmp import soap
 from acs.server import _Server, bind, listener_config, run_loop, run_processes
-from acs.web.guard import ConnectionLimits
+from acs.web.guard import ConnectionGuard, ConnectionLimits
 
 INFORM_RESPONSE = soap.render_envelope(
     m.InformResponse(1), namespace=soap.CWMP_NAMESPACES["1.2"], cwmp_id="1"
@@ -55,7 +55,7 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
 
 async def _worker(sock: socket.socket) -> None:
     limits = ConnectionLimits.of(Settings(_env_file=None))  # acs serve's defaults
-    server = _Server(listener_config(app, "ceiling", limits))
+    server = _Server(listener_config(app, ConnectionGuard(limits, "ceiling")))
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, lambda: setattr(server, "should_exit", True))

@@ -101,9 +101,11 @@ class Process:
 def serve_acs(
     env: dict[str, str], log: Path, *, seconds: float = 60, host: str = "127.0.0.1"
 ) -> tuple[Process, str, str]:
-    """`acs serve` with ``env`` on two free ports of ``host``, once its /healthz answers:
-    the process and the base URLs of its CWMP and API listeners."""
+    """`acs serve` with ``env`` on free ports of ``host``, once its /healthz answers: the
+    process and the base URLs of its CWMP (HTTP) and API listeners. The HTTPS port, used
+    only with a certificate in ``env``, is free too unless ``env`` names it."""
     cwmp, api = free_port(host), free_port(host)
+    env = {"ACS_CWMP_TLS_PORT": str(free_port(host)), **env}
     env = {**env, "ACS_BIND": host, "ACS_CWMP_PORT": str(cwmp), "ACS_API_PORT": str(api)}
     process = Process.start([sys.executable, "-m", "acs.cli", "serve"], env, log)
     api_url = f"http://{host}:{api}"

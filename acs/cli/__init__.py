@@ -33,6 +33,7 @@ from acs.cli import (
     serve,
     simulate,
     tasks,
+    tls,
 )
 from acs.cli.common import Cli, Usage, refused, settings_of
 from acs.db.errors import DatabaseUnavailable
@@ -71,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
         operators,
         config,
         dhcp,
+        tls,
         simulate,
     ):
         group.register(sub)
@@ -89,7 +91,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         for e in exc.errors(include_input=False, include_url=False):
             name = "_".join(str(p) for p in e["loc"]).upper()
             message = e["msg"].removeprefix("Value error, ")
-            print(f"invalid setting ACS_{name}: {message}", file=sys.stderr)
+            # a rule between settings (no one field's) names them in its message
+            where = f"setting ACS_{name}" if name else "settings"
+            print(f"invalid {where}: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

@@ -480,12 +480,7 @@ class FtpListener:
     def base_url(self, local: str) -> str:
         """Where the phone reaches the CPE-facing HTTP listener (for a configuration's URLs):
         ``ACS_PUBLIC_URL``, else the address it reached this FTP listener at."""
-        if self.settings.public_url:
-            return self.settings.public_url.rstrip("/")
-        scheme = "https" if self.settings.cwmp_tls else "http"
         host = (
             local.removeprefix("::ffff:") if local.startswith("::ffff:") and "." in local else local
         )
-        if ":" in host:
-            host = f"[{host}]"
-        return f"{scheme}://{host}:{self.settings.cwmp_port}"
+        return self.settings.cwmp_base_url(host)

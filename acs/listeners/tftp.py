@@ -206,13 +206,7 @@ class TftpListener:
 def base_url(settings: Settings, local: str) -> str:
     """Where a phone reaches the CPE-facing HTTP listener: ``ACS_PUBLIC_URL``, else the
     address (``local``) at which it reached this server over another protocol."""
-    if settings.public_url:
-        return settings.public_url.rstrip("/")
-    scheme = "https" if settings.cwmp_tls else "http"
-    host = _host((local,))
-    if ":" in host:
-        host = f"[{host}]"
-    return f"{scheme}://{host}:{settings.cwmp_port}"
+    return settings.cwmp_base_url(_host((local,)))
 
 
 def _destination(ancillary: list[tuple[int, int, bytes]]) -> str | None:

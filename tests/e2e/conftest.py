@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from bench.serve import Process, add_operator, serve_acs
+from bench.serve import Process, add_operator, free_port, serve_acs
 from tests.conftest import _truncate_pg
 
 
@@ -29,6 +29,7 @@ class Server:
     process: Process
     cwmp_url: str
     api_url: str
+    cwmp_tls_url: str  # https://127.0.0.1:ACS_CWMP_TLS_PORT (served with a certificate)
 
     def output(self) -> str:
         return self.process.output()
@@ -41,11 +42,12 @@ def _start(env_overrides: dict[str, str], tmp_path: Path, name: str) -> Server:
         "ACS_CWMP_PASSWORD": "cpe-secret",
         "ACS_SECRET_KEY": "e2e-secret",
         "ACS_LOG_LEVEL": "info",
+        "ACS_CWMP_TLS_PORT": str(free_port()),
         **env_overrides,
     }
     log = tmp_path / f"server-{name}.log"
     process, cwmp_url, api_url = serve_acs(env, log, seconds=30)
-    return Server(process, cwmp_url, api_url)
+    return Server(process, cwmp_url, api_url, f"https://127.0.0.1:{env['ACS_CWMP_TLS_PORT']}")
 
 
 @pytest.fixture

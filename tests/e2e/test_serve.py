@@ -353,7 +353,7 @@ def _self_signed(tmp_path):
 def test_basic_auth_over_tls(start_server, tmp_path):
     cert, key = _self_signed(tmp_path)
     server = start_server(cwmp_auth="basic", cwmp_tls_certfile=str(cert), cwmp_tls_keyfile=str(key))
-    url = server.cwmp_url.replace("http://", "https://") + "/acs"
+    url = server.cwmp_tls_url + "/acs"
     cpe = FakeCpe()
     trust = ssl.create_default_context(cafile=str(cert))
     with httpx.Client(verify=trust, auth=("acs", "cpe-secret")) as c:

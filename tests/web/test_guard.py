@@ -275,15 +275,13 @@ async def listen() -> AsyncIterator[Callable[..., Any]]:
 
     async def start(**limits: Any) -> Listener:
         sock = bind("127.0.0.1", 0)
-        config = listener_config(
-            _app, f"test{next(_names)}", ConnectionLimits(**limits), timeout_keep_alive=60
-        )
+        guard = ConnectionGuard(ConnectionLimits(**limits), f"test{next(_names)}")
+        config = listener_config(_app, guard, timeout_keep_alive=60)
         server = _Server(config)
         task = asyncio.create_task(server.serve(sockets=[sock]))
         while not server.started:
             await asyncio.sleep(0.01)
             assert not task.done(), task
-        guard = config.http.guard
         servers.append((server, task))
         return Listener(guard, sock.getsockname()[1])
 

@@ -201,7 +201,8 @@ async def preview(request: Request, mac: str, _: OperatorUser, format: str = "te
     runtime = runtime_of(request)
     if format not in ("text", "xml"):
         raise BadForm("format is text or xml")
-    base = runtime.settings.public_url or f"http://{request.headers.get('host', 'acs')}"
+    # the CWMP listener's URL for the same host: the file's own URLs point there, not here
+    base = runtime.settings.cwmp_base_url(request.url.hostname or "acs")
     wanted = phone_models.MacFile(phone_models.normalize_mac(mac), format)  # type: ignore[arg-type]
     rendered = await runtime.provisioning.render(wanted, base_url=base.rstrip("/"), now=now())
     return page(

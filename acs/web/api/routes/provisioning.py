@@ -160,7 +160,8 @@ async def preview_config(
     format: Literal["text", "xml"] = "text",
 ) -> Response:
     """The phone's configuration file as it would be served now (encrypted if keyed)."""
-    base = runtime.settings.public_url or f"http://{request.headers.get('host', 'acs')}"
+    # the CWMP listener's URL for the same host: the file's own URLs point there, not here
+    base = runtime.settings.cwmp_base_url(request.url.hostname or "acs")
     wanted = phone_models.MacFile(phone_models.normalize_mac(mac), format)
     rendered = await runtime.provisioning.render(wanted, base_url=base.rstrip("/"), now=now())
     return Response(
