@@ -46,7 +46,8 @@ def _start(env_overrides: dict[str, str], tmp_path: Path, name: str) -> Server:
         **env_overrides,
     }
     log = tmp_path / f"server-{name}.log"
-    process, cwmp_url, api_url = serve_acs(env, log, seconds=30)
+    # polled: a quick start waits no longer; a loaded machine starts two workers slowly
+    process, cwmp_url, api_url = serve_acs(env, log, seconds=120)
     return Server(process, cwmp_url, api_url, f"https://127.0.0.1:{env['ACS_CWMP_TLS_PORT']}")
 
 
