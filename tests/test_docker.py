@@ -93,7 +93,9 @@ def test_it_runs_as_acs_with_the_data_volume():
     env = dict(re.findall(r"(\w+)=(\S+)", next(rest for w, rest in steps if w == "ENV")))
     assert env == {"ACS_DATA_DIR": DATA_DIR, "ACS_BIND": "0.0.0.0"}
     assert ("VOLUME", json.dumps([DATA_DIR])) in steps
-    assert ("EXPOSE", "7547 7557") in steps
+    defaults = Settings.model_fields
+    ports = [defaults[name].default for name in ("cwmp_port", "cwmp_tls_port", "api_port")]
+    assert ("EXPOSE", " ".join(map(str, ports))) in steps
     assert steps[-2:] == [("ENTRYPOINT", '["acs"]'), ("CMD", '["serve"]')]
 
 
