@@ -23,6 +23,7 @@ import tempfile
 from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
+from pathlib import Path
 from typing import Any, TypeVar
 
 import uvicorn
@@ -86,6 +87,22 @@ class _Server(uvicorn.Server):
             self.on_started()
 
 
+SOMAXCONN = Path("/proc/sys/net/core/somaxconn")
+# Linux's own somaxconn since 5.4, for kernels that do not say (or say nothing usable).
+DEFAULT_BACKLOG = 4096
+
+
+def accept_backlog(somaxconn: Path = SOMAXCONN) -> int:
+    """The listeners' accept queue: as long as the kernel allows (``somaxconn``; listen()
+    cuts anything longer to it), so that a boot storm's burst of connections waits to be
+    accepted instead of being dropped (SYNs dropped cost a CPE a 1 s, 3 s... retransmit)."""
+    try:
+        value = int(somaxconn.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return DEFAULT_BACKLOG
+    return value if value > 0 else DEFAULT_BACKLOG
+
+
 def bind(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     # proto IPPROTO_TCP, not 0: asyncio turns Nagle off (TCP_NODELAY) only on sockets that
@@ -96,7 +113,7 @@ def bind(host: str, port: int) -> socket.socket:
     if family == socket.AF_INET6:
         sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
     sock.bind((host, port))
-    sock.listen(2048)
+    sock.listen(accept_backlog())
     sock.set_inheritable(True)
     return sock
 
@@ -122,7 +139,9 @@ def listener_config(app: Any, guard: ConnectionGuard, **extra: Any) -> uvicorn.C
     """A listener's uvicorn configuration: ``UVICORN_OPTIONS``, its connections under
     ``guard`` (acs.web.guard: read deadlines, a cap per source, idle connections bounded;
     the CWMP listener's HTTP and HTTPS sockets share one)."""
-    return uvicorn.Config(app, http=guarded_protocol(guard), **{**UVICORN_OPTIONS, **extra})
+    # uvicorn calls listen() again on the sockets it is handed, with its own backlog (2048)
+    options = {"backlog": accept_backlog(), **UVICORN_OPTIONS, **extra}
+    return uvicorn.Config(app, http=guarded_protocol(guard), **options)
 
 
 def https_options(settings: Settings) -> dict[str, Any]:
