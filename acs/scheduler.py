@@ -14,6 +14,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
+from acs.db.errors import UNAVAILABLE
 from acs.services import events, maintenance, monitoring, rollouts
 from acs.services.runtime import Runtime
 
@@ -29,6 +30,7 @@ class Scheduler:
         self.runtime = runtime
         self.interval = interval
         self._task: asyncio.Task[None] | None = None
+        self.storage_down: set[str] = set()  # jobs whose last run found storage unavailable
         self.jobs: list[tuple[str, Callable[[], Awaitable[object]]]] = [
             ("expire sessions", runtime.cwmp.expire_sessions),
             ("expire tasks", lambda: maintenance.expire_tasks(runtime.db, _now())),
@@ -63,8 +65,19 @@ class Scheduler:
         for name, job in self.jobs:
             try:
                 await job()
+            except UNAVAILABLE as exc:
+                # the database is down: said once per outage, in a line, not every interval
+                # with a traceback (the requests' own 503s say the rest)
+                if name not in self.storage_down:
+                    self.storage_down.add(name)
+                    log.warning("scheduled job %r skipped: storage unavailable: %s", name, exc)
+                continue
             except Exception:  # a failing job must not stop the others or the loop
                 log.exception("scheduled job %r failed", name)
+                continue
+            if name in self.storage_down:
+                self.storage_down.discard(name)
+                log.info("scheduled job %r runs again", name)
 
     async def _run(self) -> None:
         while True:

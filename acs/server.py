@@ -15,7 +15,6 @@ import contextlib
 import errno
 import gc
 import logging
-import multiprocessing
 import os
 import shutil
 import signal
@@ -23,8 +22,8 @@ import socket
 import tempfile
 from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass
-from multiprocessing import connection
 from multiprocessing.connection import Connection
+from pathlib import Path
 from typing import Any, TypeVar
 
 import uvicorn
@@ -42,6 +41,7 @@ from acs.scheduler import Scheduler
 from acs.services import metrics
 from acs.services.runtime import Runtime, check_schema, load_secrets
 from acs.sip.pnp import GROUP
+from acs.supervisor import RestartPolicy, Supervisor
 from acs.web.api_app import create_api_app
 from acs.web.cwmp_app import create_cwmp_app
 from acs.web.guard import ConnectionGuard, ConnectionLimits, guarded_protocol
@@ -87,6 +87,22 @@ class _Server(uvicorn.Server):
             self.on_started()
 
 
+SOMAXCONN = Path("/proc/sys/net/core/somaxconn")
+# Linux's own somaxconn since 5.4, for kernels that do not say (or say nothing usable).
+DEFAULT_BACKLOG = 4096
+
+
+def accept_backlog(somaxconn: Path = SOMAXCONN) -> int:
+    """The listeners' accept queue: as long as the kernel allows (``somaxconn``; listen()
+    cuts anything longer to it), so that a boot storm's burst of connections waits to be
+    accepted instead of being dropped (SYNs dropped cost a CPE a 1 s, 3 s... retransmit)."""
+    try:
+        value = int(somaxconn.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return DEFAULT_BACKLOG
+    return value if value > 0 else DEFAULT_BACKLOG
+
+
 def bind(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     # proto IPPROTO_TCP, not 0: asyncio turns Nagle off (TCP_NODELAY) only on sockets that
@@ -97,7 +113,7 @@ def bind(host: str, port: int) -> socket.socket:
     if family == socket.AF_INET6:
         sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
     sock.bind((host, port))
-    sock.listen(2048)
+    sock.listen(accept_backlog())
     sock.set_inheritable(True)
     return sock
 
@@ -123,7 +139,9 @@ def listener_config(app: Any, guard: ConnectionGuard, **extra: Any) -> uvicorn.C
     """A listener's uvicorn configuration: ``UVICORN_OPTIONS``, its connections under
     ``guard`` (acs.web.guard: read deadlines, a cap per source, idle connections bounded;
     the CWMP listener's HTTP and HTTPS sockets share one)."""
-    return uvicorn.Config(app, http=guarded_protocol(guard), **{**UVICORN_OPTIONS, **extra})
+    # uvicorn calls listen() again on the sockets it is handed, with its own backlog (2048)
+    options = {"backlog": accept_backlog(), **UVICORN_OPTIONS, **extra}
+    return uvicorn.Config(app, http=guarded_protocol(guard), **options)
 
 
 def https_options(settings: Settings) -> dict[str, Any]:
@@ -142,61 +160,20 @@ def run_processes(
     count: int,
     *,
     on_ready: Callable[[list[int], int], None] | None = None,
+    policy: RestartPolicy | None = None,
 ) -> int:
-    """Run ``target(*args)`` in ``count`` spawned processes (they inherit the sockets in
-    ``args``), forward SIGINT/SIGTERM to them, and wait; the first non-zero exit code.
-
-    ``on_ready``: each process gets one more argument, a connection on which it sends its pid
-    once it serves; ``on_ready(pids, count)`` is called as each does."""
-    ctx = multiprocessing.get_context("spawn")
-    pipes = [ctx.Pipe(duplex=False) for _ in range(count)] if on_ready else []
-    procs = [
-        ctx.Process(target=target, args=(*args, pipes[i][1]) if pipes else args, daemon=False)
-        for i in range(count)
-    ]
-    for proc in procs:
-        proc.start()
-    for _, sender in pipes:
-        sender.close()  # the workers' copies remain: a worker that dies closes its own
+    """Run ``target(*args, ready)`` in ``count`` spawned processes (they inherit the sockets
+    in ``args``; ``ready``: a connection on which each sends its pid once it serves), forward
+    SIGINT/SIGTERM to them, respawn one that dies (``acs.supervisor``), and wait; the exit
+    status (non-zero: a worker could not stay up, or exited so when stopped)."""
+    supervisor = Supervisor(target, args, count, policy=policy, on_ready=on_ready)
 
     def forward(sig: int, _frame: object) -> None:
-        for proc in procs:
-            if proc.pid and proc.is_alive():
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(proc.pid, sig)
+        supervisor.stop(sig)
 
     signal.signal(signal.SIGINT, forward)
     signal.signal(signal.SIGTERM, forward)
-    if on_ready is not None:
-        _await_ready([receiver for receiver, _ in pipes], count, on_ready)
-    code = 0
-    for proc in procs:
-        proc.join()
-        if proc.pid is not None:
-            metrics.worker_exited(proc.pid)
-        code = code or (proc.exitcode or 0)
-    return code
-
-
-def _await_ready(
-    receivers: list[Connection], count: int, on_ready: Callable[[list[int], int], None]
-) -> None:
-    """Until every worker said it serves, or exited before it did (its pipe closes)."""
-    pids: list[int] = []
-    waiting = list(receivers)
-    while waiting:
-        for receiver in connection.wait(waiting):
-            assert isinstance(receiver, Connection)
-            waiting.remove(receiver)
-            try:
-                pids.append(int(receiver.recv()))
-            except EOFError:
-                continue
-            finally:
-                receiver.close()
-            on_ready(pids, count)
-    if len(pids) < count:
-        log.warning("%d of %d workers serving: the others exited first", len(pids), count)
+    return supervisor.run()
 
 
 @dataclass

@@ -53,6 +53,9 @@ class Backend:
             "ACS_LOG_LEVEL": "warning",
             "ACS_INDEXED_PARAMETERS": INDEXED,
             "ACS_CWMP_MAX_BODY_BYTES": str(32 << 20),  # scenario 7's answer: about 10 MB
+            # the simulated fleet is one address standing for thousands: past the cap per
+            # source (256) the guard closed a storm's connections, failing its sessions
+            "ACS_HTTP_MAX_CONNECTIONS_PER_SOURCE": "1000000",
         }
 
     async def create(self) -> None:

@@ -12,6 +12,7 @@ import contextlib
 import secrets
 import signal
 import socket
+from multiprocessing.connection import Connection
 from typing import Any
 
 from acs.config import Settings
@@ -62,7 +63,8 @@ async def _worker(sock: socket.socket) -> None:
     await server.serve(sockets=[sock])
 
 
-def _entry(sock: socket.socket) -> None:
+def _entry(sock: socket.socket, ready: Connection) -> None:
+    ready.close()  # the supervisor's readiness pipe: the ceiling announces nothing
     run_loop(_worker(sock))
 
 

@@ -255,6 +255,7 @@ class Storm(Scenario):
             provisioned=provisioned,
             retries_503=summary["retries_after_503"],
             other_5xx=other_5xx,
+            failures=summary["errors"],  # by kind: an HTTP status, or the client's error
         )
         return [row]
 

@@ -6,6 +6,7 @@ bench never imports tests), so both start a server, wait for it and stop it the 
 
 from __future__ import annotations
 
+import os
 import random
 import signal
 import socket
@@ -28,11 +29,32 @@ def _ephemeral_low() -> int:
 _PICK = random.Random()
 
 
+def _asked_ports() -> range | None:
+    """``ACS_BENCH_PORTS=LOW-HIGH``: the ports this host lets the benchmark use (when others
+    share it), or ``None``."""
+    asked = os.environ.get("ACS_BENCH_PORTS", "")
+    low, _, high = asked.partition("-")
+    if not (low.isdigit() and high.isdigit()):
+        return None
+    return range(int(low), int(high) + 1)
+
+
 def free_port(host: str = "127.0.0.1", kind: int = socket.SOCK_STREAM) -> int:
     """A port of ``host`` free now, TCP (or UDP: ``kind=socket.SOCK_DGRAM``), below the
     kernel's ephemeral range: a port the kernel hands out could be taken by some outgoing
     connection (a database's, a client's) before the server binds it (seen: a dual-stack
-    server refused a port a connection on 127.0.0.1 had taken meanwhile)."""
+    server refused a port a connection on 127.0.0.1 had taken meanwhile). Within
+    ``ACS_BENCH_PORTS`` (LOW-HIGH) when set."""
+    asked = _asked_ports()
+    if asked is not None:
+        for port in _PICK.sample(asked, len(asked)):
+            with socket.socket(socket.AF_INET, kind) as s:
+                try:
+                    s.bind((host, port))
+                except OSError:
+                    continue
+                return port
+        raise OSError(f"no free port in ACS_BENCH_PORTS={os.environ['ACS_BENCH_PORTS']}")
     low = min(_ephemeral_low(), 65536)
     for _ in range(100):
         port = _PICK.randrange(10_000, low) if low > 10_000 else 0

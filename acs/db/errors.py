@@ -3,6 +3,7 @@ it raises at start-up for a database acs cannot use at all."""
 
 from __future__ import annotations
 
+import errno
 import sqlite3
 
 import asyncpg
@@ -14,6 +15,11 @@ class StorageError(Exception):
     """The database did not do what was asked: out of reach, connection lost, every pooled
     connection busy past the pool's timeout, disk full, a statement refused. The work of the
     transaction was rolled back; nothing of it is kept."""
+
+
+class InsufficientStorage(StorageError):
+    """The disk under the database or the file store is full: nothing of the request was
+    kept. The management API answers a change refused so 507 (RFC 4918 11.5)."""
 
 
 class DatabaseUnavailable(Exception):
@@ -51,3 +57,28 @@ DRIVER_ERRORS: tuple[type[Exception], ...] = (
 # What the CWMP service answers with 503: the hot transaction's StorageError, or a driver's or
 # the pool's own error that got past it.
 UNAVAILABLE: tuple[type[Exception], ...] = (StorageError, *DRIVER_ERRORS)
+
+
+# errno values of a full disk (a quota counts as one).
+DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """Whether ``exc`` (or what it was raised from) says the disk is full: ENOSPC or EDQUOT
+    from the OS, SQLite's SQLITE_FULL ("database or disk is full"), PostgreSQL's disk_full
+    (53100). The one place that decides it."""
+    for cause in causes(exc):
+        seen = [cause, getattr(cause, "orig", None)]  # SQLAlchemy keeps the driver's here
+        for error in seen:
+            if isinstance(error, InsufficientStorage):
+                return True
+            if isinstance(error, OSError) and error.errno in DISK_FULL_ERRNOS:
+                return True
+            if isinstance(error, sqlite3.Error) and (
+                (getattr(error, "sqlite_errorcode", 0) or 0) & 0xFF == sqlite3.SQLITE_FULL
+                or "database or disk is full" in str(error)
+            ):
+                return True
+            if isinstance(error, asyncpg.exceptions.DiskFullError):
+                return True
+    return False

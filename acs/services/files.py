@@ -15,6 +15,7 @@ as long as the file does.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import os
@@ -30,6 +31,7 @@ from sqlalchemy import delete, func, select
 
 from acs.db import tables
 from acs.db.engine import Database
+from acs.db.errors import UNAVAILABLE, InsufficientStorage, is_disk_full
 from acs.services.errors import Invalid, NotFound
 
 f = tables.files
@@ -164,11 +166,11 @@ class FileStore:
         check_name(name)
         check_kind(file_type, name)
         tmp_dir = self.root / "tmp"
-        tmp_dir.mkdir(parents=True, exist_ok=True)
         tmp = tmp_dir / f"{secrets.token_hex(8)}.part"
         digest = hashlib.sha256()
         size = 0
         try:
+            tmp_dir.mkdir(parents=True, exist_ok=True)
             with tmp.open("wb") as out:
                 async for chunk in chunks:
                     size += len(chunk)
@@ -178,8 +180,16 @@ class FileStore:
                     out.write(chunk)
             sha = digest.hexdigest()
             final = self.blob_path(sha)
+            new_blob = not final.exists()  # identical bytes may be stored already
             final.parent.mkdir(parents=True, exist_ok=True)
             os.replace(tmp, final)
+        except OSError as exc:
+            if is_disk_full(exc):
+                raise InsufficientStorage(
+                    "insufficient storage: the file store's disk is full "
+                    f"({self.root}); free space and upload again"
+                ) from exc
+            raise
         finally:
             tmp.unlink(missing_ok=True)
         suffix = Path(name).suffix.lower()
@@ -194,10 +204,22 @@ class FileStore:
             "created": now,
             "created_by": created_by,
         }
-        async with self.db.write() as conn:
-            old = await conn.scalar(select(f.c.sha256).where(f.c.name == name))
-            stmt = tables.insert_for(conn, f).values(name=name, **values)
-            await conn.execute(stmt.on_conflict_do_update(index_elements=["name"], set_=values))
+        try:
+            async with self.db.write() as conn:
+                old = await conn.scalar(select(f.c.sha256).where(f.c.name == name))
+                stmt = tables.insert_for(conn, f).values(name=name, **values)
+                await conn.execute(stmt.on_conflict_do_update(index_elements=["name"], set_=values))
+        except Exception as exc:
+            # no row refers to bytes this upload brought: they go too (no orphan blob);
+            # unless the database cannot say so (a blob kept is better than one missing)
+            if new_blob:
+                with contextlib.suppress(*UNAVAILABLE):
+                    await self._collect(sha)
+            if is_disk_full(exc):
+                raise InsufficientStorage(
+                    "insufficient storage: the database's disk is full; free space and upload again"
+                ) from exc
+            raise
         if old and old != sha:
             await self._collect(old)
         return await self.get(name)

@@ -17,7 +17,7 @@ from sqlalchemy import text
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from acs import __version__
-from acs.db.errors import UNAVAILABLE
+from acs.db.errors import UNAVAILABLE, InsufficientStorage, is_disk_full
 from acs.provisioning.errors import ProvisioningError
 from acs.services import errors, metrics, operators
 from acs.services.files import FileTooLarge
@@ -59,7 +59,10 @@ STORAGE_RETRY_AFTER = 30
 
 
 async def _unavailable(request: Request, exc: Exception) -> Response:
-    """The database out of reach, its pool exhausted, the disk failing: come back later."""
+    """The database out of reach, its pool exhausted, the disk failing: come back later. A
+    change refused for a full disk is 507 Insufficient Storage, saying so."""
+    if is_disk_full(exc) and request.method in _STATE_CHANGING:
+        return _insufficient_storage(request, exc)
     log.error("storage unavailable for %s %s: %s", request.method, request.url.path, exc)
     if console.is_console(request):
         page = console.render_refusal(request, 503, "Storage unavailable; retry in a moment.")
@@ -70,6 +73,21 @@ async def _unavailable(request: Request, exc: Exception) -> Response:
         status_code=503,
         headers={"retry-after": str(STORAGE_RETRY_AFTER)},
     )
+
+
+def _insufficient_storage(request: Request, exc: Exception) -> Response:
+    log.error("disk full: %s %s refused: %s", request.method, request.url.path, exc)
+    detail = (
+        str(exc)
+        if isinstance(exc, InsufficientStorage)
+        else "insufficient storage: the database's disk is full; free space and retry"
+    )
+    if console.is_console(request):
+        page: Response = console.render_refusal(request, 507, detail)
+    else:
+        page = JSONResponse({"detail": detail}, status_code=507)
+    page.headers["retry-after"] = str(STORAGE_RETRY_AFTER)
+    return page
 
 
 def _refused(status_code: int) -> Callable[[Request, Exception], Awaitable[Response]]:
