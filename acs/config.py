@@ -103,8 +103,9 @@ class Settings(BaseSettings):
     )
     secret_key: str | None = Field(
         None,
-        description="signs Digest nonces and URLs; default: generated once, kept in the DB "
-        "so that every node shares it",
+        description="signs Digest nonces and URLs, seals CR passwords; the same on every "
+        "node. Default: SQLite, a key file beside the database (<db>.key, 0600); PostgreSQL "
+        "needs it",
     )
     secret_key_file: Path | None = Field(
         None, description="read ACS_SECRET_KEY from this file (e.g. a Docker secret)"

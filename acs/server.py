@@ -223,7 +223,7 @@ async def run_worker(
 ) -> None:
     """One worker: every listener on one event loop, until SIGINT/SIGTERM; ``ready()`` once
     all serve."""
-    runtime = await Runtime.start(settings, migrate_sqlite=False)
+    runtime = await Runtime.start(settings, migrate_sqlite=False, warn=False)
     if runtime.stun is not None and sockets.stun is not None:
         await runtime.stun.start(sockets.stun)
     xmpp = asyncio.create_task(runtime.xmpp.run(), name="acs-xmpp") if runtime.xmpp else None

@@ -26,6 +26,7 @@ from acs.services.policy import default_policy
 from acs.services.provisioning import Provisioning
 from acs.services.provisioning_files import ProvisioningFiles
 from acs.services.secretbox import SecretBox
+from acs.services.server_secrets import load_secret_key
 from acs.services.stun import StunServer
 from acs.services.webhooks import Policy as WebhookPolicy
 from acs.services.webhooks import Webhooks
@@ -40,16 +41,15 @@ class ServerSecrets:
     cwmp_password: str
 
 
-async def load_secrets(db: Database, settings: Settings) -> ServerSecrets:
-    """Secrets from settings, else generated once and kept in the DB for every node."""
+async def load_secrets(db: Database, settings: Settings, *, warn: bool = True) -> ServerSecrets:
+    """The server secret (``acs.services.server_secrets``: never in the database) and the
+    shared CPE password (from settings, else generated once and kept in the DB)."""
+    key = await load_secret_key(db, settings, warn=warn)
     async with db.write() as conn:
-        key = settings.secret_key or await queries.meta_get_or_create(
-            conn, "secret_key", secrets.token_hex(32)
-        )
         password = settings.cwmp_password or await queries.meta_get_or_create(
             conn, "cwmp_password", secrets.token_urlsafe(12)
         )
-    return ServerSecrets(key.encode(), password)
+    return ServerSecrets(key, password)
 
 
 class SchemaOutdated(DatabaseUnavailable):
@@ -118,7 +118,11 @@ class Runtime:
         task.add_done_callback(self._background.discard)
 
     @classmethod
-    async def start(cls, settings: Settings, *, migrate_sqlite: bool = True) -> Runtime:
+    async def start(
+        cls, settings: Settings, *, migrate_sqlite: bool = True, warn: bool = True
+    ) -> Runtime:
+        """``warn``: log what is wrong with where secrets are kept (``acs serve``'s workers
+        do not: their parent did, once)."""
         db = Database(
             settings.resolved_database_url,
             pool_size=settings.db_pool_size,
@@ -129,7 +133,7 @@ class Runtime:
             if db.is_sqlite and migrate_sqlite:
                 await migrate.upgrade(db)
             await check_schema(db)
-            server_secrets = await load_secrets(db, settings)
+            server_secrets = await load_secrets(db, settings, warn=warn)
             if settings.admin_password:
                 await ensure_admin(db, settings.admin_password, datetime.now(UTC))
         except BaseException:
