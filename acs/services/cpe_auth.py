@@ -53,7 +53,7 @@ class AuthOutcome:
 
 
 class CpeAuthenticator:
-    def __init__(self, settings: Settings, secret: bytes, shared_password: str):
+    def __init__(self, settings: Settings, secret: bytes, shared: DeviceCredentials):
         self.mode = settings.cwmp_auth
         self.realm = settings.cwmp_realm
         self.strict = settings.cwmp_digest_strict
@@ -61,10 +61,7 @@ class CpeAuthenticator:
         self.algorithms = settings.digest_algorithms
         self.lifetime = settings.cwmp_nonce_lifetime
         self.authority = digest.NonceAuthority(secret, self.realm, lifetime=self.lifetime)
-        self.shared = DeviceCredentials(
-            settings.cwmp_username,
-            hash_credentials(settings.cwmp_username, shared_password, self.realm),
-        )
+        self.shared = shared  # HA1s only: the shared password is never kept in clear
 
     def check(
         self,

@@ -5,14 +5,13 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-import secrets
 from collections.abc import Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from acs.config import Settings
-from acs.db import migrate, queries
+from acs.db import migrate
 from acs.db.engine import Database
 from acs.db.errors import DatabaseUnavailable
 from acs.services.connreq import ConnectionRequester
@@ -26,7 +25,7 @@ from acs.services.policy import default_policy
 from acs.services.provisioning import Provisioning
 from acs.services.provisioning_files import ProvisioningFiles
 from acs.services.secretbox import SecretBox
-from acs.services.server_secrets import load_secret_key
+from acs.services.server_secrets import SharedPair, load_secret_key, load_shared_pair
 from acs.services.stun import StunServer
 from acs.services.webhooks import Policy as WebhookPolicy
 from acs.services.webhooks import Webhooks
@@ -38,18 +37,14 @@ log = logging.getLogger("acs")
 @dataclass(frozen=True, slots=True)
 class ServerSecrets:
     secret_key: bytes
-    cwmp_password: str
+    shared: SharedPair  # the shared CPE credentials (HA1s)
 
 
 async def load_secrets(db: Database, settings: Settings, *, warn: bool = True) -> ServerSecrets:
-    """The server secret (``acs.services.server_secrets``: never in the database) and the
-    shared CPE password (from settings, else generated once and kept in the DB)."""
+    """The server secret and the shared CPE credentials (``acs.services.server_secrets``:
+    neither is kept in clear in the database)."""
     key = await load_secret_key(db, settings, warn=warn)
-    async with db.write() as conn:
-        password = settings.cwmp_password or await queries.meta_get_or_create(
-            conn, "cwmp_password", secrets.token_urlsafe(12)
-        )
-    return ServerSecrets(key, password)
+    return ServerSecrets(key, await load_shared_pair(db, settings))
 
 
 class SchemaOutdated(DatabaseUnavailable):
@@ -73,7 +68,7 @@ class Runtime:
         self.settings = settings
         self.db = db
         self.authenticator = CpeAuthenticator(
-            settings, server_secrets.secret_key, server_secrets.cwmp_password
+            settings, server_secrets.secret_key, server_secrets.shared.credentials
         )
         self.box = SecretBox(server_secrets.secret_key, "connection-request")
         # the web console's CSRF tokens are HMACs of the session under this key

@@ -1,4 +1,5 @@
-"""Where the server secret lives: outside the database.
+"""The server's own secrets: the server secret outside the database, the shared CPE password
+as its Digest HA1s only.
 
 The server secret signs Digest nonces and file URLs and seals connection-request passwords;
 whoever holds it can forge all of them, so read access to the database must not give it:
@@ -18,27 +19,40 @@ PostgreSQL, nothing given   a start-up error, unless the database still holds a 
 A key an older acs kept in ``meta`` of a SQLite database is moved to the key file on the
 first start (same value: sealed passwords and signed URLs keep working) and deleted from
 the database.
+
+The shared CPE password is ``ACS_CWMP_PASSWORD`` when given. Otherwise acs generates one on
+its first start, which says it once, and keeps only what Digest (and Basic over TLS, by
+hashing the offered password) needs to verify it: its HA1 for ``ACS_CWMP_USERNAME`` and
+``ACS_CWMP_REALM`` (row ``cwmp_ha1`` of ``meta``). ``acs cpe-password reset`` makes a new one.
+A password an older acs kept in clear (row ``cwmp_password``) is replaced by its HA1 on the
+first start.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import secrets
 import stat
+from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import delete, select
 from sqlalchemy.engine import make_url
 
 from acs.config import Settings
+from acs.cwmp import digest
 from acs.db.engine import Database
 from acs.db.errors import DatabaseUnavailable
-from acs.db.tables import meta
+from acs.db.tables import insert_for, meta
+from acs.services.cpe_auth import DeviceCredentials, hash_credentials
 
 log = logging.getLogger("acs")
 
 LEGACY_KEY = "secret_key"  # the meta row an older acs kept the secret in
+SHARED_HA1 = "cwmp_ha1"  # the shared CPE password's HA1s, with the username and realm
+LEGACY_PASSWORD = "cwmp_password"  # noqa: S105 (the meta row an older acs kept it in, in clear)
 
 
 class SecretKeyUnavailable(DatabaseUnavailable):
@@ -123,3 +137,75 @@ async def _sqlite_key(db: Database, legacy: str | None) -> str:
         async with db.write() as conn:
             await conn.execute(delete(meta).where(meta.c.key == LEGACY_KEY))
     return key
+
+
+class SharedPasswordUnusable(DatabaseUnavailable):
+    """The stored shared CPE password was hashed for another username or realm."""
+
+
+@dataclass(frozen=True, slots=True)
+class SharedPair:
+    """The shared CPE credentials, and the password if this start generated it (to say once)."""
+
+    credentials: DeviceCredentials
+    generated: str | None = None
+
+
+def new_cpe_password() -> str:
+    return secrets.token_urlsafe(12)
+
+
+def _stored(username: str, realm: str, password: str) -> str:
+    return json.dumps(
+        {"username": username, "realm": realm, **hash_credentials(username, password, realm)},
+        sort_keys=True,
+    )
+
+
+async def load_shared_pair(db: Database, settings: Settings) -> SharedPair:
+    """The shared CPE credentials (see the module docstring): generated on the first start
+    (first node wins), an older acs's clear password hashed and deleted."""
+    username, realm = settings.cwmp_username, settings.cwmp_realm
+    if settings.cwmp_password:
+        hashed = hash_credentials(username, settings.cwmp_password, realm)
+        return SharedPair(DeviceCredentials(username, hashed))
+    generated = None
+    async with db.write() as conn:
+        rows = await conn.execute(
+            select(meta.c.key, meta.c.value).where(meta.c.key.in_([SHARED_HA1, LEGACY_PASSWORD]))
+        )
+        found = {row.key: row.value for row in rows}
+        if SHARED_HA1 in found:
+            stored = found[SHARED_HA1]
+        else:
+            generated = found.get(LEGACY_PASSWORD) or new_cpe_password()
+            made = _stored(username, realm, generated)
+            await conn.execute(
+                insert_for(conn, meta).values(key=SHARED_HA1, value=made).on_conflict_do_nothing()
+            )
+            stored = await conn.scalar(select(meta.c.value).where(meta.c.key == SHARED_HA1))
+            if stored != made or LEGACY_PASSWORD in found:
+                generated = None  # another node made it first, or the operator knows it
+        if LEGACY_PASSWORD in found:
+            await conn.execute(delete(meta).where(meta.c.key == LEGACY_PASSWORD))
+            log.info("the shared CPE password is now kept as its Digest HA1 only")
+    doc = json.loads(stored)
+    if (doc["username"], doc["realm"]) != (username, realm):
+        raise SharedPasswordUnusable(
+            f"the shared CPE password was made for username {doc['username']!r} and realm "
+            f"{doc['realm']!r}, and only its hash is kept: set ACS_CWMP_USERNAME and "
+            "ACS_CWMP_REALM back, or run `acs cpe-password reset` (a new password, which every "
+            "device must then be given)"
+        )
+    hashed = {alg: doc[alg] for alg in digest.ALGORITHMS}
+    return SharedPair(DeviceCredentials(username, hashed), generated)
+
+
+async def reset_shared_password(db: Database, settings: Settings) -> str:
+    """A new shared CPE password: its HA1s replace the stored ones; returned to say once."""
+    password = new_cpe_password()
+    made = _stored(settings.cwmp_username, settings.cwmp_realm, password)
+    async with db.write() as conn:
+        await conn.execute(delete(meta).where(meta.c.key.in_([SHARED_HA1, LEGACY_PASSWORD])))
+        await conn.execute(insert_for(conn, meta).values(key=SHARED_HA1, value=made))
+    return password

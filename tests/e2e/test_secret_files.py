@@ -52,3 +52,41 @@ def test_an_unreadable_secret_file_stops_the_command_naming_the_variable(tmp_pat
     line = f"ACS_ADMIN_PASSWORD_FILE: cannot read {tmp_path / 'no-such-file'}: No such file or"
     assert run.stderr.decode() == f"invalid setting {line} directory\n"  # one line
     assert not (tmp_path / "data").exists()  # refused before touching anything
+
+
+def test_generated_secrets_stay_out_of_the_database_and_the_password_is_said_once(
+    start_server, tmp_path
+):
+    import re
+    import sqlite3
+    import stat
+
+    # neither ACS_CWMP_PASSWORD nor ACS_SECRET_KEY: both generated on the first start
+    server = start_server("gen", cwmp_password="", secret_key="")
+    said = re.search(
+        r"CPE credentials acs / (\S+) \(generated now and shown this once: note it\)",
+        server.output(),
+    )
+    assert said is not None, server.output()
+    password = said.group(1)
+    server.process.stop(timeout=15)
+    data = tmp_path / "data-gen"
+    assert stat.S_IMODE((data / "acs.db.key").stat().st_mode) == 0o600
+    key = (data / "acs.db.key").read_text().strip()
+    with sqlite3.connect(data / "acs.db") as db:
+        stored = " ".join(v for (v,) in db.execute("SELECT value FROM meta"))
+    assert password not in stored and key not in stored
+
+    again = start_server("again", cwmp_password="", secret_key="", data_dir=str(data))
+    assert password not in again.output()
+    assert (
+        "CPE credentials acs / <shown when generated; `acs cpe-password reset` makes a new one>"
+        in again.output()
+    )
+    cpe = FakeCpe()
+    with httpx.Client(base_url=again.cwmp_url, timeout=30) as http:
+        inform = cpe.inform("0 BOOTSTRAP", "1 BOOT")
+        wrong = httpx.DigestAuth("acs", password + "x")
+        assert http.post("/acs", content=inform, auth=wrong).status_code == 401
+        auth = httpx.DigestAuth("acs", password)
+        assert http.post("/acs", content=inform, auth=auth).status_code == 200

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import shutil
 import stat
@@ -12,8 +14,19 @@ import pytest
 from sqlalchemy import text
 
 from acs.db.engine import Database
-from acs.services.server_secrets import SecretKeyUnavailable, load_secret_key
+from acs.services.cpe_auth import CpeAuthenticator
+from acs.services.server_secrets import (
+    SecretKeyUnavailable,
+    SharedPasswordUnusable,
+    load_secret_key,
+    load_shared_pair,
+    reset_shared_password,
+)
 from tests.conftest import _truncate_pg, make_settings
+from tests.cpe_auth_client import basic_header, digest_header
+
+NOW = 1_700_000_000.0
+DEVICE = "00D09E-IGD-1"
 
 
 async def _meta(db: Database) -> dict[str, str]:
@@ -113,3 +126,103 @@ async def test_postgresql_keeps_an_older_acs_key_and_says_how_to_move_it(pg_db, 
     caplog.clear()
     assert await load_secret_key(pg_db, settings, warn=False) == b"legacy-key"  # a worker
     assert caplog.records == []
+
+
+# --- the shared CPE password ------------------------------------------------------------
+
+
+def _authenticator(settings, pair) -> CpeAuthenticator:
+    return CpeAuthenticator(settings, b"k", pair.credentials)
+
+
+def _digest_ok(auth: CpeAuthenticator, password: str, username: str = "acs") -> bool:
+    [challenge] = auth.challenge(NOW, DEVICE)
+    header = digest_header(challenge, username, password)
+    outcome = auth.check(
+        header, method="POST", path="/", tls=False, credentials=None, binding=DEVICE, now=NOW
+    )
+    return outcome.ok
+
+
+def _basic_ok(auth: CpeAuthenticator, password: str) -> bool:
+    outcome = auth.check(
+        basic_header("acs", password),
+        method="POST",
+        path="/",
+        tls=True,
+        credentials=None,
+        binding=DEVICE,
+        now=NOW,
+    )
+    return outcome.ok
+
+
+@pytest.fixture
+async def any_db(database_url: str) -> AsyncIterator[Database]:
+    db = Database(database_url)
+    yield db
+    await db.dispose()
+
+
+async def test_a_generated_password_is_said_once_and_kept_as_its_ha1_only(any_db, tmp_path):
+    settings = make_settings(any_db.url, tmp_path, cwmp_password=None)
+    first = await load_shared_pair(any_db, settings)
+    password = first.generated
+    assert password is not None and len(password) == 16
+    stored = await _meta(any_db)
+    assert set(stored) == {"cwmp_ha1"}
+    assert json.loads(stored["cwmp_ha1"]) == {
+        "username": "acs",
+        "realm": "acs",
+        "MD5": hashlib.md5(f"acs:acs:{password}".encode()).hexdigest(),
+        "SHA-256": hashlib.sha256(f"acs:acs:{password}".encode()).hexdigest(),
+    }
+    again = await load_shared_pair(any_db, settings)  # the next start, or another node
+    assert again.generated is None
+    assert again.credentials == first.credentials
+    auth = _authenticator(settings, again)
+    assert _digest_ok(auth, password)
+    assert _basic_ok(auth, password)  # Basic over TLS: the offered password is hashed
+    assert not _digest_ok(auth, password + "x")
+    assert not _basic_ok(auth, password + "x")
+
+
+async def test_an_older_acs_clear_password_becomes_its_ha1(any_db, tmp_path, caplog):
+    async with any_db.write() as conn:
+        await conn.execute(
+            text("INSERT INTO meta (key, value) VALUES ('cwmp_password', 'old-one')")
+        )
+    settings = make_settings(any_db.url, tmp_path, cwmp_password=None)
+    caplog.set_level(logging.INFO, "acs")
+    pair = await load_shared_pair(any_db, settings)
+    assert pair.generated is None  # the operator knows it: it was logged at every start
+    assert set(await _meta(any_db)) == {"cwmp_ha1"}
+    assert "old-one" not in json.dumps(await _meta(any_db))
+    assert _digest_ok(_authenticator(settings, pair), "old-one")
+    assert "the shared CPE password is now kept as its Digest HA1 only" in caplog.messages
+
+
+async def test_a_given_password_is_used_and_nothing_is_stored(any_db, tmp_path):
+    settings = make_settings(any_db.url, tmp_path, cwmp_password="given-one")
+    pair = await load_shared_pair(any_db, settings)
+    assert pair.generated is None
+    assert await _meta(any_db) == {}
+    assert _digest_ok(_authenticator(settings, pair), "given-one")
+
+
+async def test_a_password_hashed_for_another_username_is_refused_naming_the_way_out(
+    any_db, tmp_path
+):
+    await load_shared_pair(any_db, make_settings(any_db.url, tmp_path, cwmp_password=None))
+    renamed = make_settings(any_db.url, tmp_path, cwmp_password=None, cwmp_username="cpe")
+    with pytest.raises(SharedPasswordUnusable) as exc:
+        await load_shared_pair(any_db, renamed)
+    assert str(exc.value) == (
+        "the shared CPE password was made for username 'acs' and realm 'acs', and only its hash "
+        "is kept: set ACS_CWMP_USERNAME and ACS_CWMP_REALM back, or run `acs cpe-password "
+        "reset` (a new password, which every device must then be given)"
+    )
+    new = await reset_shared_password(any_db, renamed)
+    pair = await load_shared_pair(any_db, renamed)
+    assert pair.generated is None
+    assert _digest_ok(_authenticator(renamed, pair), new, username="cpe")
