@@ -153,6 +153,12 @@ class Settings(BaseSettings):
         None, description="read ACS_CWMP_PASSWORD from this file (e.g. a Docker secret)"
     )
     cwmp_realm: str = "acs"
+    cwmp_device_credentials: bool | None = Field(
+        None,
+        description="common mode: give each device a CWMP username/password of its own on its "
+        "first session, after which the shared pair no longer admits it. Default: on for new "
+        "installs, off for databases that had devices before this acs",
+    )
     cwmp_digest_algorithms: str = Field(
         "MD5",
         description="offered in this order, a header each; most CPEs know only MD5 and read "

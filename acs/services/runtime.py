@@ -14,6 +14,7 @@ from acs.config import Settings
 from acs.db import migrate
 from acs.db.engine import Database
 from acs.db.errors import DatabaseUnavailable
+from acs.services import device_credentials
 from acs.services.connreq import ConnectionRequester
 from acs.services.cpe_auth import CpeAuthenticator
 from acs.services.cwmp import CwmpService
@@ -64,7 +65,14 @@ async def check_schema(db: Database) -> None:
 class Runtime:
     """Settings, database and services of one worker process."""
 
-    def __init__(self, settings: Settings, db: Database, server_secrets: ServerSecrets):
+    def __init__(
+        self,
+        settings: Settings,
+        db: Database,
+        server_secrets: ServerSecrets,
+        *,
+        device_credentials: bool = False,
+    ):
         self.settings = settings
         self.db = db
         self.authenticator = CpeAuthenticator(
@@ -84,7 +92,10 @@ class Runtime:
         self.provisioning_files = ProvisioningFiles(
             self.files, self.provisioning, self.authenticator
         )
-        self.policy = default_policy(settings, self.box, self.provisioning)
+        self.device_credentials = device_credentials  # each device gets a pair of its own
+        self.policy = default_policy(
+            settings, self.box, self.provisioning, device_credentials=device_credentials
+        )
         self.cwmp = CwmpService(
             db, settings, self.authenticator, self.policy, after_commit=self.notifier.pulse
         )
@@ -129,12 +140,13 @@ class Runtime:
                 await migrate.upgrade(db)
             await check_schema(db)
             server_secrets = await load_secrets(db, settings, warn=warn)
+            own_credentials = await device_credentials.enabled(db, settings)
             if settings.admin_password:
                 await ensure_admin(db, settings.admin_password, datetime.now(UTC))
         except BaseException:
             await db.dispose()
             raise
-        return cls(settings, db, server_secrets)
+        return cls(settings, db, server_secrets, device_credentials=own_credentials)
 
     async def close(self) -> None:
         if self.stun is not None:
