@@ -90,3 +90,26 @@ def test_generated_secrets_stay_out_of_the_database_and_the_password_is_said_onc
         assert http.post("/acs", content=inform, auth=wrong).status_code == 401
         auth = httpx.DigestAuth("acs", password)
         assert http.post("/acs", content=inform, auth=auth).status_code == 200
+
+
+def test_postgresql_without_a_server_secret_refuses_to_start_saying_what_to_set(pg_url, tmp_path):
+    from bench.serve import free_port
+
+    env = {
+        **{
+            k: v
+            for k, v in os.environ.items()
+            if k not in ("ACS_SECRET_KEY", "ACS_SECRET_KEY_FILE")
+        },
+        "ACS_DATABASE_URL": pg_url,
+        "ACS_DATA_DIR": str(tmp_path / "data"),
+        "ACS_CWMP_PORT": str(free_port()),
+        "ACS_API_PORT": str(free_port()),
+    }
+    run = subprocess.run(
+        [sys.executable, "-m", "acs.cli", "serve"], env=env, capture_output=True, timeout=120
+    )
+    assert run.returncode == 2
+    said = run.stderr.decode()
+    assert "ERROR acs: ACS_SECRET_KEY is not set: on PostgreSQL every node needs the same " in said
+    assert "Traceback" not in said
