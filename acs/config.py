@@ -103,8 +103,9 @@ class Settings(BaseSettings):
     )
     secret_key: str | None = Field(
         None,
-        description="signs Digest nonces and URLs; default: generated once, kept in the DB "
-        "so that every node shares it",
+        description="signs Digest nonces and URLs, seals CR passwords; the same on every "
+        "node. Default: SQLite, a key file beside the database (<db>.key, 0600); PostgreSQL "
+        "needs it",
     )
     secret_key_file: Path | None = Field(
         None, description="read ACS_SECRET_KEY from this file (e.g. a Docker secret)"
@@ -152,6 +153,12 @@ class Settings(BaseSettings):
         None, description="read ACS_CWMP_PASSWORD from this file (e.g. a Docker secret)"
     )
     cwmp_realm: str = "acs"
+    cwmp_device_credentials: bool | None = Field(
+        None,
+        description="common mode: give each device a CWMP username/password of its own on its "
+        "first session, after which the shared pair no longer admits it. Default: on for new "
+        "installs, off for databases that had devices before this acs",
+    )
     cwmp_digest_algorithms: str = Field(
         "MD5",
         description="offered in this order, a header each; most CPEs know only MD5 and read "

@@ -200,7 +200,7 @@ async def run_worker(
 ) -> None:
     """One worker: every listener on one event loop, until SIGINT/SIGTERM; ``ready()`` once
     all serve."""
-    runtime = await Runtime.start(settings, migrate_sqlite=False)
+    runtime = await Runtime.start(settings, migrate_sqlite=False, warn=False)
     if runtime.stun is not None and sockets.stun is not None:
         await runtime.stun.start(sockets.stun)
     xmpp = asyncio.create_task(runtime.xmpp.run(), name="acs-xmpp") if runtime.xmpp else None
@@ -281,8 +281,9 @@ def _worker_entry(settings: Settings, sockets: Sockets, ready: Connection) -> No
     run_loop(run_worker(settings, sockets, serving), settings.event_loop)
 
 
-async def prepare(settings: Settings) -> str:
-    """Migrate SQLite, make sure secrets exist; returns the shared CPE password."""
+async def prepare(settings: Settings) -> str | None:
+    """Migrate SQLite, make sure secrets exist; returns the shared CPE password if this start
+    generated it (said once: only its HA1 is kept)."""
     db = Database(settings.resolved_database_url)
     try:
         await db.probe(create=True)  # SQLite: created and migrated on first start
@@ -290,7 +291,7 @@ async def prepare(settings: Settings) -> str:
             await migrate.upgrade(db)
         await check_schema(db)
         await param_index.ensure_indexes(db, settings.indexed_parameter_list)
-        return (await load_secrets(db, settings)).cwmp_password
+        return (await load_secrets(db, settings)).shared.generated
     finally:
         await db.dispose()
 
@@ -466,7 +467,12 @@ def serve(settings: Settings) -> int:
         )
         return 2
     host = f"[{settings.bind}]" if ":" in settings.bind else settings.bind
-    cpe_password = "<from ACS_CWMP_PASSWORD>" if settings.cwmp_password else password
+    if settings.cwmp_password:
+        cpe_said = "<from ACS_CWMP_PASSWORD>"
+    elif password is not None:
+        cpe_said = f"{password} (generated now and shown this once: note it)"
+    else:
+        cpe_said = "<shown when generated; `acs cpe-password reset` makes a new one>"
     cwmp_urls = [
         f"{scheme}://{host}:{sock.getsockname()[1]}/"
         for scheme, sock in (("http", sockets.cwmp), ("https", sockets.cwmp_tls))
@@ -482,7 +488,7 @@ def serve(settings: Settings) -> int:
                 " and ".join(cwmp_urls),
                 settings.cwmp_auth,
                 settings.cwmp_username,
-                cpe_password,
+                cpe_said,
                 tls_versions,
             )
             log.info("management API: http://%s:%d/api/v1/docs", host, sockets.api.getsockname()[1])

@@ -22,7 +22,7 @@ from acs.cwmp import session as cs
 from acs.cwmp import soap
 from acs.cwmp.http import session_cookies
 from acs.services import inform as inform_values
-from acs.services.cpe_auth import CpeAuthenticator
+from acs.services.cpe_auth import CpeAuthenticator, DeviceCredentials, hash_credentials
 from acs.simulator.agent import CpeAgent
 from acs.simulator.datamodels import gateway
 from acs.simulator.rawhttp import Authenticator
@@ -32,7 +32,11 @@ PASSWORD = "bench-cpe-secret"
 
 def steps() -> dict[str, Callable[[], object]]:
     settings = Settings(_env_file=None, cwmp_password=PASSWORD, secret_key="bench-secret")
-    auth = CpeAuthenticator(settings, b"bench-secret-key-of-32-bytes....", PASSWORD)
+    shared = DeviceCredentials(
+        settings.cwmp_username,
+        hash_credentials(settings.cwmp_username, PASSWORD, settings.cwmp_realm),
+    )
+    auth = CpeAuthenticator(settings, b"bench-secret-key-of-32-bytes....", shared)
     agent = CpeAgent(
         gateway("FLOOR0001"),
         "http://127.0.0.1/acs",

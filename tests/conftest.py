@@ -142,6 +142,9 @@ def make_settings(database_url: str, tmp_path: Path, **overrides: Any) -> Settin
         "data_dir": tmp_path / "data",
         "cwmp_password": "cpe-secret",
         "secret_key": "test-secret-key",
+        # sessions as scripted before devices got their own CWMP credentials (on by default
+        # for new installs: tests/services/test_device_credentials.py and the e2e servers)
+        "cwmp_device_credentials": False,
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]

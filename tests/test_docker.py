@@ -200,6 +200,7 @@ def _ignored(path: str) -> bool:
         ".ruff_cache/content",
         "acs.egg-info/PKG-INFO",
         "docker/secrets/admin_password",
+        "docker/secrets/secret_key",
         "tests/test_docker.py",
     ],
 )
@@ -287,10 +288,14 @@ def test_nodes_restart_and_outlast_the_drain(compose):
 
 
 def test_the_first_admin_comes_from_a_secret(compose, tmp_path: Path, monkeypatch):
-    assert compose["secrets"] == {"admin_password": {"file": "./secrets/admin_password"}}
+    assert compose["secrets"] == {
+        "admin_password": {"file": "./secrets/admin_password"},
+        "secret_key": {"file": "./secrets/secret_key"},
+    }
     for name in NODES:
         service = compose["services"][name]
-        assert service["secrets"] == ["admin_password"]  # mounted at /run/secrets/<name>
+        # mounted at /run/secrets/<name>
+        assert service["secrets"] == ["admin_password", "secret_key"]
         assert service["environment"]["ACS_ADMIN_PASSWORD_FILE"] == "/run/secrets/admin_password"
         assert "ACS_ADMIN_PASSWORD" not in service["environment"]
     # what a node reads from such a file (as `openssl rand -base64 24 > file` writes it)
@@ -298,6 +303,25 @@ def test_the_first_admin_comes_from_a_secret(compose, tmp_path: Path, monkeypatc
     secret.write_text("dGhpcyBpcyBvbmx5IGEgdGVzdCBwYXNz\n")
     monkeypatch.setenv("ACS_ADMIN_PASSWORD_FILE", str(secret))
     assert Settings().admin_password == "dGhpcyBpcyBvbmx5IGEgdGVzdCBwYXNz"
+
+
+def test_the_nodes_share_a_server_secret_given_as_a_secret_not_kept_in_the_database(
+    compose, tmp_path: Path, monkeypatch
+):
+    # on PostgreSQL a node without ACS_SECRET_KEY refuses to start (acs.services.server_secrets)
+    for name in NODES:
+        service = compose["services"][name]
+        assert "secret_key" in service["secrets"]
+        assert service["environment"]["ACS_SECRET_KEY_FILE"] == "/run/secrets/secret_key"
+        assert "ACS_SECRET_KEY" not in service["environment"]
+    # what a node reads from the file the compose file's comment makes
+    secret = tmp_path / "secret_key"
+    secret.write_text("0123456789abcdef" * 4 + "\n")
+    monkeypatch.setenv("ACS_SECRET_KEY_FILE", str(secret))
+    assert Settings().secret_key == "0123456789abcdef" * 4
+    assert (
+        "openssl rand -hex 32 > docker/secrets/secret_key" in (DOCKER / "compose.yaml").read_text()
+    )
 
 
 def test_only_the_load_balancer_publishes_ports_and_the_api_on_the_host_only(compose):

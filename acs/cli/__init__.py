@@ -23,6 +23,7 @@ from pydantic import ValidationError
 from acs import __version__
 from acs.cli import (
     config,
+    cpe_password,
     db,
     devices,
     dhcp,
@@ -70,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
         provisioning,
         rollouts,
         operators,
+        cpe_password,
         config,
         dhcp,
         tls,

@@ -128,6 +128,15 @@ def show_device(device: Mapping[str, Any], *, parameters: bool) -> str:
                 + (f": {poke['error']}" if poke.get("error") else ""),
             ),
             ("own cwmp credentials", device["own_cwmp_credentials"]),
+            (
+                "cwmp credentials",
+                device["cwmp_credentials"]
+                + (
+                    f" ({device['cwmp_credentials_reason']})"
+                    if device["cwmp_credentials_reason"]
+                    else ""
+                ),
+            ),
             ("rpc methods", device["rpc_methods"]),
         ]
     )
@@ -241,5 +250,10 @@ def register(sub: Any) -> None:
     creds.add_argument("device_id", metavar="DEVICE")
     creds.add_argument("--username", default="")
     creds.add_argument("--password-stdin", action="store_true")
-    creds.add_argument("--clear", action="store_true", help="go back to the shared pair")
+    creds.add_argument(
+        "--clear",
+        action="store_true",
+        help="forget its own pair: it is new again (the shared pair admits it; in common mode "
+        "it gets a new pair in its next session), e.g. after a factory reset by hand",
+    )
     database_command(creds, cmd_credentials, audited=True)

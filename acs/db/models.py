@@ -96,6 +96,9 @@ class Device(Base):
     cwmp_username: Mapped[str | None] = mapped_column(String(256), index=True)  # FTP logins
     cwmp_ha1_md5: Mapped[str | None] = mapped_column(String(32))
     cwmp_ha1_sha256: Mapped[str | None] = mapped_column(String(64))
+    # The lifecycle of the pair the ACS gives the device in common mode (NULL: new), a
+    # pending pair as HA1s: acs.services.policy.device_credentials
+    cwmp_credentials: Mapped[dict[str, Any] | None] = mapped_column(JSONDoc)
     # Connection request credentials the ACS set on the device. The password must be
     # usable (the CPE's Digest realm is unknown in advance), so it is kept encrypted
     # with the server secret (AES-GCM), never in clear.

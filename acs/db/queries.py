@@ -42,6 +42,7 @@ class DeviceAuth:
     cwmp_username: str | None = None
     cwmp_ha1_md5: str | None = None
     cwmp_ha1_sha256: str | None = None
+    cwmp_credentials: dict[str, Any] | None = None  # the lifecycle of the device's own pair
     cr_username: str | None = None
     periodic_inform_interval: int | None = None
     mode: str | None = None
@@ -60,6 +61,7 @@ _DEVICE_AUTH_COLUMNS = (
     "cwmp_username",
     "cwmp_ha1_md5",
     "cwmp_ha1_sha256",
+    "cwmp_credentials",
     "cr_username",
     "periodic_inform_interval",
     "mode",
@@ -72,7 +74,8 @@ _DEVICE_AUTH_COLUMNS = (
     "status",
 )
 _DEVICE_AUTH_SQL = (
-    "SELECT d.cwmp_username, d.cwmp_ha1_md5, d.cwmp_ha1_sha256, d.cr_username, "
+    "SELECT d.cwmp_username, d.cwmp_ha1_md5, d.cwmp_ha1_sha256, d.cwmp_credentials, "
+    "d.cr_username, "
     "d.periodic_inform_interval, d.mode, s.id AS session_id, s.peer_host AS session_peer_host, "
     "s.expires AS session_expires, d.ip, d.mac, d.software_version, d.status "
     "FROM devices AS d LEFT OUTER JOIN cwmp_sessions AS s ON s.device_id = d.id "
@@ -86,7 +89,7 @@ _DEVICE_AUTH = hot.Statement(
         "postgresql": _DEVICE_AUTH_SQL + " FOR NO KEY UPDATE OF d",
     },
     columns=_DEVICE_AUTH_COLUMNS,
-    types={"session_expires": UTCDateTime()},
+    types={"session_expires": UTCDateTime(), "cwmp_credentials": JSONDoc},
 )
 
 

@@ -1,7 +1,9 @@
 """Authentication of CPEs on the CWMP listener: Digest (default), Basic, or none.
 
 Credentials are the shared pair from settings, unless the device has its own (stored as
-HA1 per algorithm), which then override it. Nonces are bound to the device id, so a nonce
+HA1 per algorithm), which then override it. While a pair the ACS gave the device is pending
+(``acs.services.policy.device_credentials``), it is accepted besides the usual one: the
+username the device offers picks which. Nonces are bound to the device id, so a nonce
 issued to one device cannot be used by another.
 """
 
@@ -47,13 +49,14 @@ class AuthOutcome:
     nonce: str | None = None
     nonce_count: int | None = None
     scheme: Literal["digest", "basic", "none"] = "none"
+    username: str | None = None  # the pair that verified (None: no authentication)
     # a refusal that is the normal first step (no credentials yet, or a stale nonce), not
     # wrong credentials: logged at DEBUG
     expected: bool = False
 
 
 class CpeAuthenticator:
-    def __init__(self, settings: Settings, secret: bytes, shared_password: str):
+    def __init__(self, settings: Settings, secret: bytes, shared: DeviceCredentials):
         self.mode = settings.cwmp_auth
         self.realm = settings.cwmp_realm
         self.strict = settings.cwmp_digest_strict
@@ -61,10 +64,7 @@ class CpeAuthenticator:
         self.algorithms = settings.digest_algorithms
         self.lifetime = settings.cwmp_nonce_lifetime
         self.authority = digest.NonceAuthority(secret, self.realm, lifetime=self.lifetime)
-        self.shared = DeviceCredentials(
-            settings.cwmp_username,
-            hash_credentials(settings.cwmp_username, shared_password, self.realm),
-        )
+        self.shared = shared  # HA1s only: the shared password is never kept in clear
 
     def check(
         self,
@@ -76,12 +76,16 @@ class CpeAuthenticator:
         credentials: DeviceCredentials | None,
         binding: str,
         now: float,
+        pending: DeviceCredentials | None = None,
     ) -> AuthOutcome:
-        """Verify an Authorization header against the device's (or shared) credentials."""
+        """Verify an Authorization header against the device's (or shared) credentials, or
+        the ``pending`` pair the ACS gave it when the header names its username."""
         if self.mode == "none":
             return AuthOutcome(ok=True)
         expected = credentials or self.shared
         parsed = digest.parse_authorization(authorization)
+        if pending is not None and parsed is not None and parsed.username == pending.username:
+            expected = pending
         basic_allowed = tls or self.allow_basic_over_http
         if isinstance(parsed, digest.BasicCredentials):
             if not basic_allowed:
@@ -89,7 +93,7 @@ class CpeAuthenticator:
             if parsed.username == expected.username and digest.basic_matches(
                 parsed, self.realm, expected.ha1["MD5"]
             ):
-                return AuthOutcome(ok=True, scheme="basic")
+                return AuthOutcome(ok=True, scheme="basic", username=expected.username)
             return self._refuse("wrong username or password", now, binding)
         if isinstance(parsed, digest.DigestCredentials) and self.mode == "digest":
             if parsed.username != expected.username:
@@ -105,7 +109,11 @@ class CpeAuthenticator:
             )
             if verdict is digest.Verdict.OK:
                 return AuthOutcome(
-                    ok=True, scheme="digest", nonce=parsed.nonce, nonce_count=parsed.nonce_count
+                    ok=True,
+                    scheme="digest",
+                    nonce=parsed.nonce,
+                    nonce_count=parsed.nonce_count,
+                    username=expected.username,
                 )
             if verdict is digest.Verdict.STALE:
                 return self._refuse("nonce expired", now, binding, stale=True, expected=True)
@@ -153,6 +161,7 @@ class CpeAuthenticator:
         credentials: DeviceCredentials | None,
         binding: str,
         now: float,
+        pending: DeviceCredentials | None = None,
     ) -> AuthOutcome:
         """``check``, and in strict mode refuse (with a fresh challenge) a nonce count already
         seen: a replayed request."""
@@ -164,6 +173,7 @@ class CpeAuthenticator:
             credentials=credentials,
             binding=binding,
             now=now,
+            pending=pending,
         )
         if outcome.ok and not await self._nonce_count_fresh(tx, outcome, now):
             return self._refuse("nonce count replayed", now, binding)

@@ -48,6 +48,7 @@ from acs.services.cpe_auth import (
     DeviceCredentials,
     device_credentials,
 )
+from acs.services.device_credentials import pending_pair
 from acs.services.policy import SessionContext, SessionFacts, SessionPolicy
 from acs.services.throttle import FailureThrottle, source_key
 
@@ -346,6 +347,7 @@ class CwmpService:
             ),
             binding=device_id,
             now=now,
+            pending=pending_pair(known),
         )
         if not outcome.ok:
             raise _Abort(self._unauthorized(outcome, request, device_id))
@@ -450,6 +452,7 @@ class CwmpService:
                 own = device_credentials(
                     known.cwmp_username, known.cwmp_ha1_md5, known.cwmp_ha1_sha256
                 )
+                pending = pending_pair(known)
                 outcome = await self.auth.authenticate(
                     tx,
                     authorization,
@@ -459,9 +462,12 @@ class CwmpService:
                     credentials=own,
                     binding=device_id,
                     now=now_ts,
+                    pending=pending,
                 )
                 if not outcome.ok:
                     raise _Abort(self._unauthorized(outcome, request, device_id, inform=inform))
+                if pending is not None and outcome.username == pending.username:
+                    own = pending  # the session's later requests: the pair it used
                 logs.session_id.set(logs.short_session_id(session_id))
                 orphan = None
                 replace_id = self._replaceable(known, request, now, device_id, inform)
@@ -480,7 +486,14 @@ class CwmpService:
                             client=known.session_peer_host,
                         )
                 facts = SessionFacts.of(inform, known.mode or self.settings.mode)
-                ctx = SessionContext(session_id, device_id, now, self._base_url(request), facts)
+                ctx = SessionContext(
+                    session_id,
+                    device_id,
+                    now,
+                    self._base_url(request),
+                    facts,
+                    authenticated_as=outcome.username,
+                )
                 values = inform_values.device_values(
                     inform,
                     peer_host=request.peer_host,

@@ -29,6 +29,7 @@ from acs.db.tables import insert_for
 from acs.db.types import JSONDoc
 from acs.services import monitoring
 from acs.services.cpe_auth import hash_credentials
+from acs.services.device_credentials import credentials_view
 from acs.services.errors import Conflict, Invalid, NotFound
 
 d = tables.devices
@@ -104,6 +105,7 @@ _SUMMARY = (
     d.c.rpc_methods,
     d.c.cr_username,
     d.c.cwmp_username,
+    d.c.cwmp_credentials,
     d.c.mode,
 )
 
@@ -137,6 +139,7 @@ def device_view(row: Any, now: datetime) -> dict[str, Any]:
         "connection_request": row.cr_result,
         "connection_request_credentials_set": bool(row.cr_username),
         "own_cwmp_credentials": bool(row.cwmp_username),
+        **credentials_view(row.cwmp_username, row.cwmp_credentials),
         "rpc_methods": row.rpc_methods,
         "mode": row.mode,
     }
@@ -365,12 +368,15 @@ async def set_tag(db: Database, device_id: str, tag: str, present: bool) -> list
 async def set_cwmp_credentials(
     db: Database, device_id: str, username: str, password: str | None, realm: str
 ) -> None:
-    """Give a device its own CWMP credentials (stored as HA1), or clear them (``None``)."""
+    """Give a device its own CWMP credentials (stored as HA1), or clear them (``None``): the
+    device is then ``new`` again (the shared pair admits it; in common mode it gets a pair
+    of its own in its next session, when the server gives devices theirs)."""
     if password is None:
-        values: dict[str, str | None] = {
+        values: dict[str, Any] = {
             "cwmp_username": None,
             "cwmp_ha1_md5": None,
             "cwmp_ha1_sha256": None,
+            "cwmp_credentials": None,
         }
     else:
         ha1 = hash_credentials(username, password, realm)

@@ -5,16 +5,16 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-import secrets
 from collections.abc import Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from acs.config import Settings
-from acs.db import migrate, queries
+from acs.db import migrate
 from acs.db.engine import Database
 from acs.db.errors import DatabaseUnavailable
+from acs.services import device_credentials
 from acs.services.connreq import ConnectionRequester
 from acs.services.cpe_auth import CpeAuthenticator
 from acs.services.cwmp import CwmpService
@@ -26,6 +26,7 @@ from acs.services.policy import default_policy
 from acs.services.provisioning import Provisioning
 from acs.services.provisioning_files import ProvisioningFiles
 from acs.services.secretbox import SecretBox
+from acs.services.server_secrets import SharedPair, load_secret_key, load_shared_pair
 from acs.services.stun import StunServer
 from acs.services.webhooks import Policy as WebhookPolicy
 from acs.services.webhooks import Webhooks
@@ -37,19 +38,14 @@ log = logging.getLogger("acs")
 @dataclass(frozen=True, slots=True)
 class ServerSecrets:
     secret_key: bytes
-    cwmp_password: str
+    shared: SharedPair  # the shared CPE credentials (HA1s)
 
 
-async def load_secrets(db: Database, settings: Settings) -> ServerSecrets:
-    """Secrets from settings, else generated once and kept in the DB for every node."""
-    async with db.write() as conn:
-        key = settings.secret_key or await queries.meta_get_or_create(
-            conn, "secret_key", secrets.token_hex(32)
-        )
-        password = settings.cwmp_password or await queries.meta_get_or_create(
-            conn, "cwmp_password", secrets.token_urlsafe(12)
-        )
-    return ServerSecrets(key.encode(), password)
+async def load_secrets(db: Database, settings: Settings, *, warn: bool = True) -> ServerSecrets:
+    """The server secret and the shared CPE credentials (``acs.services.server_secrets``:
+    neither is kept in clear in the database)."""
+    key = await load_secret_key(db, settings, warn=warn)
+    return ServerSecrets(key, await load_shared_pair(db, settings))
 
 
 class SchemaOutdated(DatabaseUnavailable):
@@ -69,11 +65,18 @@ async def check_schema(db: Database) -> None:
 class Runtime:
     """Settings, database and services of one worker process."""
 
-    def __init__(self, settings: Settings, db: Database, server_secrets: ServerSecrets):
+    def __init__(
+        self,
+        settings: Settings,
+        db: Database,
+        server_secrets: ServerSecrets,
+        *,
+        device_credentials: bool = False,
+    ):
         self.settings = settings
         self.db = db
         self.authenticator = CpeAuthenticator(
-            settings, server_secrets.secret_key, server_secrets.cwmp_password
+            settings, server_secrets.secret_key, server_secrets.shared.credentials
         )
         self.box = SecretBox(server_secrets.secret_key, "connection-request")
         # the web console's CSRF tokens are HMACs of the session under this key
@@ -89,7 +92,10 @@ class Runtime:
         self.provisioning_files = ProvisioningFiles(
             self.files, self.provisioning, self.authenticator
         )
-        self.policy = default_policy(settings, self.box, self.provisioning)
+        self.device_credentials = device_credentials  # each device gets a pair of its own
+        self.policy = default_policy(
+            settings, self.box, self.provisioning, device_credentials=device_credentials
+        )
         self.cwmp = CwmpService(
             db, settings, self.authenticator, self.policy, after_commit=self.notifier.pulse
         )
@@ -118,7 +124,11 @@ class Runtime:
         task.add_done_callback(self._background.discard)
 
     @classmethod
-    async def start(cls, settings: Settings, *, migrate_sqlite: bool = True) -> Runtime:
+    async def start(
+        cls, settings: Settings, *, migrate_sqlite: bool = True, warn: bool = True
+    ) -> Runtime:
+        """``warn``: log what is wrong with where secrets are kept (``acs serve``'s workers
+        do not: their parent did, once)."""
         db = Database(
             settings.resolved_database_url,
             pool_size=settings.db_pool_size,
@@ -129,13 +139,14 @@ class Runtime:
             if db.is_sqlite and migrate_sqlite:
                 await migrate.upgrade(db)
             await check_schema(db)
-            server_secrets = await load_secrets(db, settings)
+            server_secrets = await load_secrets(db, settings, warn=warn)
+            own_credentials = await device_credentials.enabled(db, settings)
             if settings.admin_password:
                 await ensure_admin(db, settings.admin_password, datetime.now(UTC))
         except BaseException:
             await db.dispose()
             raise
-        return cls(settings, db, server_secrets)
+        return cls(settings, db, server_secrets, device_credentials=own_credentials)
 
     async def close(self) -> None:
         if self.stun is not None:

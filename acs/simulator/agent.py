@@ -322,6 +322,10 @@ class CpeAgent:
             self.model.factory_reset_requested = False
             self._set(".ManagementServer.ConnectionRequestUsername", "")
             self._set(".ManagementServer.ConnectionRequestPassword", "")
+            # the ACS credentials it left the factory with: the shared pair
+            for suffix in (".ManagementServer.Username", ".ManagementServer.Password"):
+                if self.model.root + suffix in self.model.parameters:
+                    self._set(suffix, "")
             self.model.pending_events[:0] = [m.EventStruct("0 BOOTSTRAP"), m.EventStruct("1 BOOT")]
             self._booted("0 BOOTSTRAP")
         elif self.model.reboot_requested:

@@ -98,6 +98,8 @@ def phone(
         ("DeviceInfo.ProvisioningCode", "", s, W),
         ("DeviceInfo.UpTime", 7, u, R),
         ("ManagementServer.URL", "", s, W),
+        ("ManagementServer.Username", "", s, W),
+        ("ManagementServer.Password", "", s, W),
         ("ManagementServer.PeriodicInformEnable", True, b, W),
         ("ManagementServer.PeriodicInformInterval", 3600, u, W),
         ("ManagementServer.ParameterKey", "", s, R),

@@ -79,7 +79,12 @@ def acs(request, start_server, tmp_path):
     if request.param == "postgresql":
         env["database_url"] = request.getfixturevalue("pg_url")
     server = start_server("a", **env)
-    cli_env = {**os.environ, "ACS_DATA_DIR": str(tmp_path / "data-a")}
+    # the server's secret: on PostgreSQL the commands need it as the server does
+    cli_env = {
+        **os.environ,
+        "ACS_DATA_DIR": str(tmp_path / "data-a"),
+        "ACS_SECRET_KEY": "e2e-secret",
+    }
     if "database_url" in env:
         cli_env["ACS_DATABASE_URL"] = env["database_url"]
     add_operator(cli_env, "ops", "operator", "ops-password")

@@ -62,9 +62,10 @@ def test_one_scrape_counts_the_sessions_of_both_workers(start_server):
     assert got[("acs_cwmp_sessions_total", (("outcome", "completed"),))] == sessions
     assert got[("acs_cwmp_informs_total", (("event", "0 BOOTSTRAP"),))] == sessions
     assert got[("acs_cwmp_responses_total", (("status", "204"),))] == sessions
-    # bootstrap provisioning sent each device one SetParameterValues, answered
+    # bootstrap provisioning and the device's own CWMP credentials: two SetParameterValues
+    # each, answered
     rpc = (("outcome", "response"), ("rpc", "SetParameterValues"))
-    assert got[("acs_cwmp_rpcs_total", rpc)] == sessions
+    assert got[("acs_cwmp_rpcs_total", rpc)] == 2 * sessions
     assert got[("acs_cwmp_session_duration_seconds_count", ())] == sessions
     assert got[("acs_devices", (("status", "online"),))] == sessions  # from the database
     # each worker's loop is watched; the larger of their recent stalls is exposed

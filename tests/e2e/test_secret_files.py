@@ -52,3 +52,64 @@ def test_an_unreadable_secret_file_stops_the_command_naming_the_variable(tmp_pat
     line = f"ACS_ADMIN_PASSWORD_FILE: cannot read {tmp_path / 'no-such-file'}: No such file or"
     assert run.stderr.decode() == f"invalid setting {line} directory\n"  # one line
     assert not (tmp_path / "data").exists()  # refused before touching anything
+
+
+def test_generated_secrets_stay_out_of_the_database_and_the_password_is_said_once(
+    start_server, tmp_path
+):
+    import re
+    import sqlite3
+    import stat
+
+    # neither ACS_CWMP_PASSWORD nor ACS_SECRET_KEY: both generated on the first start
+    server = start_server("gen", cwmp_password="", secret_key="")
+    said = re.search(
+        r"CPE credentials acs / (\S+) \(generated now and shown this once: note it\)",
+        server.output(),
+    )
+    assert said is not None, server.output()
+    password = said.group(1)
+    server.process.stop(timeout=15)
+    data = tmp_path / "data-gen"
+    assert stat.S_IMODE((data / "acs.db.key").stat().st_mode) == 0o600
+    key = (data / "acs.db.key").read_text().strip()
+    with sqlite3.connect(data / "acs.db") as db:
+        stored = " ".join(v for (v,) in db.execute("SELECT value FROM meta"))
+    assert password not in stored and key not in stored
+
+    again = start_server("again", cwmp_password="", secret_key="", data_dir=str(data))
+    assert password not in again.output()
+    assert (
+        "CPE credentials acs / <shown when generated; `acs cpe-password reset` makes a new one>"
+        in again.output()
+    )
+    cpe = FakeCpe()
+    with httpx.Client(base_url=again.cwmp_url, timeout=30) as http:
+        inform = cpe.inform("0 BOOTSTRAP", "1 BOOT")
+        wrong = httpx.DigestAuth("acs", password + "x")
+        assert http.post("/acs", content=inform, auth=wrong).status_code == 401
+        auth = httpx.DigestAuth("acs", password)
+        assert http.post("/acs", content=inform, auth=auth).status_code == 200
+
+
+def test_postgresql_without_a_server_secret_refuses_to_start_saying_what_to_set(pg_url, tmp_path):
+    from bench.serve import free_port
+
+    env = {
+        **{
+            k: v
+            for k, v in os.environ.items()
+            if k not in ("ACS_SECRET_KEY", "ACS_SECRET_KEY_FILE")
+        },
+        "ACS_DATABASE_URL": pg_url,
+        "ACS_DATA_DIR": str(tmp_path / "data"),
+        "ACS_CWMP_PORT": str(free_port()),
+        "ACS_API_PORT": str(free_port()),
+    }
+    run = subprocess.run(
+        [sys.executable, "-m", "acs.cli", "serve"], env=env, capture_output=True, timeout=120
+    )
+    assert run.returncode == 2
+    said = run.stderr.decode()
+    assert "ERROR acs: ACS_SECRET_KEY is not set: on PostgreSQL every node needs the same " in said
+    assert "Traceback" not in said

@@ -52,12 +52,15 @@ def _simulate(cwmp_url: str, out: Path, *extra: str) -> dict:
 
 
 def test_fleet_bootstraps_then_informs_as_running_devices(acs, tmp_path: Path):
-    first = _simulate(acs.cwmp_url, tmp_path / "first.json")
+    # what the devices keep in flash (their own CWMP credentials among it) across the restart
+    state = str(tmp_path / "fleet.json")
+    first = _simulate(acs.cwmp_url, tmp_path / "first.json", "--state", state)
     assert first["sessions_ok"] == 12 and first["sessions_failed"] == 0
-    # bootstrap provisioning ran in those sessions (connection-request credentials)
-    assert first["acs_requests"].get("SetParameterValues", 0) >= 12
+    # bootstrap provisioning (connection-request credentials) and each device's own CWMP
+    # credentials ran in those sessions
+    assert first["acs_requests"].get("SetParameterValues", 0) == 24
 
-    second = _simulate(acs.cwmp_url, tmp_path / "second.json", "--running")
+    second = _simulate(acs.cwmp_url, tmp_path / "second.json", "--running", "--state", state)
     assert second["sessions_ok"] == 12 and second["sessions_failed"] == 0
     assert second["acs_requests"] == {}  # known, provisioned devices: empty sessions
 
@@ -66,6 +69,29 @@ def test_fleet_bootstraps_then_informs_as_running_devices(acs, tmp_path: Path):
     devices = [d for d in found["data"] if d["serial_number"].startswith("E2ESIM")]
     assert len(devices) == 12
     assert all(d["last_events"] == ["2 PERIODIC"] for d in devices), devices[0]["last_events"]
+
+
+def test_each_simulated_device_gets_its_own_pair_and_the_shared_one_is_refused_then(
+    acs, tmp_path: Path
+):
+    from acs.simulator import datamodels
+    from tests.fake_cpe import FakeCpe
+
+    # two sessions each: the first gives the device its pair, the second uses it
+    run = _simulate(acs.cwmp_url, tmp_path / "run.json", "--sessions", "2")
+    assert run["sessions_ok"] == 24 and run["sessions_failed"] == 0
+    with httpx.Client(base_url=acs.api_url, auth=("ops", "ops-password"), timeout=30) as api:
+        found = api.get("/api/v1/devices", params={"limit": 100}).json()["data"]
+    assert sorted((d["serial_number"], d["cwmp_credentials"]) for d in found) == [
+        (f"E2ESIM{n:08d}", "own") for n in range(12)
+    ]
+    # the shared pair no longer admits those ids; a device new to the ACS still gets in
+    with httpx.Client(base_url=acs.cwmp_url, timeout=30) as http:
+        taken = FakeCpe(datamodels.gateway(found[0]["serial_number"])).inform("2 PERIODIC")
+        shared = httpx.DigestAuth("acs", "cpe-secret")
+        assert http.post("/acs", content=taken, auth=shared).status_code == 401
+        new = FakeCpe(datamodels.gateway("E2ENEW01")).inform("0 BOOTSTRAP", "1 BOOT")
+        assert http.post("/acs", content=new, auth=shared).status_code == 200
 
 
 README = Path(__file__).resolve().parents[2] / "README.md"
@@ -174,7 +200,8 @@ def test_readme_tasks_example_runs_against_acs_simulate(acs, tmp_path: Path):
     # bootstrap, the connection request's session, the boot after the Reboot
     assert (result["sessions_ok"], result["sessions_failed"]) == (3, 0)
     assert result["acs_requests"] == {
-        "SetParameterValues": 2,  # bootstrap provisioning, then the README's
+        # bootstrap provisioning, the device's own CWMP credentials, then the README's
+        "SetParameterValues": 3,
         "GetParameterValues": 1,
         "Reboot": 1,
     }

@@ -46,7 +46,8 @@ async def bootstrapped_agent(acs) -> CpeAgent:
     await agent.start()
     report = await agent.session("0 BOOTSTRAP", "1 BOOT")
     assert report.ok, report.error
-    assert report.requests == ["SetParameterValues"]  # the ACS provisioned CR credentials
+    # the ACS provisioned CR credentials, then the device's own CWMP credentials
+    assert report.requests == ["SetParameterValues", "SetParameterValues"]
     return agent
 
 

@@ -16,6 +16,7 @@ import acs.services
 from acs.provisioning.errors import MissingVariablesError, ProvisioningError
 from acs.services import (
     ctc,
+    device_credentials,
     devices,
     errors,
     files,
@@ -24,6 +25,7 @@ from acs.services import (
     provisioning_files,
     rollouts,
     runtime,
+    server_secrets,
     tasks,
     voip,
 )
@@ -94,6 +96,9 @@ def test_every_service_exception_is_one_kind_of_refusal():
     """A new service exception that is none of the three would reach a route as a 500."""
     not_refusals = {
         runtime.SchemaOutdated,  # start-up refuses to serve; no route sees it
+        server_secrets.SecretKeyUnavailable,  # start-up too
+        server_secrets.SharedPasswordUnusable,  # start-up too
+        device_credentials.IllegalMove,  # our bug in the lifecycle table, never a refusal
         rollouts.RolloutError,  # the family of RolloutValidationError and RolloutStateError
         # a storage failure (a StorageError: 503 with Retry-After), not a refusal
         provisioning_files.ContentUnavailable,

@@ -16,6 +16,7 @@ from acs.services.policy.base import (
 )
 from acs.services.policy.bootstrap import BootstrapProvisioning
 from acs.services.policy.ctc_binding import CtcBinding
+from acs.services.policy.device_credentials import DeviceCredentialsProvisioning
 from acs.services.policy.nat import NatProvisioning
 from acs.services.policy.task_queue import DownloadResolver, TaskQueue
 from acs.services.secretbox import SecretBox
@@ -35,14 +36,19 @@ __all__ = [
 
 
 def default_policy(
-    settings: Settings, box: SecretBox, downloads: DownloadResolver | None = None
+    settings: Settings,
+    box: SecretBox,
+    downloads: DownloadResolver | None = None,
+    *,
+    device_credentials: bool = False,
 ) -> SessionPolicy:
-    """Built-in provisioning first (NAT traversal's with it), then CTC binding (whose work
-    order queues tasks), then the task queue."""
+    """Built-in provisioning first (NAT traversal's and the device's own credentials with
+    it), then CTC binding (whose work order queues tasks), then the task queue."""
     return SessionPolicy(
         [
             BootstrapProvisioning(settings, box),
             NatProvisioning(settings, box),
+            DeviceCredentialsProvisioning(settings, enabled=device_credentials),
             CtcBinding(settings),
             TaskQueue(settings, downloads),
         ]

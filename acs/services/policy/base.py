@@ -123,6 +123,8 @@ class SessionContext:
     base_url: str  # how this CPE reaches us, for URLs we hand it (Download)
     facts: SessionFacts
     has_queued_tasks: bool | None = None  # known at this request's lookup; None: look
+    # the username the Inform authenticated with (None: later requests, or no authentication)
+    authenticated_as: str | None = None
 
 
 Answer = cs.ResponseReceived | cs.FaultReceived | cs.RequestUnanswered

@@ -18,7 +18,7 @@ from acs.cwmp import messages as m
 from acs.cwmp.soap import to_plain
 from acs.db import hot, queries
 from acs.db.types import JSONDoc, UTCDateTime
-from acs.services import events, monitoring, task_specs
+from acs.services import device_credentials, events, monitoring, task_specs
 from acs.services import task_lifecycle as lifecycle
 from acs.services.inform import inform_deadline, parameter_patch, set_values_patch
 from acs.services.task_lifecycle import Move
@@ -232,6 +232,12 @@ async def _rebooting(
     return Outcome(Move.AWAIT_BOOT, plain(response), wait="boot", end_session=True)
 
 
+async def _factory_reset(a: Applying, spec: Any, response: m.FactoryResetResponse) -> Outcome:
+    # it comes back with its factory ACS credentials: its own pair would lock it out
+    await device_credentials.forget(a.tx, a.device_id)
+    return await _rebooting(a, spec, response)
+
+
 async def _transfer_cancelled(
     a: Applying, spec: Any, response: m.CancelTransferResponse
 ) -> Outcome:
@@ -264,7 +270,7 @@ RESULTS: dict[type, Apply] = {
     m.UploadResponse: _transfer,
     m.ScheduleDownloadResponse: _scheduled,
     m.RebootResponse: _rebooting,
-    m.FactoryResetResponse: _rebooting,
+    m.FactoryResetResponse: _factory_reset,
     m.CancelTransferResponse: _transfer_cancelled,
     m.ScheduleInformResponse: _recorded,
     m.GetQueuedTransfersResponse: _recorded,

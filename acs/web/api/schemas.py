@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -78,6 +78,15 @@ class DevicePublic(BaseModel):
     connection_request: ConnectionRequestPublic | None
     connection_request_credentials_set: bool
     own_cwmp_credentials: bool
+    cwmp_credentials: Literal["new", "pending", "own", "shared"] = Field(
+        description="the device's CWMP credentials: new (the shared pair; common mode gives it "
+        "its own next session), pending (given its own, not used yet: both admit it), own "
+        "(only its own admits it), shared (it could not take its own: the shared pair)"
+    )
+    cwmp_credentials_reason: str | None = Field(
+        description="why it is shared, or the sessions it has gone on using the shared pair "
+        "while pending"
+    )
     rpc_methods: list[str] | None
     mode: str | None = Field(description="ACS mode override (common/ctc), null: the default")
 

@@ -147,6 +147,18 @@ async def update_device(
     return await devices.get_device(runtime.db, device_id, now=now())
 
 
+@router.post("/{device_id}/cwmp-credentials/reset", response_model=DeviceDetail)
+async def reset_cwmp_credentials(
+    device_id: str, request: Request, runtime: RuntimeDep, _: OperatorRole
+) -> dict[str, Any]:
+    """Forget the device's own CWMP credentials: it is ``new`` again, the shared pair admits
+    it and (in common mode) it gets a new pair of its own in its next session. For a device
+    that lost its pair (a factory reset) and is refused since."""
+    audit(request, device=device_id, cwmp_credentials="reset")
+    await devices.set_cwmp_credentials(runtime.db, device_id, "", None, runtime.settings.cwmp_realm)
+    return await devices.get_device(runtime.db, device_id, now=now())
+
+
 @router.post("/{device_id}/sip-accounts", response_model=TasksSubmitted, status_code=202)
 async def sip_accounts(
     device_id: str,
