@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Final, TypeVar
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from acs.config import Settings
@@ -34,6 +34,7 @@ from acs.provisioning import configfile, crypto
 from acs.provisioning import models as phone_models
 from acs.provisioning.errors import ProvisioningError
 from acs.services import errors
+from acs.services.cpe_auth import hash_credentials
 from acs.services.files import FileNotFound, FileStore
 
 pr = tables.profiles
@@ -290,13 +291,13 @@ class Provisioning:
         """Bulk variables from CSV: a ``mac`` column, optional ``model``, ``profile``,
         ``input_id``; every other column is a variable. All rows or none: ``ImportRefused``
         names every line refused, so one round of fixes does."""
-        rows, refused = _parse_import(text)
+        rows, refused = _parse_import(text, shared_username=self.settings.cwmp_username)
         if refused:
             raise ImportRefused(refused, len(rows))
         report = PhoneImport([], [])
         try:
             async with self.db.write() as conn:
-                for mac, model, profile, input_id, variables in rows:
+                for mac, model, profile, input_id, variables, login in rows:
                     existing = (await conn.execute(select(ph).where(ph.c.mac == mac))).first()
                     (report.updated if existing else report.created).append(mac)
                     merged = {**(existing.variables if existing else {}), **variables}
@@ -313,11 +314,59 @@ class Provisioning:
                     await conn.execute(
                         stmt.on_conflict_do_update(index_elements=["mac"], set_=values)
                     )
+                    if login is not None:
+                        await conn.execute(
+                            update(ph)
+                            .where(ph.c.mac == mac)
+                            .values(**self._credential_values(*login))
+                        )
         except IntegrityError:
             raise ProvisioningError(
-                "nothing imported: an input_id in the CSV belongs to another phone"
+                "nothing imported: an input_id or prov_username in the CSV belongs to another phone"
             ) from None
         return report
+
+    async def set_credentials(self, mac: str, username: str, password: str) -> dict[str, Any]:
+        """Give a phone its own provisioning credentials: its MAC file goes to them (and to
+        nobody else but signed URLs, unless ``ACS_PROVISIONING_SHARED_READS_ALL``). Only
+        their HA1s are kept (``cpe_auth.hash_credentials``, the CWMP realm).
+
+        Raises:
+            ProvisioningError: a username another phone has, the shared pair's, or unusable.
+            NotFound: no such phone.
+        """
+        mac = _lookup(phone_models.normalize_mac, mac)
+        values = self._credential_values(username, password)
+        try:
+            async with self.db.write() as conn:
+                result = await conn.execute(update(ph).where(ph.c.mac == mac).values(**values))
+        except IntegrityError:
+            raise ProvisioningError(f"username {username!r} belongs to another phone") from None
+        if not result.rowcount:
+            raise NotFound(f"no phone {mac}")
+        return await self.get_phone(mac)
+
+    async def clear_credentials(self, mac: str) -> None:
+        """Take a phone's own credentials away (its MAC file then goes to signed URLs, and to
+        the shared pair if it reads all)."""
+        mac = _lookup(phone_models.normalize_mac, mac)
+        async with self.db.write() as conn:
+            result = await conn.execute(
+                update(ph)
+                .where(ph.c.mac == mac)
+                .values(prov_username=None, prov_ha1_md5=None, prov_ha1_sha256=None)
+            )
+        if not result.rowcount:
+            raise NotFound(f"no phone {mac}")
+
+    def _credential_values(self, username: str, password: str) -> dict[str, str]:
+        check_credentials(username, password, shared_username=self.settings.cwmp_username)
+        ha1 = hash_credentials(username, password, self.settings.cwmp_realm)
+        return {
+            "prov_username": username,
+            "prov_ha1_md5": ha1["MD5"],
+            "prov_ha1_sha256": ha1["SHA-256"],
+        }
 
     # --- file assignments ---------------------------------------------------------------
 
@@ -587,11 +636,31 @@ _FILE = hot.Statement(
 _DEVICE_MAC = hot.Statement("SELECT mac FROM devices WHERE id = :id", columns=("mac",))
 
 
-_ImportRow = tuple[str, str | None, str | None, str | None, dict[str, str]]
-_SPECIAL_COLUMNS: Final = frozenset({"mac", "model", "profile", "input_id"})
+_ImportRow = tuple[str, str | None, str | None, str | None, dict[str, str], tuple[str, str] | None]
+_SPECIAL_COLUMNS: Final = frozenset(
+    {"mac", "model", "profile", "input_id", "prov_username", "prov_password"}
+)
+_USERNAME_RE: Final = re.compile(r"[!-9;-~]{1,128}")  # printable ASCII, no ':' nor space
 
 
-def _parse_import(text: str) -> tuple[list[_ImportRow], list[tuple[int, str]]]:
+def check_credentials(username: str, password: str, *, shared_username: str) -> None:
+    """Refuse credentials a phone could not send or that would be taken for the shared
+    pair's: a username of 1-128 printable characters without ':' (Basic splits there)."""
+    if not _USERNAME_RE.fullmatch(username):
+        raise ProvisioningError(
+            "prov_username: 1-128 printable ASCII characters, no ':' and no space"
+        )
+    if username == shared_username:
+        raise ProvisioningError(
+            f"prov_username {username!r} is the shared pair's (ACS_CWMP_USERNAME)"
+        )
+    if not password or len(password) > 128:
+        raise ProvisioningError("prov_password: 1-128 characters")
+
+
+def _parse_import(
+    text: str, *, shared_username: str
+) -> tuple[list[_ImportRow], list[tuple[int, str]]]:
     """The rows of a phone CSV, and the lines refused (number, reason); a CSV without the
     header line is refused whole."""
     reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
@@ -605,6 +674,11 @@ def _parse_import(text: str) -> tuple[list[_ImportRow], list[tuple[int, str]]]:
             model = (record.get("model") or "").strip() or None
             if model is not None:
                 model = phone_models.find_model(model).name
+            username = (record.get("prov_username") or "").strip()
+            password = record.get("prov_password") or ""
+            login = (username, password) if username or password else None
+            if login is not None:
+                check_credentials(username, password, shared_username=shared_username)
         except ProvisioningError as exc:
             refused.append((number, str(exc)))
             continue
@@ -616,6 +690,7 @@ def _parse_import(text: str) -> tuple[list[_ImportRow], list[tuple[int, str]]]:
                 (record.get("profile") or "").strip() or None,
                 (record.get("input_id") or "").strip() or None,
                 variables,
+                login,
             )
         )
     return rows, refused
@@ -643,4 +718,5 @@ def _phone_view(row: Any) -> dict[str, Any]:
         "modules": row.modules,
         "mode": row.mode,
         "updated": row.updated,
+        "prov_username": row.prov_username,
     }

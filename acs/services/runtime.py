@@ -87,7 +87,11 @@ class Runtime:
         )
         self.provisioning = Provisioning(db, self.files, settings)
         self.provisioning_files = ProvisioningFiles(
-            self.files, self.provisioning, self.authenticator
+            self.files,
+            self.provisioning,
+            CpeAuthenticator.for_provisioning(
+                settings, server_secrets.secret_key, server_secrets.cwmp_password
+            ),
         )
         self.policy = default_policy(settings, self.box, self.provisioning)
         self.cwmp = CwmpService(

@@ -7,13 +7,21 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import pytest
+from sqlalchemy import select
 
-from acs.provisioning.errors import MissingVariablesError
+from acs.db import tables
+from acs.provisioning.errors import MissingVariablesError, ProvisioningError
+from acs.services.provisioning import NotFound
 from acs.services.provisioning_files import (
+    OPEN,
+    SHARED,
+    SIGNED,
     BadName,
     ContentUnavailable,
     NoSuchFile,
     NotYours,
+    Requester,
+    may_read,
     split_path,
 )
 
@@ -69,7 +77,7 @@ async def phones(runtime):
 
 
 async def test_every_kind_of_name_resolves(phones):
-    opened = await phones.open("F0V00X600000.cfg", base_url=BASE, now=NOW)
+    opened = await phones.open("F0V00X600000.cfg", base_url=BASE, now=NOW, requester=OPEN)
     assert (opened.name, opened.version, opened.mac, opened.stored) == (
         "F0V00X600000.cfg",
         "2.0001",
@@ -78,7 +86,7 @@ async def test_every_kind_of_name_resolves(phones):
     )
     assert opened.content is not None and b"Time Zone :32\r\n" in opened.content
     for path in (f"{MAC}.cfg", f"/X6/{MAC.upper()}.CFG", f"{MAC}.txt", "desk42.cfg"):
-        opened = await phones.open(path, base_url=BASE, now=NOW)
+        opened = await phones.open(path, base_url=BASE, now=NOW, requester=OPEN)
         assert (opened.name, opened.mac, opened.content_type) == (
             f"{MAC}.cfg",
             MAC,
@@ -86,11 +94,13 @@ async def test_every_kind_of_name_resolves(phones):
         ), path
         assert opened.content is not None and b"SIP1 Register User :1001\r\n" in opened.content
         assert opened.size == len(opened.content)
-    xml = await phones.open(f"{MAC}.xml", base_url=BASE, now=NOW)
+    xml = await phones.open(f"{MAC}.xml", base_url=BASE, now=NOW, requester=OPEN)
     assert (xml.name, xml.content_type) == (f"{MAC}.xml", "application/xml")
-    by_query = await phones.open("mac.cfg", query=f"mac={OTHER}.cfg", base_url=BASE, now=NOW)
+    by_query = await phones.open(
+        "mac.cfg", query=f"mac={OTHER}.cfg", base_url=BASE, now=NOW, requester=OPEN
+    )
     assert (by_query.name, by_query.mac) == (f"{OTHER}.cfg", OTHER)
-    firmware = await phones.open("/any/dir/x6-2.5.0.z", base_url=BASE, now=NOW)
+    firmware = await phones.open("/any/dir/x6-2.5.0.z", base_url=BASE, now=NOW, requester=OPEN)
     assert (firmware.name, firmware.size, firmware.stored, firmware.content) == (
         "x6-2.5.0.z",
         8,
@@ -104,13 +114,15 @@ async def test_every_kind_of_name_resolves(phones):
 async def test_a_stored_file_wins_over_the_rendering_of_its_name(runtime, phones):
     uploaded = b"<<VOIP CONFIG FILE>>uploaded\r\n"
     await store(runtime, f"{MAC}.cfg", uploaded, "3 Vendor Configuration File")
-    opened = await phones.open(f"{MAC}.cfg", base_url=BASE, now=NOW)
+    opened = await phones.open(f"{MAC}.cfg", base_url=BASE, now=NOW, requester=OPEN)
     assert (opened.stored, opened.mac, opened.size) == (True, MAC, 30)
     # stored names are exact: another case of the MAC, or another extension, still renders
-    rendered = await phones.open(f"{MAC.upper()}.cfg", base_url=BASE, now=NOW)
+    rendered = await phones.open(f"{MAC.upper()}.cfg", base_url=BASE, now=NOW, requester=OPEN)
     assert (rendered.stored, rendered.name) == (False, f"{MAC}.cfg")
     # the query form names a configuration, never a stored file
-    by_query = await phones.open("mac.cfg", query=f"mac={MAC}.cfg", base_url=BASE, now=NOW)
+    by_query = await phones.open(
+        "mac.cfg", query=f"mac={MAC}.cfg", base_url=BASE, now=NOW, requester=OPEN
+    )
     assert by_query.stored is False
 
 
@@ -126,7 +138,7 @@ async def test_a_stored_file_wins_over_the_rendering_of_its_name(runtime, phones
 )
 async def test_names_of_nothing(phones, path, message):
     with pytest.raises(NoSuchFile) as caught:
-        await phones.open(path, base_url=BASE, now=NOW)
+        await phones.open(path, base_url=BASE, now=NOW, requester=OPEN)
     assert str(caught.value) == message
 
 
@@ -153,7 +165,7 @@ async def test_names_of_nothing(phones, path, message):
 )
 async def test_no_path_escapes_the_namespace(phones, path, query, message):
     with pytest.raises(BadName) as caught:
-        await phones.open(path, query=query, base_url=BASE, now=NOW)
+        await phones.open(path, query=query, base_url=BASE, now=NOW, requester=OPEN)
     assert str(caught.value).startswith(message)
 
 
@@ -162,18 +174,77 @@ def test_split_path_gives_the_last_segment():
     assert split_path("fw.z") == "fw.z"
 
 
-async def test_a_device_gets_its_own_mac_file_and_the_shared_ones_only(runtime, phones):
-    own = frozenset({MAC})
-    assert (await phones.open(f"{MAC}.cfg", base_url=BASE, now=NOW, owner=own)).mac == MAC
-    assert (await phones.open("desk42.cfg", base_url=BASE, now=NOW, owner=own)).mac == MAC
-    general = await phones.open("F0V00X600000.cfg", base_url=BASE, now=NOW, owner=own)
+async def test_a_phone_gets_its_own_mac_file_and_the_shared_ones_only(runtime, phones):
+    own = Requester("phone", MAC)
+    assert (await phones.open(f"{MAC}.cfg", base_url=BASE, now=NOW, requester=own)).mac == MAC
+    assert (await phones.open("desk42.cfg", base_url=BASE, now=NOW, requester=own)).mac == MAC
+    general = await phones.open("F0V00X600000.cfg", base_url=BASE, now=NOW, requester=own)
     assert general.mac is None
-    assert (await phones.open("500.csv", base_url=BASE, now=NOW, owner=own)).stored
+    assert (await phones.open("500.csv", base_url=BASE, now=NOW, requester=own)).stored
     await store(runtime, f"{OTHER}.xml", b"<x/>", "3 Vendor Configuration File")
     for path in (f"{OTHER}.cfg", f"{OTHER.upper()}.txt", "desk43.cfg", f"{OTHER}.xml"):
         with pytest.raises(NotYours) as caught:
-            await phones.open(path, base_url=BASE, now=NOW, owner=own)
+            await phones.open(path, base_url=BASE, now=NOW, requester=own)
         assert str(caught.value) == f"no file {path!r}"  # as if it did not exist
+
+
+async def test_the_shared_pair_reads_mac_files_only_when_the_operator_says_so(
+    make_runtime, runtime, phones
+):
+    assert await phones.open("F0V00X600000.cfg", base_url=BASE, now=NOW, requester=SHARED)
+    assert (await phones.open("500.csv", base_url=BASE, now=NOW, requester=SHARED)).stored
+    for path in (f"{MAC}.cfg", "desk42.cfg"):
+        with pytest.raises(NotYours):
+            await phones.open(path, base_url=BASE, now=NOW, requester=SHARED)
+    for requester in (OPEN, SIGNED):
+        assert (await phones.open(f"{MAC}.cfg", base_url=BASE, now=NOW, requester=requester)).mac
+    reads_all = (await make_runtime(provisioning_shared_reads_all=True)).provisioning_files
+    opened = await reads_all.open("desk42.cfg", base_url=BASE, now=NOW, requester=SHARED)
+    assert opened.mac == MAC
+
+
+@pytest.mark.parametrize(
+    ("requester", "mac", "reads_all", "allowed"),
+    [
+        (OPEN, MAC, False, True),
+        (SIGNED, MAC, False, True),
+        (SHARED, None, False, True),
+        (SHARED, MAC, False, False),
+        (SHARED, MAC, True, True),
+        (Requester("phone", MAC), MAC, False, True),
+        (Requester("phone", MAC), OTHER, True, False),
+        (Requester("phone", MAC), None, False, True),
+    ],
+)
+def test_may_read(requester, mac, reads_all, allowed):
+    assert may_read(requester, mac, shared_reads_all=reads_all) is allowed
+
+
+async def test_logins_and_credentials_of_the_shared_pair_and_of_a_phone(runtime, phones):
+    prov = runtime.provisioning
+    view = await prov.set_credentials(MAC.upper(), "desk-1", "phone-secret")
+    assert view["prov_username"] == "desk-1"
+    async with runtime.db.read() as conn:
+        row = (await conn.execute(select(tables.phones).where(tables.phones.c.mac == MAC))).one()
+    # only what Basic and Digest verification need: HA1s in the CWMP realm
+    assert row.prov_ha1_md5 == hashlib.md5(b"desk-1:acs:phone-secret").hexdigest()
+    assert row.prov_ha1_sha256 == hashlib.sha256(b"desk-1:acs:phone-secret").hexdigest()
+    assert "phone-secret" not in repr(tuple(row))
+    assert await phones.login("desk-1", "phone-secret") == Requester("phone", MAC)
+    assert await phones.login("desk-1", "wrong") is None
+    assert await phones.login("nobody", "phone-secret") is None
+    assert await phones.login("acs", "cpe-secret") == SHARED
+    with pytest.raises(ProvisioningError, match="belongs to another phone"):
+        await prov.set_credentials(OTHER, "desk-1", "x")
+    with pytest.raises(ProvisioningError, match="the shared pair's"):
+        await prov.set_credentials(OTHER, "acs", "x")
+    with pytest.raises(ProvisioningError, match="no ':'"):
+        await prov.set_credentials(OTHER, "a:b", "x")
+    with pytest.raises(NotFound):
+        await prov.set_credentials("aabbccddeeff", "desk-9", "x")
+    await prov.clear_credentials(MAC)
+    assert await phones.login("desk-1", "phone-secret") is None
+    assert (await prov.get_phone(MAC))["prov_username"] is None
 
 
 async def test_a_configuration_that_cannot_render_says_why(runtime, phones):
@@ -188,7 +259,7 @@ async def test_a_configuration_that_cannot_render_says_why(runtime, phones):
         now=NOW,
     )
     with pytest.raises(MissingVariablesError) as caught:
-        await phones.open(f"{MAC}.cfg", base_url=BASE, now=NOW)
+        await phones.open(f"{MAC}.cfg", base_url=BASE, now=NOW, requester=OPEN)
     assert str(caught.value) == "missing variables: user"
 
 
@@ -196,5 +267,5 @@ async def test_stored_bytes_missing_from_the_store_are_a_storage_failure(runtime
     meta = await runtime.files.get("500.csv")
     runtime.files.blob_path(meta.sha256).unlink()
     with pytest.raises(ContentUnavailable) as caught:
-        await phones.open("500.csv", base_url=BASE, now=NOW)
+        await phones.open("500.csv", base_url=BASE, now=NOW, requester=OPEN)
     assert str(caught.value) == "the content of '500.csv' is missing"

@@ -14,11 +14,19 @@ import pytest
 from acs.provisioning import configfile, crypto
 from acs.services import operators
 from acs.web.api_app import create_api_app
+from tests.conftest import make_settings
 from tests.cpe_auth_client import digest_header
 
 NOW = datetime(2020, 1, 1, tzinfo=UTC)
 MAC = "001565113af8"
 KEY = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
+
+
+@pytest.fixture
+def settings(database_url, tmp_path):
+    """These tests fetch phones' MAC files with the shared pair (who may fetch what:
+    test_provisioning_auth.py)."""
+    return make_settings(database_url, tmp_path, provisioning_shared_reads_all=True)
 
 
 async def digest_get(client: httpx.AsyncClient, path: str, **kwargs) -> httpx.Response:
@@ -279,6 +287,49 @@ async def test_autoupdate_urls_point_at_the_file_server(api, cpe, runtime):
     assert (
         await cpe.get(urls["Auto Image Url"].removeprefix("http://acs.example:7547"))
     ).status_code == 403
+
+
+async def test_phone_credentials_through_the_api_and_the_csv_import(api, runtime):
+    await phone_setup(api)
+    path = f"/api/v1/phones/{MAC.upper()}/credentials"
+    r = await api.put(path, json={"username": "desk-1", "password": "s3cret"})
+    assert (r.status_code, r.json()["prov_username"]) == (200, "desk-1")
+    assert "s3cret" not in r.text
+    assert await runtime.provisioning_files.login("desk-1", "s3cret") is not None
+    for body, message in (
+        ({"username": "acs", "password": "x"}, "the shared pair's"),
+        ({"username": "a b", "password": "x"}, "no ':' and no space"),
+        ({"username": "desk-2", "password": ""}, "prov_password: 1-128 characters"),
+    ):
+        r = await api.put(path, json=body)
+        assert (r.status_code, message in r.text) == (422, True), r.text
+    r = await api.put(
+        "/api/v1/phones/aabbccddeeff/credentials", json={"username": "x", "password": "y"}
+    )
+    assert r.status_code == 404
+    assert (await api.delete(path)).status_code == 204
+    assert (await api.get(f"/api/v1/phones/{MAC}")).json()["prov_username"] is None
+    assert await runtime.provisioning_files.login("desk-1", "s3cret") is None
+    csv = (
+        "mac,model,prov_username,prov_password,user\r\n"
+        f"{MAC},X6,desk-1,pw-1,1003\r\n"
+        "0015651199ff,X6,desk-2,pw-2,1004\r\n"
+    )
+    r = await api.post("/api/v1/phones/import", content=csv, headers={"content-type": "text/csv"})
+    assert r.json() == {"imported": 2}
+    phone = (await api.get("/api/v1/phones/0015651199ff")).json()
+    assert (phone["prov_username"], phone["variables"]) == ("desk-2", {"user": "1004"})
+    assert await runtime.provisioning_files.login("desk-2", "pw-2") is not None
+    for line, message in (
+        ("0015651199aa,X6,desk-1,pw,1\r\n", "belongs to another phone"),
+        ("0015651199aa,X6,desk-3,,1\r\n", "line 2: prov_password: 1-128 characters"),
+    ):
+        r = await api.post(
+            "/api/v1/phones/import",
+            content="mac,model,prov_username,prov_password,user\r\n" + line,
+            headers={"content-type": "text/csv"},
+        )
+        assert (r.status_code, message in r.text) == (422, True), r.text
 
 
 async def test_csv_import_of_variables(api, cpe):
