@@ -30,6 +30,7 @@ from sqlalchemy import delete, func, select
 
 from acs.db import tables
 from acs.db.engine import Database
+from acs.services import renderings
 from acs.services.errors import Invalid, NotFound
 
 f = tables.files
@@ -198,6 +199,7 @@ class FileStore:
             old = await conn.scalar(select(f.c.sha256).where(f.c.name == name))
             stmt = tables.insert_for(conn, f).values(name=name, **values)
             await conn.execute(stmt.on_conflict_do_update(index_elements=["name"], set_=values))
+            await renderings.forget(conn)  # AUTOUPDATE URLs carry the digest
         if old and old != sha:
             await self._collect(old)
         return await self.get(name)
@@ -216,6 +218,7 @@ class FileStore:
             if sha is None:
                 raise FileNotFound(name)
             await conn.execute(delete(f).where(f.c.name == name))
+            await renderings.forget(conn)
         await self._collect(sha)
 
     # --- reading -----------------------------------------------------------------------

@@ -33,7 +33,7 @@ from acs.db.types import JSONDoc, OrderedJSON, UTCDateTime
 from acs.provisioning import configfile, crypto
 from acs.provisioning import models as phone_models
 from acs.provisioning.errors import ProvisioningError
-from acs.services import errors
+from acs.services import errors, renderings
 from acs.services.cpe_auth import hash_credentials
 from acs.services.files import FileNotFound, FileStore
 
@@ -191,6 +191,7 @@ class Provisioning:
             await conn.execute(
                 stmt.on_conflict_do_update(index_elements=["kind", "name"], set_=values)
             )
+            await renderings.forget(conn)
         return await self.get_profile(kind, name)
 
     async def get_profile(self, kind: str, name: str) -> dict[str, Any]:
@@ -212,6 +213,7 @@ class Provisioning:
     async def delete_profile(self, kind: str, name: str) -> None:
         async with self.db.write() as conn:
             result = await conn.execute(delete(pr).where(pr.c.kind == kind, pr.c.name == name))
+            await renderings.forget(conn)
         if not result.rowcount:
             raise NotFound(f"no {kind} profile {name!r}")
 
@@ -248,6 +250,7 @@ class Provisioning:
             async with self.db.write() as conn:
                 stmt = tables.insert_for(conn, ph).values(mac=mac, **values)
                 await conn.execute(stmt.on_conflict_do_update(index_elements=["mac"], set_=values))
+                await renderings.forget(conn, mac=mac)
         except IntegrityError:
             raise ProvisioningError(f"input_id {input_id!r} belongs to another phone") from None
         return await self.get_phone(mac)
@@ -284,6 +287,7 @@ class Provisioning:
         mac = _lookup(phone_models.normalize_mac, mac)
         async with self.db.write() as conn:
             result = await conn.execute(delete(ph).where(ph.c.mac == mac))
+            await renderings.forget(conn, mac=mac)
         if not result.rowcount:
             raise NotFound(f"no phone {mac}")
 
@@ -297,6 +301,7 @@ class Provisioning:
         report = PhoneImport([], [])
         try:
             async with self.db.write() as conn:
+                await renderings.forget(conn)
                 for mac, model, profile, input_id, variables, login in rows:
                     existing = (await conn.execute(select(ph).where(ph.c.mac == mac))).first()
                     (report.updated if existing else report.created).append(mac)
@@ -394,6 +399,7 @@ class Provisioning:
                     index_elements=["scope", "target", "purpose"], set_={"file_name": file_name}
                 )
             )
+            await renderings.forget(conn)
 
     async def unassign(self, scope: str, target: str, purpose: str) -> None:
         async with self.db.write() as conn:
@@ -402,6 +408,7 @@ class Provisioning:
                     fa.c.scope == scope, fa.c.target == target, fa.c.purpose == purpose
                 )
             )
+            await renderings.forget(conn)
         if not result.rowcount:
             raise NotFound(f"no {purpose} file assigned to {scope} {target}")
 
@@ -447,6 +454,36 @@ class Provisioning:
             return await self.render_in(
                 hot.over(conn), request, base_url=base_url, now=now, fmt=fmt
             )
+
+    async def render_kept(
+        self,
+        request: phone_models.ProvisioningRequest,
+        *,
+        key: str,
+        base_url: str,
+        now: datetime,
+    ) -> Rendered:
+        """``render``, and keep the result (``acs.services.renderings``) under ``key`` for
+        ``base_url`` until one of its inputs changes: the next fetches are a read."""
+        if len(base_url) > _MAX_KEPT_BASE_URL:  # a Host no phone sends: render, keep nothing
+            return await self.render(request, base_url=base_url, now=now)
+        async with self.db.write() as conn:
+            await renderings.before_render(conn)
+            rendered = await self.render_in(hot.over(conn), request, base_url=base_url, now=now)
+            values = {
+                "file_name": rendered.file_name,
+                "content_type": rendered.content_type,
+                "version": rendered.version,
+                "mac": rendered.mac,
+                "content": rendered.content,
+            }
+            stmt = tables.insert_for(conn, renderings.r).values(
+                key=key, base_url=base_url, **values
+            )
+            await conn.execute(
+                stmt.on_conflict_do_update(index_elements=["key", "base_url"], set_=values)
+            )
+        return rendered
 
     async def render_in(
         self,
@@ -635,6 +672,8 @@ _FILE = hot.Statement(
 )
 _DEVICE_MAC = hot.Statement("SELECT mac FROM devices WHERE id = :id", columns=("mac",))
 
+
+_MAX_KEPT_BASE_URL: Final = 512  # provisioning_renderings.base_url
 
 _ImportRow = tuple[str, str | None, str | None, str | None, dict[str, str], tuple[str, str] | None]
 _SPECIAL_COLUMNS: Final = frozenset(

@@ -47,14 +47,14 @@ from enum import StrEnum
 from pathlib import Path
 from typing import IO, Any, Final, Literal
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import and_, bindparam, literal, select
 
 from acs import logs
 from acs.db import tables
 from acs.db.errors import StorageError
 from acs.provisioning import models as phone_models
 from acs.provisioning.errors import ProvisioningError
-from acs.services import errors, metrics
+from acs.services import errors, metrics, renderings
 from acs.services import provisioning as provisioning_service
 from acs.services.cpe_auth import CpeAuthenticator, DeviceCredentials, device_credentials
 from acs.services.files import FileMeta, FileNotFound, FileStore
@@ -274,40 +274,63 @@ class ProvisioningFiles:
         """
         name = split_path(path)
         try:
-            wanted = phone_models.resolve(name, query) if _names_file(query) else None
+            by_query = phone_models.resolve(name, query) if _names_file(query) else None
         except ProvisioningError as exc:
             raise BadName(str(exc)) from None
-        meta = None
+        wanted = by_query
         if wanted is None:
-            meta = await self.stored(name)
             try:
                 wanted = phone_models.resolve(name)
             except ProvisioningError:
                 wanted = None  # not a configuration's name (an extension other than cfg...)
-        if isinstance(wanted, phone_models.MacFile):
-            self._check(requester, wanted.mac, name)
-        if meta is not None:
-            blob = self.files.blob_path(meta.sha256)
+        asked_mac = wanted.mac if isinstance(wanted, phone_models.MacFile) else None
+        if asked_mac is not None:
+            self._check(requester, asked_mac, name)
+        # one read: the stored file of that name and the kept rendering of what it asks for
+        stored_name = name if by_query is None and _STORED_NAME_RE.fullmatch(name) else ""
+        kept_key = renderings.key(wanted) if wanted is not None else ""
+        async with self.provisioning.db.read() as conn:
+            row = (
+                await conn.execute(
+                    _LOOKUP, {"name": stored_name, "key": kept_key, "base_url": base_url}
+                )
+            ).first()
+        if row is not None and row.sha256 is not None:
+            blob = self.files.blob_path(row.sha256)
             if not blob.is_file():
-                log.error("file %s: content %s missing from %s", meta.name, meta.sha256, blob)
-                raise ContentUnavailable(f"the content of {meta.name!r} is missing")
-            mac = wanted.mac if isinstance(wanted, phone_models.MacFile) else None
+                log.error("file %s: content %s missing from %s", row.name, row.sha256, blob)
+                raise ContentUnavailable(f"the content of {row.name!r} is missing")
             return ProvisioningFile(
-                meta.name,
-                meta.size,
-                meta.content_type,
-                meta.sha256,
+                row.name,
+                row.size,
+                row.content_type,
+                row.sha256,
                 path=blob,
-                sha256=meta.sha256,
-                mac=mac,
+                sha256=row.sha256,
+                mac=asked_mac,
             )
         if wanted is None:
             raise NoSuchFile(f"no file {name!r}")
+        if row is not None and row.version is not None:
+            if row.mac is not None:  # an $input id resolves to its phone's MAC file
+                self._check(requester, row.mac, name)
+            content = bytes(row.content)
+            return ProvisioningFile(
+                row.file_name,
+                len(content),
+                row.kept_type,
+                row.version,
+                content=content,
+                version=row.version,
+                mac=row.mac,
+            )
         try:
-            rendered = await self.provisioning.render(wanted, base_url=base_url, now=now)
+            rendered = await self.provisioning.render_kept(
+                wanted, key=kept_key, base_url=base_url, now=now
+            )
         except provisioning_service.NotFound as exc:
             raise NoSuchFile(str(exc)) from None
-        if rendered.mac is not None:  # an $input id resolves to its phone's MAC file
+        if rendered.mac is not None:
             self._check(requester, rendered.mac, name)
         return ProvisioningFile(
             rendered.file_name,
@@ -328,6 +351,24 @@ _PHONE_CREDENTIALS: Final = select(
     tables.phones.c.mac, tables.phones.c.prov_ha1_md5, tables.phones.c.prov_ha1_sha256
 ).where(tables.phones.c.prov_username == bindparam("username"))
 
+
+_f, _r = tables.files, tables.renderings
+_LOOKUP: Final = select(
+    _f.c.name,
+    _f.c.sha256,
+    _f.c.size,
+    _f.c.content_type,
+    _r.c.file_name,
+    _r.c.content_type.label("kept_type"),
+    _r.c.version,
+    _r.c.mac,
+    _r.c.content,
+).select_from(
+    select(literal(1).label("one"))
+    .subquery()
+    .outerjoin(_f, _f.c.name == bindparam("name"))
+    .outerjoin(_r, and_(_r.c.key == bindparam("key"), _r.c.base_url == bindparam("base_url")))
+)
 
 READ_AHEAD: Final = 64 * 1024
 

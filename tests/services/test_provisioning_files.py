@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from acs.db import tables
 from acs.provisioning.errors import MissingVariablesError, ProvisioningError
@@ -269,3 +270,107 @@ async def test_stored_bytes_missing_from_the_store_are_a_storage_failure(runtime
     with pytest.raises(ContentUnavailable) as caught:
         await phones.open("500.csv", base_url=BASE, now=NOW, requester=OPEN)
     assert str(caught.value) == "the content of '500.csv' is missing"
+
+
+# --- fast fetches: renderings kept until an input changes -------------------------------------
+
+
+@contextmanager
+def statements(runtime) -> Iterator[list[str]]:
+    """The statements run on the database meanwhile, by their first word (but the BEGIN of
+    SQLite's transactions: a read is one too)."""
+    seen: list[str] = []
+
+    def note(conn, cursor, statement, parameters, context, executemany) -> None:
+        word = statement.split(None, 1)[0].upper()
+        if word != "BEGIN":
+            seen.append(word)
+
+    engine = runtime.db.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", note)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", note)
+
+
+async def fetch(phones, path: str) -> bytes:
+    opened = await phones.open(path, base_url=BASE, now=NOW, requester=OPEN)
+    if opened.content is not None:
+        return opened.content
+    assert opened.path is not None
+    return opened.path.read_bytes()
+
+
+async def test_a_fetch_of_an_unchanged_rendering_is_one_select(runtime, phones):
+    for path in (f"{MAC}.cfg", "F0V00X600000.cfg", "desk42.cfg", f"{MAC}.xml"):
+        with statements(runtime) as first:
+            made = await fetch(phones, path)
+        assert "INSERT" in first, path  # rendered and kept
+        for _ in range(3):
+            with statements(runtime) as seen:
+                assert await fetch(phones, path) == made
+            assert seen == ["SELECT"], path
+    with statements(runtime) as seen:
+        assert await fetch(phones, "x6-2.5.0.z") == b"firmware"
+    assert seen == ["SELECT"]
+    # another address the phone reached: its URLs differ, so it is another rendering
+    other = await phones.open(f"{MAC}.cfg", base_url=BASE + "0", now=NOW, requester=OPEN)
+    assert other.content is not None
+
+
+async def test_every_input_change_is_seen_by_the_next_fetch(runtime, phones):
+    prov = runtime.provisioning
+    await prov.put_profile(
+        "named", "sales", modules={"DSS CONFIG MODULE": {"Key1": "a"}},
+        config_key=None, common_key=None, mode=None, now=NOW,
+    )  # fmt: skip
+
+    async def phone(mac: str, **changes) -> None:
+        values = {"model": "X6", "profile": None, "input_id": None, "variables": {"user": "1"},
+                  "modules": {"SIP CONFIG MODULE": {"SIP1 Register User": "{{user}}"}}}  # fmt: skip
+        await prov.put_phone(mac, mode=None, now=NOW, **{**values, **changes})
+
+    await phone(MAC, profile="sales", input_id="desk42")
+    assert b"Key1 :a\r\n" in await fetch(phones, f"{MAC}.cfg")
+    other = await fetch(phones, f"{OTHER}.cfg")
+    # the phone: its variables, its $input id
+    await phone(MAC, profile="sales", input_id="desk44", variables={"user": "2001"})
+    assert b"SIP1 Register User :2001\r\n" in await fetch(phones, f"{MAC}.cfg")
+    assert b"SIP1 Register User :2001\r\n" in await fetch(phones, "desk44.cfg")
+    with pytest.raises(NoSuchFile):
+        await fetch(phones, "desk42.cfg")
+    with statements(runtime) as seen:  # another phone's change leaves this one's kept
+        assert await fetch(phones, f"{OTHER}.cfg") == other
+    assert seen == ["SELECT"]
+    # its named profile
+    await prov.put_profile(
+        "named", "sales", modules={"DSS CONFIG MODULE": {"Key1": "b"}},
+        config_key=None, common_key=None, mode=None, now=NOW,
+    )  # fmt: skip
+    assert b"Key1 :b\r\n" in await fetch(phones, f"{MAC}.cfg")
+    # its model's general profile, for its MAC file and the general file
+    await prov.put_profile(
+        "general", "X6", modules={"GLOBAL CONFIG MODULE": {"Time Zone": "9"}},
+        config_key=None, common_key=None, mode=None, now=NOW,
+    )  # fmt: skip
+    assert b"Time Zone :9\r\n" in await fetch(phones, f"{MAC}.cfg")
+    assert b"Time Zone :9\r\n" in await fetch(phones, "F0V00X600000.cfg")
+    # a stored file assigned to it: the URL carries the file's digest
+    await prov.assign("model", "X6", "image", "x6-2.5.0.z")
+    first_url = await fetch(phones, f"{MAC}.cfg")
+    assert b"Auto Image Url :" in first_url
+    await store(runtime, "x6-2.5.0.z", b"firmware 2", "1 Firmware Upgrade Image")
+    second_url = await fetch(phones, f"{MAC}.cfg")
+    assert b"Auto Image Url :" in second_url and second_url != first_url
+    await prov.unassign("model", "X6", "image")
+    assert b"Auto Image Url" not in await fetch(phones, f"{MAC}.cfg")
+    await runtime.files.delete("500.csv")
+    with pytest.raises(NoSuchFile):
+        await fetch(phones, "500.csv")
+    # the phone gone, or imported anew
+    await runtime.provisioning.import_phones(f"mac,user\n{OTHER},3003\n", NOW)
+    assert b"SIP1 Register User :3003\r\n" in await fetch(phones, f"{OTHER}.cfg")
+    await prov.delete_phone(MAC)
+    with pytest.raises(NoSuchFile):
+        await fetch(phones, f"{MAC}.cfg")
