@@ -54,7 +54,7 @@ from acs.db import tables
 from acs.db.errors import StorageError
 from acs.provisioning import models as phone_models
 from acs.provisioning.errors import ProvisioningError
-from acs.services import errors, metrics, renderings
+from acs.services import errors, metrics, redirects, renderings
 from acs.services import provisioning as provisioning_service
 from acs.services.cpe_auth import CpeAuthenticator, DeviceCredentials, device_credentials
 from acs.services.files import FileMeta, FileNotFound, FileStore
@@ -79,6 +79,15 @@ class NoSuchFile(errors.NotFound):
 class NotYours(NoSuchFile):
     """A device asked for another phone's MAC file: answered as ``NoSuchFile``; the log
     says why."""
+
+
+class Redirected(Exception):
+    """The phone is assigned another provisioning server (``acs.services.redirects``):
+    answer HTTP's 302 to ``location``."""
+
+    def __init__(self, location: str):
+        super().__init__(location)
+        self.location = location
 
 
 class ContentUnavailable(StorageError):
@@ -253,6 +262,7 @@ class ProvisioningFiles:
         base_url: str,
         now: datetime,
         requester: Requester,
+        redirect: bool = False,
     ) -> ProvisioningFile:
         """What to send for ``path`` (and an HTTP ``query``).
 
@@ -264,9 +274,12 @@ class ProvisioningFiles:
                 URLs a configuration's ``AUTOUPDATE`` module carries.
             now: the time of the request.
             requester: who asks (``may_read`` decides).
+            redirect: the protocol can redirect (HTTP): a phone with a redirect (asked for
+                by its MAC file, or asking with its own credentials) is sent there.
 
         Raises:
             BadName: an unsafe path or query.
+            Redirected: ``redirect`` and the phone is assigned elsewhere.
             NoSuchFile: nothing under that name (``NotYours``: a MAC file the requester may
                 not have).
             ProvisioningError: the configuration cannot be rendered (missing variables...).
@@ -284,17 +297,23 @@ class ProvisioningFiles:
             except ProvisioningError:
                 wanted = None  # not a configuration's name (an extension other than cfg...)
         asked_mac = wanted.mac if isinstance(wanted, phone_models.MacFile) else None
-        if asked_mac is not None:
-            self._check(requester, asked_mac, name)
-        # one read: the stored file of that name and the kept rendering of what it asks for
+        phone = asked_mac or requester.mac
+        # one read: the stored file of that name, the kept rendering of what it asks for,
+        # and the phone's redirect
         stored_name = name if by_query is None and _STORED_NAME_RE.fullmatch(name) else ""
         kept_key = renderings.key(wanted) if wanted is not None else ""
+        params = {
+            "name": stored_name,
+            "key": kept_key,
+            "base_url": base_url,
+            "prefixes": redirects.prefixes(phone) if redirect and phone else [],
+        }
         async with self.provisioning.db.read() as conn:
-            row = (
-                await conn.execute(
-                    _LOOKUP, {"name": stored_name, "key": kept_key, "base_url": base_url}
-                )
-            ).first()
+            row = (await conn.execute(_LOOKUP, params)).first()
+        if row is not None and row.redirect is not None and phone is not None:
+            raise Redirected(redirects.location(row.redirect, phone, name))
+        if asked_mac is not None:
+            self._check(requester, asked_mac, name)
         if row is not None and row.sha256 is not None:
             blob = self.files.blob_path(row.sha256)
             if not blob.is_file():
@@ -342,6 +361,24 @@ class ProvisioningFiles:
             mac=rendered.mac,
         )
 
+    async def redirect_for(self, path: str, query: str = "") -> str | None:
+        """Where the phone a path names by MAC is redirected (HTTP asks before it answers a
+        401: a phone sent elsewhere has no credentials here), or None.
+
+        Raises:
+            StorageError (and the drivers' errors): the redirects could not be read.
+        """
+        try:
+            name = split_path(path)
+            wanted = phone_models.resolve(name, query if _names_file(query) else "")
+        except ProvisioningError:  # BadName too: no phone's name
+            return None
+        if not isinstance(wanted, phone_models.MacFile):
+            return None
+        async with self.provisioning.db.read() as conn:
+            url = await conn.scalar(redirects.LONGEST, {"prefixes": redirects.prefixes(wanted.mac)})
+        return None if url is None else redirects.location(url, wanted.mac, name)
+
     def _check(self, requester: Requester, mac: str, name: str) -> None:
         if not self.may_read(requester, mac):
             raise NotYours(f"no file {name!r}")
@@ -363,6 +400,7 @@ _LOOKUP: Final = select(
     _r.c.version,
     _r.c.mac,
     _r.c.content,
+    redirects.LONGEST.scalar_subquery().label("redirect"),
 ).select_from(
     select(literal(1).label("one"))
     .subquery()
@@ -433,6 +471,7 @@ class Outcome(StrEnum):
 
     OK = "ok"
     NOT_MODIFIED = "not_modified"  # HTTP 304: the phone has it
+    REDIRECTED = "redirected"  # HTTP 302: the phone is assigned another server
     NOT_FOUND = "not_found"
     REFUSED = "refused"  # not authenticated, not allowed, a write
     INVALID = "invalid"  # an unsafe name, a configuration that cannot be rendered
@@ -451,6 +490,7 @@ _METRIC_OUTCOMES: Final = {
     Outcome.NOT_MODIFIED: "ok",
     Outcome.REFUSED: "refused",
     Outcome.NOT_FOUND: "missing",
+    Outcome.REDIRECTED: "redirected",
 }
 
 

@@ -25,6 +25,7 @@ from acs.services.operators import ensure_admin
 from acs.services.policy import default_policy
 from acs.services.provisioning import Provisioning
 from acs.services.provisioning_files import ProvisioningFiles
+from acs.services.redirects import Redirects
 from acs.services.secretbox import SecretBox
 from acs.services.stun import StunServer
 from acs.services.webhooks import Policy as WebhookPolicy
@@ -86,6 +87,7 @@ class Runtime:
             max_bytes=settings.max_file_bytes,
         )
         self.provisioning = Provisioning(db, self.files, settings)
+        self.redirects = Redirects(db)
         self.provisioning_files = ProvisioningFiles(
             self.files,
             self.provisioning,

@@ -36,6 +36,7 @@ from acs.services.provisioning_files import (
     NoSuchFile,
     NotYours,
     Outcome,
+    Redirected,
     Requester,
     Transfer,
     count,
@@ -50,6 +51,7 @@ RETRY_AFTER: Final = 60
 _OUTCOMES: Final = {
     200: Outcome.OK,
     206: Outcome.OK,
+    302: Outcome.REDIRECTED,
     304: Outcome.NOT_MODIFIED,
     401: Outcome.REFUSED,
     403: Outcome.REFUSED,
@@ -120,6 +122,13 @@ def add_file_routes(app: FastAPI, runtime: Runtime) -> None:
         except UNAVAILABLE as exc:
             return _unavailable(full, exc)
         if isinstance(requester, Response):
+            if requester.status_code == 401:  # a phone sent elsewhere has no credentials here
+                try:
+                    location = await resolver.redirect_for(path, request.url.query)
+                except UNAVAILABLE as exc:
+                    return _unavailable(full, exc)
+                if location is not None:
+                    return _redirect(request, location)
             return requester
         base = settings.public_url or f"{request.url.scheme}://{request.headers.get('host')}"
         try:
@@ -129,7 +138,10 @@ def add_file_routes(app: FastAPI, runtime: Runtime) -> None:
                 base_url=base.rstrip("/"),
                 now=datetime.now(UTC),
                 requester=requester,
+                redirect=True,
             )
+        except Redirected as exc:
+            return _redirect(request, exc.location)
         except NotYours as exc:
             _note(request, reason=f"{requester} may not read this MAC file")
             return _text(404, str(exc))
@@ -139,6 +151,7 @@ def add_file_routes(app: FastAPI, runtime: Runtime) -> None:
             return _text(422, str(exc))
         except ProvisioningError as exc:
             log.warning("provisioning %s: %s", full, exc)
+            _note(request, reason=str(exc))
             return _text(422, str(exc))
         except UNAVAILABLE as exc:
             return _unavailable(full, exc)
@@ -193,6 +206,11 @@ def add_file_routes(app: FastAPI, runtime: Runtime) -> None:
     app.add_api_route(
         "/prov/{path:path}", serve_config, methods=["GET", "HEAD"], include_in_schema=False
     )
+
+
+def _redirect(request: Request, location: str) -> Response:
+    _note(request, reason=f"redirected to {location}", challenge=False)
+    return Response(status_code=302, headers={"location": location})
 
 
 def _unavailable(full: str, exc: Exception) -> Response:

@@ -144,4 +144,12 @@ def test_any_mode_offers_both_and_basic_only_where_it_is_taken(start_server, tmp
     assert curl.status(own, OWN, "--digest", tls=True) == 200
     assert curl.status(own, OWN, "--digest") == 200
     assert curl.status(own, OWN, "--basic") == 401
+    # a redirect (as Yealink RPS / Fanvil FDPS): curl gets the 302 and where to go
+    with httpx.Client(base_url=server.api_url, auth=("ops", "ops-password")) as api:
+        moved = server.cwmp_url + "/files/"
+        assert api.put(f"/api/v1/redirects/{MAC[:6]}", json={"url": moved}).status_code == 200
+    argv = [curl.curl, "-sS", "-o", "/dev/null", "-w", "%{http_code} %{redirect_url}"]
+    answer = subprocess.run([*argv, server.cwmp_url + own], capture_output=True, text=True)
+    assert answer.stdout == f"302 {moved}{MAC}.cfg"
+    assert curl.status(own, OWN, "--digest", tls=True) == 302  # its own credentials too
     assert "Traceback" not in server.output()

@@ -29,12 +29,15 @@ def settings(database_url, tmp_path):
     return make_settings(database_url, tmp_path, provisioning_shared_reads_all=True)
 
 
-async def digest_get(client: httpx.AsyncClient, path: str, **kwargs) -> httpx.Response:
-    """GET answering the file server's Digest challenge with the shared CPE credentials."""
+async def digest_get(
+    client: httpx.AsyncClient, path: str, user: tuple[str, str] = ("acs", "cpe-secret"), **kwargs
+) -> httpx.Response:
+    """GET answering the file server's Digest challenge (the shared CPE credentials unless
+    ``user`` says otherwise)."""
     first = await client.get(path, **kwargs)
     assert first.status_code == 401
     challenge = first.headers["www-authenticate"]
-    auth = digest_header(challenge, "acs", "cpe-secret", method="GET", uri=path.split("?")[0])
+    auth = digest_header(challenge, *user, method="GET", uri=path.split("?")[0])
     headers = {**kwargs.pop("headers", {}), "authorization": auth}
     return await client.get(path, headers=headers, **kwargs)
 
