@@ -30,9 +30,9 @@ from acs.cwmp import messages as m
 from acs.db import hot, tables
 from acs.db.engine import Database
 from acs.db.types import JSONDoc, OrderedJSON, UTCDateTime
-from acs.provisioning import configfile, crypto
+from acs.provisioning import configfile, crypto, rules
 from acs.provisioning import models as phone_models
-from acs.provisioning.errors import ProvisioningError
+from acs.provisioning.errors import MissingVariablesError, ProvisioningError
 from acs.services import errors, renderings
 from acs.services.cpe_auth import hash_credentials
 from acs.services.files import FileNotFound, FileStore
@@ -376,10 +376,23 @@ class Provisioning:
     # --- file assignments ---------------------------------------------------------------
 
     async def assign(self, scope: str, target: str, purpose: str, file_name: str) -> None:
+        """Point a model's or a phone's auto-update URL for ``purpose`` at a stored file.
+
+        Raises:
+            ProvisioningError: a bad scope, target or purpose, a file of another kind, or an
+                assignment the document's phones would ignore (``rules.AssignmentRefused``,
+                naming the rule).
+            FileNotFound: no such stored file.
+        """
+        model: phone_models.Model | None
         if scope == "model":
-            target = phone_models.find_model(target).name
+            model = phone_models.find_model(target)
+            target = model.name
         elif scope == "phone":
             target = phone_models.normalize_mac(target)
+            async with self.db.read() as conn:
+                name = await conn.scalar(select(ph.c.model).where(ph.c.mac == target))
+            model = phone_models.find_model(name) if name else None
         else:
             raise ProvisioningError("scope is model or phone")
         if purpose not in PURPOSES:
@@ -390,6 +403,7 @@ class Provisioning:
             raise ProvisioningError(
                 f"{purpose} takes a {' or '.join(kinds)} file, {file_name!r} is a {meta.file_type}"
             )
+        rules.check_assignment(purpose, file_name, model, target)
         async with self.db.write() as conn:
             stmt = tables.insert_for(conn, fa).values(
                 scope=scope, target=target, purpose=purpose, file_name=file_name
@@ -498,6 +512,7 @@ class Provisioning:
             found = await tx.first(_PHONE_BY_INPUT, input_id=request.name)
             if found is not None:  # an $input id an operator gave a phone
                 request = phone_models.MacFile(found.mac, request.fmt)
+        unfilled: str | None = None
         if isinstance(request, phone_models.GeneralFile):
             general = await tx.first(_PROFILE, kind="general", name=request.model)
             if general is None:
@@ -539,13 +554,24 @@ class Provisioning:
             if named is None:
                 raise NotFound(f"no phone or profile named {request.name!r}")
             layers, urls, variables = [named.modules], {}, {}
+            unfilled = request.name  # no phone: nothing fills its placeholders
             config_key, common_key, fmt = None, named.common_key, fmt or request.fmt
             name = f"{request.name}.{'xml' if fmt == 'xml' else 'cfg'}"
             cache_key = f"named:{request.name}"
             mac = None
         key = crypto.key_for(request, config_key=config_key, common_key=common_key)
         config = configfile.merge(*layers, {AUTOUPDATE: urls} if urls else {})
-        config = configfile.substitute(config, variables)
+        try:
+            config = configfile.substitute(config, variables)
+        except MissingVariablesError as exc:
+            if unfilled is None:
+                raise
+            raise ProvisioningError(
+                f"the named profile {unfilled!r} has placeholders "
+                f"({', '.join('{{' + n + '}}' for n in exc.names)}) that only a phone "
+                "fills: a phone fetches it through its MAC file or its $input id, not by "
+                "the profile's name"
+            ) from None
         digest = configfile.content_digest(config)
         cache_key += f":{fmt}"
         previous = await tx.first(_RENDERED, key=cache_key)

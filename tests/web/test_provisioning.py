@@ -239,6 +239,61 @@ async def test_missing_variables_are_a_clear_error(api, cpe):
     assert (r.status_code, r.text) == (422, "missing variables: display\n")
 
 
+async def test_a_named_profile_with_placeholders_asked_by_its_name_says_why(api, cpe, caplog):
+    await phone_setup(api)  # the named profile "sales" has {{display}}
+    with caplog.at_level("INFO", logger="acs.files"):
+        r = await digest_get(cpe, "/prov/sales.cfg")
+    message = (
+        "the named profile 'sales' has placeholders ({{display}}) that only a phone fills: a "
+        "phone fetches it through its MAC file or its $input id, not by the profile's name"
+    )
+    assert (r.status_code, r.text) == (422, message + "\n")
+    assert f"provisioning /prov/sales.cfg: {message}" in caplog.messages
+    line = next(r for r in caplog.records if r.getMessage() == "file transfer")
+    assert (line.fields["status"], line.fields["reason"]) == (422, message)
+
+
+async def test_assignments_the_phones_would_ignore_are_refused_naming_the_rule(api):
+    await phone_setup(api)
+    for name, kind in (
+        ("background.bmp", "background"),
+        ("logo.bmp", "background"),
+        ("accessList.csv", "accesslist"),
+        ("dialPeer.csv", "dialpeer"),
+        ("rules.csv", "dialpeer"),
+        ("mmiset6.z", "mmiset"),
+    ):
+        assert (await upload(api, name, b"x", file_type=kind)).status_code == 201
+    refused = [
+        ("model", "X6", "alist", "accessList.csv", "access table only on access-control models"),
+        ("phone", MAC, "alist", "accessList.csv", "access table only on access-control models"),
+        ("model", "F600", "logo", "background.bmp", "no logo and no mmiset on Android models"),
+        ("model", "C600", "mmiset", "mmiset6.z", "no logo and no mmiset on Android models"),
+        ("model", "X6", "logo", "logo.bmp", "fixed name of the logo file"),
+        ("model", "X6", "dpeer", "rules.csv", "fixed name of the dpeer file"),
+    ]
+    for scope, target, purpose, file_name, rule in refused:
+        body = {"scope": scope, "target": target, "purpose": purpose, "file_name": file_name}
+        r = await api.put("/api/v1/assignments", json=body)
+        assert (r.status_code, r.json()["detail"].startswith(rule + ": ")) == (422, True), r.text
+    r = await api.put(
+        "/api/v1/assignments",
+        json={"scope": "phone", "target": MAC, "purpose": "alist", "file_name": "accessList.csv"},
+    )
+    assert r.json()["detail"] == (
+        "access table only on access-control models: 001565113af8 (model X6) is not one of "
+        "i20S, i30, i23S, i31S, I32V, I33V (section 4.4 item 7)"
+    )
+    for scope, target, purpose, file_name in (
+        ("model", "i30", "alist", "accessList.csv"),
+        ("model", "X6", "logo", "background.bmp"),
+        ("model", "F600", "dpeer", "dialPeer.csv"),
+    ):
+        body = {"scope": scope, "target": target, "purpose": purpose, "file_name": file_name}
+        assert (await api.put("/api/v1/assignments", json=body)).status_code in (200, 204)
+    assert len((await api.get("/api/v1/assignments")).json()) == 3
+
+
 async def test_encrypted_files_use_the_right_key(api, cpe, runtime):
     other = "ff" * 32
     await phone_setup(api, model="X4", keys={"config_key": KEY, "common_key": other})
