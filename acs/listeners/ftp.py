@@ -397,7 +397,8 @@ class _Server(aioftp.Server):
                 status=status,
                 bytes=sent,
                 duration_ms=round((time.perf_counter() - started) * 1000, 1),
-                mac=found.mac if found is not None else None,
+                mac=(found.mac if found is not None else None)
+                or (login.mac if login is not None else None),  # the device, when known
                 auth=auth,
                 reason=reason,
             ),

@@ -155,8 +155,8 @@ def add_file_routes(app: FastAPI, runtime: Runtime) -> None:
             return _text(422, str(exc))
         except UNAVAILABLE as exc:
             return _unavailable(full, exc)
-        if found.mac is not None:
-            _note(request, mac=found.mac)
+        if found.mac is not None or requester.mac is not None:  # the device, when known
+            _note(request, mac=found.mac or requester.mac)
         etag = f'"{found.etag}"'
         if etag in [v.strip() for v in request.headers.get("if-none-match", "").split(",")]:
             return Response(status_code=304, headers={"etag": etag})

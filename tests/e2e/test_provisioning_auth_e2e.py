@@ -14,7 +14,16 @@ import httpx
 import pytest
 
 from tests.e2e.test_https import self_signed
-from tests.e2e.test_tftp_ftp_e2e import MAC, OTHER, PASSWORD, ftp_get, ftp_login, provision, start
+from tests.e2e.test_tftp_ftp_e2e import (
+    MAC,
+    OTHER,
+    PASSWORD,
+    ftp_get,
+    ftp_login,
+    metrics,
+    provision,
+    start,
+)
 from tests.e2e.test_tftp_ftp_e2e import tool as require
 
 OWN = ("desk-1", "desk-1-secret")  # the phone MAC's own provisioning credentials
@@ -98,6 +107,7 @@ def test_digest_mode_a_phone_gets_its_own_file_and_the_shared_pair_the_general_o
     ftp = ftp_login(server, *OWN)
     try:
         assert b"SIP1 Register User :1001\r\n" in ftp_get(ftp, f"{MAC}.cfg")
+        assert ftp_get(ftp, "F0V00X600000.cfg").startswith(b"<<VOIP CONFIG FILE>>")
         with pytest.raises(ftplib.error_perm, match="550 no file"):
             ftp_get(ftp, f"{OTHER}.cfg")
     finally:
@@ -111,6 +121,14 @@ def test_digest_mode_a_phone_gets_its_own_file_and_the_shared_pair_the_general_o
     assert f'auth="digest phone {MAC}"' in output
     assert f'auth="basic phone {MAC}"' in output
     assert 'reason="shared may not read this MAC file"' in output
+    # every transfer is one line naming the device when it is known (here by its own
+    # credentials, on its model's general file too) and one count
+    for protocol, file in (("http", general), ("https", general), ("ftp", "/F0V00X600000.cfg")):
+        assert f"file transfer protocol={protocol} file={file} mac={MAC} " in output, protocol
+    counted = asyncio.run(metrics(server))
+    for protocol in ("http", "https", "ftp"):
+        assert counted[(protocol, "ok")] >= 3, protocol
+    assert counted[("http", "missing")] >= 3 and counted[("https", "missing")] >= 3
     assert "Traceback" not in output
 
 
