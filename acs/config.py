@@ -310,10 +310,21 @@ class Settings(BaseSettings):
     )
     file_url_ttl: int = Field(86400, ge=60, description="lifetime of signed Download URLs")
     max_file_bytes: int = Field(1024**3, ge=1024, description="largest file the store accepts")
-    provisioning_auth: Literal["digest", "basic", "none"] = Field(
+    provisioning_auth: Literal["digest", "basic", "any", "none"] = Field(
         "digest",
-        description="how phones authenticate to fetch files and configurations "
-        "without a signed URL (the shared CWMP pair, or a device's own)",
+        description="how phones authenticate to fetch files and configurations without a "
+        "signed URL (the shared CWMP pair, or a phone's own): digest (Basic too where allowed), "
+        "basic, any (both challenged), none (anyone may fetch anything)",
+    )
+    provisioning_allow_basic_over_http: bool = Field(
+        False,
+        description="accept Basic credentials for provisioning files over plain HTTP (always "
+        "over HTTPS and FTP): they travel in clear",
+    )
+    provisioning_shared_reads_all: bool = Field(
+        False,
+        description="the shared pair may fetch every phone's MAC file too (they carry SIP "
+        "passwords); off: only the phone's own credentials (or a signed URL) may",
     )
     phone_aes_mode: Literal["ecb", "cbc"] = Field(
         "ecb", description="AES-256 mode of encrypted phone configuration files"

@@ -15,6 +15,8 @@ Scenarios (bench/scenarios.py; each brings what it needs):
   7 large      one CPE answering a GetParameterValues of 80,000 parameters, the fleet meanwhile
   8 soak       2,000 devices on a 10 s interval for 10 minutes: RSS, descriptors, loop stalls
   9 console    the console's device list (first page, filtered) and overview, at 1,000,000
+  10 prov      phones fetching their general and MAC files over HTTP at once (own Digest
+               credentials); CPU per fetch of a kept rendering next to a stored file's
 
 Prints a table (sessions/s, p50/p99 session latency, errors, server peak RSS, ratio to the
 ceiling) and writes it as JSON under bench/results/.
@@ -147,7 +149,10 @@ def main() -> None:
     parser.add_argument("--fleet", type=int, default=1_000_000, help="devices for scenario 4/5")
     parser.add_argument("--storm", type=int, default=10_000)
     parser.add_argument(
-        "--tftp-phones", type=int, default=1000, help="phones fetching over TFTP at once (6)"
+        "--tftp-phones",
+        type=int,
+        default=1000,
+        help="phones fetching at once over TFTP (6) and HTTP (10)",
     )
     parser.add_argument("--seconds", type=float, default=20.0, help="per measurement")
     parser.add_argument("--concurrency", type=int, default=64, help="sessions in flight")

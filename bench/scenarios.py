@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar
+from urllib.parse import urlsplit
 
 import httpx
 from sqlalchemy import text
@@ -340,18 +341,21 @@ async def api_latency(
 
 class TftpFetches(Scenario):
     """--tftp-phones phones booting at once, each fetching its model's general file and then
-    its MAC file over TFTP with tsize, as the Fanvil document's capture shows: its case of
-    1,000 phones provisioned together. Rows: fetches/s, latency of a fetch, failed fetches,
-    and the server's CPU per fetch (``server_cpu_ms``), rendering included."""
+    its MAC file over TFTP with tsize, as the Fanvil document's capture shows (its case of
+    1,000 phones provisioned together), then a 1 MB firmware with blksize 1428. Rows:
+    fetches/s, latency of a fetch, failed fetches, and the server's CPU per fetch
+    (``server_cpu_ms``), rendering included; ``tftp_failed`` and ``firmware_failed``
+    (target: 0)."""
 
     key = "6"
     name = "6 TFTP fetches"
-    title = "6 TFTP: {tftp_phones} phones fetching their two files at once"
+    title = "6 TFTP: {tftp_phones} phones fetching their two files and a firmware at once"
 
     async def run(self, ctx: Context) -> list[Row]:
         phones = ctx.sizes.tftp_phones
         macs = [f"0015{i:08x}" for i in range(phones)]
         await provision_phones(ctx.api_url, macs)
+        await upload(ctx.api_url, FIRMWARE, os.urandom(FIRMWARE_BYTES), FIRMWARE_TYPE)
         port = ctx.backend.tftp_port
         assert port is not None
 
@@ -359,6 +363,8 @@ class TftpFetches(Scenario):
             got = []
             for name in ("F0V00X600000.cfg", f"{mac}.cfg"):
                 got.append(await tftp_client.fetch("127.0.0.1", port, name, options=TSIZE))
+            # then its firmware, in blocks of 1428 bytes (what fits a 1500-byte MTU)
+            got.append(await tftp_client.fetch("127.0.0.1", port, FIRMWARE, options=BIG_BLOCKS))
             return got
 
         meter = CpuMeter(ctx.server, postgres=ctx.backend.kind == "postgresql")
@@ -366,9 +372,14 @@ class TftpFetches(Scenario):
         started = time.perf_counter()
         booted = await asyncio.gather(*(boot(mac) for mac in macs))
         elapsed = time.perf_counter() - started
-        fetches = [f for pair in booted for f in pair]
+        fetches = [f for files in booted for f in files]
         done = sorted(f.seconds for f in fetches if f.complete)
         failed = len(fetches) - len(done)
+        firmware_failed = sum(
+            1
+            for files in booted
+            if not (files[2].complete and len(files[2].content) == FIRMWARE_BYTES)
+        )
         summary = {
             "sessions_per_s": round(len(done) / elapsed, 1),
             "latency_ms": {
@@ -379,10 +390,108 @@ class TftpFetches(Scenario):
             "cpu": meter.per_session(before, len(done)),
         }
         retransmitted = sum(f.timeouts for f in fetches)
-        return [ctx.row(self, summary, fetches=len(fetches), client_timeouts=retransmitted)]
+        return [
+            ctx.row(
+                self,
+                summary,
+                fetches=len(fetches),
+                tftp_failed=failed,
+                firmware_failed=firmware_failed,
+                client_timeouts=retransmitted,
+            )
+        ]
 
 
 TSIZE = {"tsize": "0"}
+BIG_BLOCKS = {"tsize": "0", "blksize": "1428"}
+FIRMWARE, FIRMWARE_TYPE, FIRMWARE_BYTES = "x6-bench.z", "1 Firmware Upgrade Image", 1 << 20
+
+
+async def upload(api_url: str, name: str, content: bytes, file_type: str) -> None:
+    async with httpx.AsyncClient(base_url=api_url, auth=OPERATOR, timeout=120) as api:
+        r = await api.put(f"/api/v1/files/{name}", content=content, params={"file_type": file_type})
+        r.raise_for_status()
+
+
+class ProvisioningFetches(Scenario):
+    """--tftp-phones phones booting at once over HTTP, each with its own credentials
+    (Digest): its model's general file, then its MAC file, rendered and kept on the first
+    fetch. Then, in the same run, every phone fetches its MAC file again (kept: a read) and
+    a stored file of the same size: the server's CPU per fetch of each
+    (``rendered_cpu_ms``, ``stored_cpu_ms``) and their ratio (target: at most 1.5)."""
+
+    key = "10"
+    name = "10 provisioning"
+    title = "10 provisioning: {tftp_phones} phones fetching over HTTP at once"
+
+    async def run(self, ctx: Context) -> list[Row]:
+        phones = ctx.sizes.tftp_phones
+        macs = [f"0016{i:08x}" for i in range(phones)]
+        await provision_phones(ctx.api_url, macs)
+        auth = {mac: httpx.DigestAuth(*phone_credentials(mac)) for mac in macs}
+        meter = CpuMeter(ctx.server, postgres=ctx.backend.kind == "postgresql")
+        limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
+        origin = "{0.scheme}://{0.netloc}".format(urlsplit(ctx.cwmp_url))  # not its /acs
+        async with httpx.AsyncClient(base_url=origin, limits=limits, timeout=120) as http:
+
+            async def get(mac: str, name: str) -> tuple[bool, float, int]:
+                started = time.perf_counter()
+                try:
+                    r = await http.get(f"/prov/{name}", auth=auth[mac])
+                except httpx.HTTPError:
+                    return False, time.perf_counter() - started, 0
+                return r.status_code == 200, time.perf_counter() - started, len(r.content)
+
+            async def boot(mac: str) -> list[tuple[bool, float, int]]:
+                return [await get(mac, "F0V00X600000.cfg"), await get(mac, f"{mac}.cfg")]
+
+            async def phase(
+                name_of: Any,
+            ) -> tuple[list[tuple[bool, float, int]], dict[str, float | None]]:
+                before = meter.sample()
+                got = await asyncio.gather(*(get(mac, name_of(mac)) for mac in macs))
+                return got, meter.per_session(before, sum(1 for ok, _, _ in got if ok))
+
+            before = meter.sample()
+            started = time.perf_counter()
+            booted = [f for pair in await asyncio.gather(*map(boot, macs)) for f in pair]
+            elapsed = time.perf_counter() - started
+            ok = sorted(seconds for good, seconds, _ in booted if good)
+            boot_cpu = meter.per_session(before, len(ok))
+            size = max(n for good, _, n in booted[1::2] if good)  # a MAC file's
+            await upload(ctx.api_url, "same-size.z", os.urandom(size), FIRMWARE_TYPE)
+            # a stored file's upload forgets every rendering (assigned files' URLs carry
+            # their digest): render them again, unmeasured, then measure fetches of kept ones
+            await phase(lambda mac: f"{mac}.cfg")
+            rendered, rendered_cpu = await phase(lambda mac: f"{mac}.cfg")
+            stored, stored_cpu = await phase(lambda mac: "same-size.z")
+        summary = {
+            "sessions_per_s": round(len(ok) / elapsed, 1),
+            "latency_ms": {
+                "p50": round(statistics.median(ok) * 1000, 1) if ok else None,
+                "p99": round(ok[int(0.99 * (len(ok) - 1))] * 1000, 1) if ok else None,
+            },
+            "sessions_failed": len(booted) - len(ok),
+            "cpu": boot_cpu,
+        }
+        r_ms, s_ms = rendered_cpu["server_cpu_ms"], stored_cpu["server_cpu_ms"]
+        return [
+            ctx.row(
+                self,
+                summary,
+                fetches=len(booted),
+                file_bytes=size,
+                rendered_cpu_ms=r_ms,
+                stored_cpu_ms=s_ms,
+                rendered_to_stored=round(r_ms / s_ms, 2) if r_ms is not None and s_ms else None,
+                refetch_failed=sum(1 for good, _, _ in rendered + stored if not good),
+            )
+        ]
+
+
+def phone_credentials(mac: str) -> tuple[str, str]:
+    """The bench phone's own provisioning credentials (set by provision_phones)."""
+    return f"bench-{mac}", f"pw-{mac}"
 
 
 async def provision_phones(api_url: str, macs: list[str]) -> None:
@@ -406,10 +515,14 @@ async def provision_phones(api_url: str, macs: list[str]) -> None:
             },
         )
         r.raise_for_status()
-        rows = [f"{mac},X6,bench,{1000 + i},pw-{mac}" for i, mac in enumerate(macs)]
+        rows = [
+            f"{mac},X6,bench,{1000 + i},pw-{mac},{','.join(phone_credentials(mac))}"
+            for i, mac in enumerate(macs)
+        ]
+        header = "mac,model,profile,user,password,prov_username,prov_password\n"
         r = await api.post(
             "/api/v1/phones/import",
-            content="mac,model,profile,user,password\n" + "\n".join(rows) + "\n",
+            content=header + "\n".join(rows) + "\n",
             headers={"content-type": "text/csv"},
         )
         r.raise_for_status()
@@ -641,6 +754,7 @@ SCENARIOS: tuple[Scenario, ...] = (
     Tasks(),
     Storm(),
     TftpFetches(),
+    ProvisioningFetches(),
     LargeAnswer(),
     Soak(),
     Scale(),

@@ -311,6 +311,41 @@ class Phone(Base):
     modules: Mapped[dict[str, Any]] = mapped_column(OrderedJSON)  # own settings, merged last
     mode: Mapped[str | None] = mapped_column(String(8))
     updated: Mapped[datetime]
+    # the phone's own provisioning credentials: only what Basic and Digest verification
+    # need (HA1 = H(username:realm:password) in the CWMP realm), never the password
+    prov_username: Mapped[str | None] = mapped_column(String(128), unique=True)
+    prov_ha1_md5: Mapped[str | None] = mapped_column(String(32))
+    prov_ha1_sha256: Mapped[str | None] = mapped_column(String(64))
+
+
+class Rendering(Base):
+    """A configuration file as the file server sends it, kept until one of its inputs
+    changes (profile, phone, assignment, stored file): a fetch is then one read. ``key``:
+    ``general:<model>:<fmt>``, ``mac:<mac>:<fmt>`` or ``name:<name>:<fmt>`` (a named
+    profile or an $input id); ``base_url``: the URL the phone reached (its AUTOUPDATE URLs
+    point there)."""
+
+    __tablename__ = "provisioning_renderings"
+
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    base_url: Mapped[str] = mapped_column(String(512), primary_key=True)
+    file_name: Mapped[str] = mapped_column(String(200))
+    content_type: Mapped[str] = mapped_column(String(64))
+    version: Mapped[str] = mapped_column(String(16))
+    mac: Mapped[str | None] = mapped_column(String(12))
+    content: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class Redirect(Base):
+    """A phone (12 hex digits) or a MAC prefix (fewer) sent elsewhere: its requests for
+    provisioning files get an HTTP 302 to ``url`` (as Yealink RPS or Fanvil FDPS do)."""
+
+    __tablename__ = "provisioning_redirects"
+
+    prefix: Mapped[str] = mapped_column(String(12), primary_key=True)  # lower-case hex
+    url: Mapped[str] = mapped_column(String(1024))
+    created: Mapped[datetime]
+    created_by: Mapped[str | None] = mapped_column(String(128))
 
 
 class FileAssignment(Base):

@@ -27,7 +27,9 @@ from acs.db.models import (
     NatTraversal,
     Operator,
     Phone,
+    Redirect,
     RenderedConfig,
+    Rendering,
     Rollout,
     RolloutTarget,
     StoredFile,
@@ -53,6 +55,8 @@ profiles = cast(Table, ConfigProfile.__table__)
 phones = cast(Table, Phone.__table__)
 assignments = cast(Table, FileAssignment.__table__)
 rendered = cast(Table, RenderedConfig.__table__)
+renderings = cast(Table, Rendering.__table__)
+redirects = cast(Table, Redirect.__table__)
 rollouts = cast(Table, Rollout.__table__)
 rollout_targets = cast(Table, RolloutTarget.__table__)
 work_orders = cast(Table, WorkOrder.__table__)

@@ -8,9 +8,9 @@ path (directories mean nothing there, as in ``/prov/``); LIST, NLST and MLSD lis
 (the namespace is not enumerable, over HTTP either); every command that writes gets 550.
 aioftp's own filesystem layer is an empty in-memory one, so no command reaches the disk.
 
-A login is the shared CPE pair, or a device's own CWMP credentials (then only its own MAC
-file among the MAC files), checked as Digest HA1s; a source that fails 10 times in a minute
-is refused for the rest of it. Passive data connections take their ports from
+A login is the shared CPE pair or a phone's own provisioning credentials, checked as Digest
+HA1s; what each may fetch is ``provisioning_files.may_read``'s to say. A source that fails 10
+times in a minute is refused for the rest of it. Passive data connections take their ports from
 ``ACS_FTP_PASSIVE_PORTS`` and announce ``ACS_FTP_PASSIVE_ADDRESS`` (behind NAT); aioftp has
 no active mode (PORT/EPRT), nor do phones need it.
 """
@@ -50,7 +50,7 @@ class _Account(aioftp.User):
 
     def __init__(self, login: str):
         super().__init__(login, home_path=PurePosixPath("/"))
-        self.login_as: pf.Login | None = None
+        self.login_as: pf.Requester | None = None
 
 
 class _Accounts(aioftp.AbstractUserManager):
@@ -353,11 +353,11 @@ class _Server(aioftp.Server):
                 path,
                 base_url=self.listener.base_url(str(connection.server_host)),
                 now=datetime.now(UTC),
-                owner=login.owner,
+                requester=login,
             )
         except pf.NotYours as exc:
             raise _Refused(
-                "550", str(exc), pf.Outcome.REFUSED, "another phone's MAC file"
+                "550", str(exc), pf.Outcome.REFUSED, "a MAC file these credentials may not read"
             ) from None
         except pf.NoSuchFile as exc:
             raise _Refused("550", str(exc), pf.Outcome.NOT_FOUND) from None
@@ -386,11 +386,7 @@ class _Server(aioftp.Server):
     ) -> None:
         account: _Account = connection.user
         login = account.login_as
-        auth = (
-            None
-            if login is None
-            else (f"device {account.login}" if login.auth == "device" else login.auth)
-        )
+        auth = None if login is None else str(login)
         pf.record(
             pf.Transfer(
                 protocol="ftp",
@@ -401,7 +397,8 @@ class _Server(aioftp.Server):
                 status=status,
                 bytes=sent,
                 duration_ms=round((time.perf_counter() - started) * 1000, 1),
-                mac=found.mac if found is not None else None,
+                mac=(found.mac if found is not None else None)
+                or (login.mac if login is not None else None),  # the device, when known
                 auth=auth,
                 reason=reason,
             ),

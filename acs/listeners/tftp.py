@@ -302,6 +302,7 @@ class _Transfer:
                 self.request.filename,
                 base_url=self.listener.base_url(self.local),
                 now=datetime.now(UTC),
+                requester=pf.OPEN,  # no authentication: ACS_TFTP_ALLOW says who may ask
             )
         except pf.NoSuchFile as exc:
             self._refuse(ErrorCode.FILE_NOT_FOUND, str(exc), pf.Outcome.NOT_FOUND)

@@ -55,16 +55,51 @@ class AuthOutcome:
     expected: bool = False
 
 
+Mode = Literal["digest", "basic", "any", "none"]
+
+
 class CpeAuthenticator:
-    def __init__(self, settings: Settings, secret: bytes, shared: DeviceCredentials):
-        self.mode = settings.cwmp_auth
+    """Checks a device's Authorization header. ``mode``: ``digest`` challenges Digest and
+    takes Basic where allowed (over TLS, or over HTTP with ``allow_basic_over_http``), as
+    CPEs that send it pre-emptively need; ``basic`` challenges and takes Basic only; ``any``
+    challenges both (Basic only where allowed) and takes either; ``none`` takes anyone.
+    The CWMP endpoint's is ``ACS_CWMP_AUTH``'s; the file server's ``for_provisioning``."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        secret: bytes,
+        shared: DeviceCredentials,
+        *,
+        mode: Mode | None = None,
+        allow_basic_over_http: bool | None = None,
+    ):
+        self.mode: Mode = settings.cwmp_auth if mode is None else mode
         self.realm = settings.cwmp_realm
         self.strict = settings.cwmp_digest_strict
-        self.allow_basic_over_http = settings.cwmp_allow_basic_over_http
+        self.allow_basic_over_http = (
+            settings.cwmp_allow_basic_over_http
+            if allow_basic_over_http is None
+            else allow_basic_over_http
+        )
         self.algorithms = settings.digest_algorithms
         self.lifetime = settings.cwmp_nonce_lifetime
         self.authority = digest.NonceAuthority(secret, self.realm, lifetime=self.lifetime)
         self.shared = shared  # HA1s only: the shared password is never kept in clear
+
+    @classmethod
+    def for_provisioning(
+        cls, settings: Settings, secret: bytes, shared: DeviceCredentials
+    ) -> CpeAuthenticator:
+        """The file server's: ``ACS_PROVISIONING_AUTH`` and
+        ``ACS_PROVISIONING_ALLOW_BASIC_OVER_HTTP``, the CWMP realm and shared pair."""
+        return cls(
+            settings,
+            secret,
+            shared,
+            mode=settings.provisioning_auth,
+            allow_basic_over_http=settings.provisioning_allow_basic_over_http,
+        )
 
     def check(
         self,
@@ -89,15 +124,17 @@ class CpeAuthenticator:
         basic_allowed = tls or self.allow_basic_over_http
         if isinstance(parsed, digest.BasicCredentials):
             if not basic_allowed:
-                return self._refuse("Basic credentials over plain HTTP are refused", now, binding)
+                return self._refuse(
+                    "Basic credentials over plain HTTP are refused", now, binding, tls=tls
+                )
             if parsed.username == expected.username and digest.basic_matches(
                 parsed, self.realm, expected.ha1["MD5"]
             ):
                 return AuthOutcome(ok=True, scheme="basic", username=expected.username)
-            return self._refuse("wrong username or password", now, binding)
-        if isinstance(parsed, digest.DigestCredentials) and self.mode == "digest":
+            return self._refuse("wrong username or password", now, binding, tls=tls)
+        if isinstance(parsed, digest.DigestCredentials) and self.mode in ("digest", "any"):
             if parsed.username != expected.username:
-                return self._refuse("unknown username", now, binding)
+                return self._refuse("unknown username", now, binding, tls=tls)
             verdict = self.authority.verify(
                 parsed,
                 method=method,
@@ -116,11 +153,13 @@ class CpeAuthenticator:
                     username=expected.username,
                 )
             if verdict is digest.Verdict.STALE:
-                return self._refuse("nonce expired", now, binding, stale=True, expected=True)
-            return self._refuse(f"digest {verdict.value}", now, binding)
+                return self._refuse(
+                    "nonce expired", now, binding, stale=True, expected=True, tls=tls
+                )
+            return self._refuse(f"digest {verdict.value}", now, binding, tls=tls)
         if parsed is None:
-            return self._refuse("no credentials", now, binding, expected=True)
-        return self._refuse("wrong scheme", now, binding)
+            return self._refuse("no credentials", now, binding, expected=True, tls=tls)
+        return self._refuse("wrong scheme", now, binding, tls=tls)
 
     def password_matches(
         self, username: str, password: str, credentials: DeviceCredentials | None = None
@@ -133,20 +172,35 @@ class CpeAuthenticator:
         given = digest.ha1("MD5", username, self.realm, password)
         return hmac.compare_digest(given, expected.ha1["MD5"])
 
-    def challenge(self, now: float, binding: str, *, stale: bool = False) -> list[str]:
+    def challenge(
+        self, now: float, binding: str, *, stale: bool = False, tls: bool = True
+    ) -> list[str]:
+        """The WWW-Authenticate values of a 401: the mode's schemes (``any``: Digest first,
+        then Basic where Basic would be taken)."""
+        basic = [f'Basic realm="{self.realm}"']
         if self.mode == "basic":
-            return [f'Basic realm="{self.realm}"']
-        return self.authority.challenge(
+            return basic
+        offered = self.authority.challenge(
             now, binding=binding, stale=stale, algorithms=self.algorithms
         )
+        if self.mode == "any" and (tls or self.allow_basic_over_http):
+            return [*offered, *basic]
+        return offered
 
     def _refuse(
-        self, reason: str, now: float, binding: str, *, stale: bool = False, expected: bool = False
+        self,
+        reason: str,
+        now: float,
+        binding: str,
+        *,
+        stale: bool = False,
+        expected: bool = False,
+        tls: bool = True,
     ) -> AuthOutcome:
         return AuthOutcome(
             ok=False,
             reason=reason,
-            challenge=self.challenge(now, binding, stale=stale),
+            challenge=self.challenge(now, binding, stale=stale, tls=tls),
             expected=expected,
         )
 

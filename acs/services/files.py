@@ -32,6 +32,7 @@ from sqlalchemy import delete, func, select
 from acs.db import tables
 from acs.db.engine import Database
 from acs.db.errors import UNAVAILABLE, InsufficientStorage, is_disk_full
+from acs.services import renderings
 from acs.services.errors import Invalid, NotFound
 
 f = tables.files
@@ -209,6 +210,7 @@ class FileStore:
                 old = await conn.scalar(select(f.c.sha256).where(f.c.name == name))
                 stmt = tables.insert_for(conn, f).values(name=name, **values)
                 await conn.execute(stmt.on_conflict_do_update(index_elements=["name"], set_=values))
+                await renderings.forget(conn)  # AUTOUPDATE URLs carry the digest
         except Exception as exc:
             # no row refers to bytes this upload brought: they go too (no orphan blob);
             # unless the database cannot say so (a blob kept is better than one missing)
@@ -238,6 +240,7 @@ class FileStore:
             if sha is None:
                 raise FileNotFound(name)
             await conn.execute(delete(f).where(f.c.name == name))
+            await renderings.forget(conn)
         await self._collect(sha)
 
     # --- reading -----------------------------------------------------------------------

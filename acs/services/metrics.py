@@ -128,7 +128,8 @@ FILE_TRANSFERS: Final = Counter(
     "acs_file_transfers",
     "Transfers of provisioning files (stored files and phone configurations) over HTTP(S), "
     "TFTP and FTP, by protocol and outcome (ok: sent, or HTTP 304; refused: not authorised, "
-    "not allowed, a write; missing: no such file; failed: anything else).",
+    "not allowed, a write; missing: no such file; redirected: HTTP 302 to another server; "
+    "failed: anything else).",
     ["protocol", "outcome"],
     registry=REGISTRY,
 )

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Final, TypeVar
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from acs.config import Settings
@@ -30,10 +30,11 @@ from acs.cwmp import messages as m
 from acs.db import hot, tables
 from acs.db.engine import Database
 from acs.db.types import JSONDoc, OrderedJSON, UTCDateTime
-from acs.provisioning import configfile, crypto
+from acs.provisioning import configfile, crypto, rules
 from acs.provisioning import models as phone_models
-from acs.provisioning.errors import ProvisioningError
-from acs.services import errors
+from acs.provisioning.errors import MissingVariablesError, ProvisioningError
+from acs.services import errors, renderings
+from acs.services.cpe_auth import hash_credentials
 from acs.services.files import FileNotFound, FileStore
 
 pr = tables.profiles
@@ -190,6 +191,7 @@ class Provisioning:
             await conn.execute(
                 stmt.on_conflict_do_update(index_elements=["kind", "name"], set_=values)
             )
+            await renderings.forget(conn)
         return await self.get_profile(kind, name)
 
     async def get_profile(self, kind: str, name: str) -> dict[str, Any]:
@@ -211,6 +213,7 @@ class Provisioning:
     async def delete_profile(self, kind: str, name: str) -> None:
         async with self.db.write() as conn:
             result = await conn.execute(delete(pr).where(pr.c.kind == kind, pr.c.name == name))
+            await renderings.forget(conn)
         if not result.rowcount:
             raise NotFound(f"no {kind} profile {name!r}")
 
@@ -247,6 +250,7 @@ class Provisioning:
             async with self.db.write() as conn:
                 stmt = tables.insert_for(conn, ph).values(mac=mac, **values)
                 await conn.execute(stmt.on_conflict_do_update(index_elements=["mac"], set_=values))
+                await renderings.forget(conn, mac=mac)
         except IntegrityError:
             raise ProvisioningError(f"input_id {input_id!r} belongs to another phone") from None
         return await self.get_phone(mac)
@@ -283,6 +287,7 @@ class Provisioning:
         mac = _lookup(phone_models.normalize_mac, mac)
         async with self.db.write() as conn:
             result = await conn.execute(delete(ph).where(ph.c.mac == mac))
+            await renderings.forget(conn, mac=mac)
         if not result.rowcount:
             raise NotFound(f"no phone {mac}")
 
@@ -290,13 +295,14 @@ class Provisioning:
         """Bulk variables from CSV: a ``mac`` column, optional ``model``, ``profile``,
         ``input_id``; every other column is a variable. All rows or none: ``ImportRefused``
         names every line refused, so one round of fixes does."""
-        rows, refused = _parse_import(text)
+        rows, refused = _parse_import(text, shared_username=self.settings.cwmp_username)
         if refused:
             raise ImportRefused(refused, len(rows))
         report = PhoneImport([], [])
         try:
             async with self.db.write() as conn:
-                for mac, model, profile, input_id, variables in rows:
+                await renderings.forget(conn)
+                for mac, model, profile, input_id, variables, login in rows:
                     existing = (await conn.execute(select(ph).where(ph.c.mac == mac))).first()
                     (report.updated if existing else report.created).append(mac)
                     merged = {**(existing.variables if existing else {}), **variables}
@@ -313,19 +319,80 @@ class Provisioning:
                     await conn.execute(
                         stmt.on_conflict_do_update(index_elements=["mac"], set_=values)
                     )
+                    if login is not None:
+                        await conn.execute(
+                            update(ph)
+                            .where(ph.c.mac == mac)
+                            .values(**self._credential_values(*login))
+                        )
         except IntegrityError:
             raise ProvisioningError(
-                "nothing imported: an input_id in the CSV belongs to another phone"
+                "nothing imported: an input_id or prov_username in the CSV belongs to another phone"
             ) from None
         return report
+
+    async def set_credentials(self, mac: str, username: str, password: str) -> dict[str, Any]:
+        """Give a phone its own provisioning credentials: its MAC file goes to them (and to
+        nobody else but signed URLs, unless ``ACS_PROVISIONING_SHARED_READS_ALL``). Only
+        their HA1s are kept (``cpe_auth.hash_credentials``, the CWMP realm).
+
+        Raises:
+            ProvisioningError: a username another phone has, the shared pair's, or unusable.
+            NotFound: no such phone.
+        """
+        mac = _lookup(phone_models.normalize_mac, mac)
+        values = self._credential_values(username, password)
+        try:
+            async with self.db.write() as conn:
+                result = await conn.execute(update(ph).where(ph.c.mac == mac).values(**values))
+        except IntegrityError:
+            raise ProvisioningError(f"username {username!r} belongs to another phone") from None
+        if not result.rowcount:
+            raise NotFound(f"no phone {mac}")
+        return await self.get_phone(mac)
+
+    async def clear_credentials(self, mac: str) -> None:
+        """Take a phone's own credentials away (its MAC file then goes to signed URLs, and to
+        the shared pair if it reads all)."""
+        mac = _lookup(phone_models.normalize_mac, mac)
+        async with self.db.write() as conn:
+            result = await conn.execute(
+                update(ph)
+                .where(ph.c.mac == mac)
+                .values(prov_username=None, prov_ha1_md5=None, prov_ha1_sha256=None)
+            )
+        if not result.rowcount:
+            raise NotFound(f"no phone {mac}")
+
+    def _credential_values(self, username: str, password: str) -> dict[str, str]:
+        check_credentials(username, password, shared_username=self.settings.cwmp_username)
+        ha1 = hash_credentials(username, password, self.settings.cwmp_realm)
+        return {
+            "prov_username": username,
+            "prov_ha1_md5": ha1["MD5"],
+            "prov_ha1_sha256": ha1["SHA-256"],
+        }
 
     # --- file assignments ---------------------------------------------------------------
 
     async def assign(self, scope: str, target: str, purpose: str, file_name: str) -> None:
+        """Point a model's or a phone's auto-update URL for ``purpose`` at a stored file.
+
+        Raises:
+            ProvisioningError: a bad scope, target or purpose, a file of another kind, or an
+                assignment the document's phones would ignore (``rules.AssignmentRefused``,
+                naming the rule).
+            FileNotFound: no such stored file.
+        """
+        model: phone_models.Model | None
         if scope == "model":
-            target = phone_models.find_model(target).name
+            model = phone_models.find_model(target)
+            target = model.name
         elif scope == "phone":
             target = phone_models.normalize_mac(target)
+            async with self.db.read() as conn:
+                name = await conn.scalar(select(ph.c.model).where(ph.c.mac == target))
+            model = phone_models.find_model(name) if name else None
         else:
             raise ProvisioningError("scope is model or phone")
         if purpose not in PURPOSES:
@@ -336,6 +403,7 @@ class Provisioning:
             raise ProvisioningError(
                 f"{purpose} takes a {' or '.join(kinds)} file, {file_name!r} is a {meta.file_type}"
             )
+        rules.check_assignment(purpose, file_name, model, target)
         async with self.db.write() as conn:
             stmt = tables.insert_for(conn, fa).values(
                 scope=scope, target=target, purpose=purpose, file_name=file_name
@@ -345,6 +413,7 @@ class Provisioning:
                     index_elements=["scope", "target", "purpose"], set_={"file_name": file_name}
                 )
             )
+            await renderings.forget(conn)
 
     async def unassign(self, scope: str, target: str, purpose: str) -> None:
         async with self.db.write() as conn:
@@ -353,6 +422,7 @@ class Provisioning:
                     fa.c.scope == scope, fa.c.target == target, fa.c.purpose == purpose
                 )
             )
+            await renderings.forget(conn)
         if not result.rowcount:
             raise NotFound(f"no {purpose} file assigned to {scope} {target}")
 
@@ -399,6 +469,36 @@ class Provisioning:
                 hot.over(conn), request, base_url=base_url, now=now, fmt=fmt
             )
 
+    async def render_kept(
+        self,
+        request: phone_models.ProvisioningRequest,
+        *,
+        key: str,
+        base_url: str,
+        now: datetime,
+    ) -> Rendered:
+        """``render``, and keep the result (``acs.services.renderings``) under ``key`` for
+        ``base_url`` until one of its inputs changes: the next fetches are a read."""
+        if len(base_url) > _MAX_KEPT_BASE_URL:  # a Host no phone sends: render, keep nothing
+            return await self.render(request, base_url=base_url, now=now)
+        async with self.db.write() as conn:
+            await renderings.before_render(conn)
+            rendered = await self.render_in(hot.over(conn), request, base_url=base_url, now=now)
+            values = {
+                "file_name": rendered.file_name,
+                "content_type": rendered.content_type,
+                "version": rendered.version,
+                "mac": rendered.mac,
+                "content": rendered.content,
+            }
+            stmt = tables.insert_for(conn, renderings.r).values(
+                key=key, base_url=base_url, **values
+            )
+            await conn.execute(
+                stmt.on_conflict_do_update(index_elements=["key", "base_url"], set_=values)
+            )
+        return rendered
+
     async def render_in(
         self,
         tx: hot.Transaction,
@@ -412,6 +512,7 @@ class Provisioning:
             found = await tx.first(_PHONE_BY_INPUT, input_id=request.name)
             if found is not None:  # an $input id an operator gave a phone
                 request = phone_models.MacFile(found.mac, request.fmt)
+        unfilled: str | None = None
         if isinstance(request, phone_models.GeneralFile):
             general = await tx.first(_PROFILE, kind="general", name=request.model)
             if general is None:
@@ -453,13 +554,24 @@ class Provisioning:
             if named is None:
                 raise NotFound(f"no phone or profile named {request.name!r}")
             layers, urls, variables = [named.modules], {}, {}
+            unfilled = request.name  # no phone: nothing fills its placeholders
             config_key, common_key, fmt = None, named.common_key, fmt or request.fmt
             name = f"{request.name}.{'xml' if fmt == 'xml' else 'cfg'}"
             cache_key = f"named:{request.name}"
             mac = None
         key = crypto.key_for(request, config_key=config_key, common_key=common_key)
         config = configfile.merge(*layers, {AUTOUPDATE: urls} if urls else {})
-        config = configfile.substitute(config, variables)
+        try:
+            config = configfile.substitute(config, variables)
+        except MissingVariablesError as exc:
+            if unfilled is None:
+                raise
+            raise ProvisioningError(
+                f"the named profile {unfilled!r} has placeholders "
+                f"({', '.join('{{' + n + '}}' for n in exc.names)}) that only a phone "
+                "fills: a phone fetches it through its MAC file or its $input id, not by "
+                "the profile's name"
+            ) from None
         digest = configfile.content_digest(config)
         cache_key += f":{fmt}"
         previous = await tx.first(_RENDERED, key=cache_key)
@@ -587,11 +699,33 @@ _FILE = hot.Statement(
 _DEVICE_MAC = hot.Statement("SELECT mac FROM devices WHERE id = :id", columns=("mac",))
 
 
-_ImportRow = tuple[str, str | None, str | None, str | None, dict[str, str]]
-_SPECIAL_COLUMNS: Final = frozenset({"mac", "model", "profile", "input_id"})
+_MAX_KEPT_BASE_URL: Final = 512  # provisioning_renderings.base_url
+
+_ImportRow = tuple[str, str | None, str | None, str | None, dict[str, str], tuple[str, str] | None]
+_SPECIAL_COLUMNS: Final = frozenset(
+    {"mac", "model", "profile", "input_id", "prov_username", "prov_password"}
+)
+_USERNAME_RE: Final = re.compile(r"[!-9;-~]{1,128}")  # printable ASCII, no ':' nor space
 
 
-def _parse_import(text: str) -> tuple[list[_ImportRow], list[tuple[int, str]]]:
+def check_credentials(username: str, password: str, *, shared_username: str) -> None:
+    """Refuse credentials a phone could not send or that would be taken for the shared
+    pair's: a username of 1-128 printable characters without ':' (Basic splits there)."""
+    if not _USERNAME_RE.fullmatch(username):
+        raise ProvisioningError(
+            "prov_username: 1-128 printable ASCII characters, no ':' and no space"
+        )
+    if username == shared_username:
+        raise ProvisioningError(
+            f"prov_username {username!r} is the shared pair's (ACS_CWMP_USERNAME)"
+        )
+    if not password or len(password) > 128:
+        raise ProvisioningError("prov_password: 1-128 characters")
+
+
+def _parse_import(
+    text: str, *, shared_username: str
+) -> tuple[list[_ImportRow], list[tuple[int, str]]]:
     """The rows of a phone CSV, and the lines refused (number, reason); a CSV without the
     header line is refused whole."""
     reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
@@ -605,6 +739,11 @@ def _parse_import(text: str) -> tuple[list[_ImportRow], list[tuple[int, str]]]:
             model = (record.get("model") or "").strip() or None
             if model is not None:
                 model = phone_models.find_model(model).name
+            username = (record.get("prov_username") or "").strip()
+            password = record.get("prov_password") or ""
+            login = (username, password) if username or password else None
+            if login is not None:
+                check_credentials(username, password, shared_username=shared_username)
         except ProvisioningError as exc:
             refused.append((number, str(exc)))
             continue
@@ -616,6 +755,7 @@ def _parse_import(text: str) -> tuple[list[_ImportRow], list[tuple[int, str]]]:
                 (record.get("profile") or "").strip() or None,
                 (record.get("input_id") or "").strip() or None,
                 variables,
+                login,
             )
         )
     return rows, refused
@@ -643,4 +783,5 @@ def _phone_view(row: Any) -> dict[str, Any]:
         "modules": row.modules,
         "mode": row.mode,
         "updated": row.updated,
+        "prov_username": row.prov_username,
     }

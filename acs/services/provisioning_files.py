@@ -24,10 +24,13 @@ rendered from the database. A name is letters, digits, ``.``, ``_`` and ``-``, n
 with ``.``, without ``..``: ``..``, NUL, ``\\``, ``%`` (encoded separators or dots) and
 control characters are refused (``BadName``) before any lookup, on every protocol.
 
-A requester known to be one device (FTP with a phone's own credentials) passes ``owner``,
-the MACs it may ask for: another phone's MAC file, stored or rendered, asked for by MAC or
-by ``$input`` id, is refused (``NotYours``), answered as a missing file (nothing says that it
-exists). General files, named files and other stored files are not a device's own.
+Who may fetch what is one decision, ``may_read``, that HTTP, HTTPS and FTP make through
+``open``: a phone's MAC file (stored or rendered, asked for by MAC or by ``$input`` id) goes
+to that phone's own credentials, to a signed URL, and to the shared pair only with
+``ACS_PROVISIONING_SHARED_READS_ALL``; general files, named profiles and other stored files
+to anyone authenticated. TFTP has no authentication (``ACS_TFTP_ALLOW`` says who may ask):
+it is ``OPEN``, as everything is with ``ACS_PROVISIONING_AUTH=none``. A refusal is
+``NotYours``, answered as a missing file (nothing says that it exists); the log says why.
 
 Every transfer, whatever its protocol, is one log line ``file transfer`` and one count
 (``record``): ``Transfer`` says which fields.
@@ -36,25 +39,24 @@ Every transfer, whatever its protocol, is one log line ``file transfer`` and one
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import re
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import IO, Any, Final
+from typing import IO, Any, Final, Literal
 
-from sqlalchemy import select
+from sqlalchemy import and_, bindparam, literal, select
 
 from acs import logs
 from acs.db import tables
 from acs.db.errors import StorageError
 from acs.provisioning import models as phone_models
 from acs.provisioning.errors import ProvisioningError
-from acs.services import errors, metrics
+from acs.services import errors, metrics, redirects, renderings
 from acs.services import provisioning as provisioning_service
-from acs.services.cpe_auth import CpeAuthenticator, device_credentials
+from acs.services.cpe_auth import CpeAuthenticator, DeviceCredentials, device_credentials
 from acs.services.files import FileMeta, FileNotFound, FileStore
 
 log = logging.getLogger("acs.files")
@@ -77,6 +79,15 @@ class NoSuchFile(errors.NotFound):
 class NotYours(NoSuchFile):
     """A device asked for another phone's MAC file: answered as ``NoSuchFile``; the log
     says why."""
+
+
+class Redirected(Exception):
+    """The phone is assigned another provisioning server (``acs.services.redirects``):
+    answer HTTP's 302 to ``location``."""
+
+    def __init__(self, location: str):
+        super().__init__(location)
+        self.location = location
 
 
 class ContentUnavailable(StorageError):
@@ -137,17 +148,41 @@ def _check_segment(segment: str, what: str) -> None:
 
 
 @dataclass(frozen=True, slots=True)
-class Login:
-    """Who logged in with a password (FTP): ``auth`` says how (``shared``: the shared CPE
-    pair; ``device``: a device's own credentials; ``none``: ``ACS_PROVISIONING_AUTH=none``);
-    ``owner`` the MACs whose MAC files it may have (None: any)."""
+class Requester:
+    """Who asks for files, as its protocol proved it: ``open`` (TFTP, or
+    ``ACS_PROVISIONING_AUTH=none``), ``signed`` (a signed URL, bound to its path),
+    ``shared`` (the shared CPE pair) or ``phone`` (a phone's own credentials; ``mac`` is
+    that phone's)."""
 
-    auth: str
-    owner: frozenset[str] | None = None
+    auth: Literal["open", "signed", "shared", "phone"]
+    mac: str | None = None
+
+    def __str__(self) -> str:
+        return f"phone {self.mac}" if self.auth == "phone" else self.auth
 
 
-# A username shared by more devices than this is no device's own.
-_MAX_DEVICES_PER_USERNAME: Final = 100
+OPEN: Final = Requester("open")
+SIGNED: Final = Requester("signed")
+SHARED: Final = Requester("shared")
+
+
+def may_read(requester: Requester, mac: str | None, *, shared_reads_all: bool) -> bool:
+    """Whether ``requester`` may have a file; ``mac``: the phone it is the MAC file of
+    (also when asked for by ``$input`` id), None for every other file."""
+    if mac is None or requester.auth in ("open", "signed"):
+        return True
+    if requester.auth == "phone":
+        return requester.mac == mac
+    return shared_reads_all
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    """What a username's password is checked against: the shared pair (``credentials``
+    None: the authenticator's own) or one phone's HA1s."""
+
+    requester: Requester
+    credentials: DeviceCredentials | None
 
 
 class ProvisioningFiles:
@@ -165,42 +200,44 @@ class ProvisioningFiles:
         self.authenticator = authenticator
         self.settings = provisioning.settings
 
-    async def login(self, username: str, password: str) -> Login | None:
-        """The login of a phone that gave a username and a cleartext password, or None.
-
-        The shared CPE pair may fetch every file; a device's own credentials (its CWMP
-        username and password, checked against its HA1) the files of every phone but the
-        MAC files of others. With ``ACS_PROVISIONING_AUTH=none`` anyone may fetch anything.
+    async def credentials(self, username: str) -> Credentials | None:
+        """Whose a username is: the shared pair's, or the phone's that was given it
+        (``PUT /api/v1/phones/{mac}/credentials``); None: nobody's. One read at most.
 
         Raises:
-            StorageError (and the drivers' errors): the devices could not be read.
+            StorageError (and the drivers' errors): the phones could not be read.
+        """
+        if username == self.authenticator.shared.username:
+            return Credentials(SHARED, None)
+        async with self.provisioning.db.read() as conn:
+            row = (await conn.execute(_PHONE_CREDENTIALS, {"username": username})).first()
+        if row is None:
+            return None
+        own = device_credentials(username, row.prov_ha1_md5, row.prov_ha1_sha256)
+        return None if own is None else Credentials(Requester("phone", row.mac), own)
+
+    async def login(self, username: str, password: str) -> Requester | None:
+        """Who logged in with a username and a cleartext password (FTP), or None: the shared
+        pair, or a phone's own credentials (checked against their HA1). With
+        ``ACS_PROVISIONING_AUTH=none`` anyone may fetch anything.
+
+        Raises:
+            StorageError (and the drivers' errors): the phones could not be read.
         """
         if self.settings.provisioning_auth == "none":
-            return Login("none")
-        if self.authenticator.password_matches(username, password):
-            return Login("shared")
-        d = tables.devices
-        async with self.provisioning.db.read() as conn:
-            rows = (
-                await conn.execute(
-                    select(d.c.mac, d.c.cwmp_ha1_md5, d.c.cwmp_ha1_sha256)
-                    .where(d.c.cwmp_username == username)
-                    .limit(_MAX_DEVICES_PER_USERNAME)
-                )
-            ).all()
-        owner: set[str] = set()
-        matched = False
-        for mac, ha1_md5, ha1_sha256 in rows:
-            credentials = device_credentials(username, ha1_md5, ha1_sha256)
-            if credentials is None or not self.authenticator.password_matches(
-                username, password, credentials
-            ):
-                continue
-            matched = True
-            # a device that reported no MAC: none of the MAC files is its own
-            with contextlib.suppress(ProvisioningError):
-                owner.add(phone_models.normalize_mac(mac or ""))
-        return Login("device", frozenset(owner)) if matched else None
+            return OPEN
+        found = await self.credentials(username)
+        if found is None or not self.authenticator.password_matches(
+            username, password, found.credentials
+        ):
+            return None
+        return found.requester
+
+    def may_read(self, requester: Requester, mac: str | None) -> bool:
+        """``may_read`` with this server's ``ACS_PROVISIONING_SHARED_READS_ALL``."""
+        return may_read(
+            requester, mac, shared_reads_all=self.settings.provisioning_shared_reads_all
+        )
 
     async def stored(self, path: str) -> FileMeta | None:
         """The stored file a path names, if any: a read, nothing rendered (what the HTTP file
@@ -224,7 +261,8 @@ class ProvisioningFiles:
         query: str = "",
         base_url: str,
         now: datetime,
-        owner: frozenset[str] | None = None,
+        requester: Requester,
+        redirect: bool = False,
     ) -> ProvisioningFile:
         """What to send for ``path`` (and an HTTP ``query``).
 
@@ -235,52 +273,84 @@ class ProvisioningFiles:
             base_url: where the phone reaches the CPE-facing HTTP listener, for the signed
                 URLs a configuration's ``AUTOUPDATE`` module carries.
             now: the time of the request.
-            owner: the MACs (12 lower-case hex digits) the requester may ask MAC files of;
-                None: any.
+            requester: who asks (``may_read`` decides).
+            redirect: the protocol can redirect (HTTP): a phone with a redirect (asked for
+                by its MAC file, or asking with its own credentials) is sent there.
 
         Raises:
             BadName: an unsafe path or query.
-            NoSuchFile: nothing under that name (``NotYours``: another phone's MAC file).
+            Redirected: ``redirect`` and the phone is assigned elsewhere.
+            NoSuchFile: nothing under that name (``NotYours``: a MAC file the requester may
+                not have).
             ProvisioningError: the configuration cannot be rendered (missing variables...).
             ContentUnavailable, StorageError (and the drivers' errors): try again later.
         """
         name = split_path(path)
         try:
-            wanted = phone_models.resolve(name, query) if _names_file(query) else None
+            by_query = phone_models.resolve(name, query) if _names_file(query) else None
         except ProvisioningError as exc:
             raise BadName(str(exc)) from None
-        meta = None
+        wanted = by_query
         if wanted is None:
-            meta = await self.stored(name)
             try:
                 wanted = phone_models.resolve(name)
             except ProvisioningError:
                 wanted = None  # not a configuration's name (an extension other than cfg...)
-        if isinstance(wanted, phone_models.MacFile):
-            _check_owner(owner, wanted.mac, name)
-        if meta is not None:
-            blob = self.files.blob_path(meta.sha256)
+        asked_mac = wanted.mac if isinstance(wanted, phone_models.MacFile) else None
+        phone = asked_mac or requester.mac
+        # one read: the stored file of that name, the kept rendering of what it asks for,
+        # and the phone's redirect
+        stored_name = name if by_query is None and _STORED_NAME_RE.fullmatch(name) else ""
+        kept_key = renderings.key(wanted) if wanted is not None else ""
+        params = {
+            "name": stored_name,
+            "key": kept_key,
+            "base_url": base_url,
+            "prefixes": redirects.prefixes(phone) if redirect and phone else [],
+        }
+        async with self.provisioning.db.read() as conn:
+            row = (await conn.execute(_LOOKUP, params)).first()
+        if row is not None and row.redirect is not None and phone is not None:
+            raise Redirected(redirects.location(row.redirect, phone, name))
+        if asked_mac is not None:
+            self._check(requester, asked_mac, name)
+        if row is not None and row.sha256 is not None:
+            blob = self.files.blob_path(row.sha256)
             if not blob.is_file():
-                log.error("file %s: content %s missing from %s", meta.name, meta.sha256, blob)
-                raise ContentUnavailable(f"the content of {meta.name!r} is missing")
-            mac = wanted.mac if isinstance(wanted, phone_models.MacFile) else None
+                log.error("file %s: content %s missing from %s", row.name, row.sha256, blob)
+                raise ContentUnavailable(f"the content of {row.name!r} is missing")
             return ProvisioningFile(
-                meta.name,
-                meta.size,
-                meta.content_type,
-                meta.sha256,
+                row.name,
+                row.size,
+                row.content_type,
+                row.sha256,
                 path=blob,
-                sha256=meta.sha256,
-                mac=mac,
+                sha256=row.sha256,
+                mac=asked_mac,
             )
         if wanted is None:
             raise NoSuchFile(f"no file {name!r}")
+        if row is not None and row.version is not None:
+            if row.mac is not None:  # an $input id resolves to its phone's MAC file
+                self._check(requester, row.mac, name)
+            content = bytes(row.content)
+            return ProvisioningFile(
+                row.file_name,
+                len(content),
+                row.kept_type,
+                row.version,
+                content=content,
+                version=row.version,
+                mac=row.mac,
+            )
         try:
-            rendered = await self.provisioning.render(wanted, base_url=base_url, now=now)
+            rendered = await self.provisioning.render_kept(
+                wanted, key=kept_key, base_url=base_url, now=now
+            )
         except provisioning_service.NotFound as exc:
             raise NoSuchFile(str(exc)) from None
-        if rendered.mac is not None:  # an $input id resolves to its phone's MAC file
-            _check_owner(owner, rendered.mac, name)
+        if rendered.mac is not None:
+            self._check(requester, rendered.mac, name)
         return ProvisioningFile(
             rendered.file_name,
             len(rendered.content),
@@ -291,6 +361,52 @@ class ProvisioningFiles:
             mac=rendered.mac,
         )
 
+    async def redirect_for(self, path: str, query: str = "") -> str | None:
+        """Where the phone a path names by MAC is redirected (HTTP asks before it answers a
+        401: a phone sent elsewhere has no credentials here), or None.
+
+        Raises:
+            StorageError (and the drivers' errors): the redirects could not be read.
+        """
+        try:
+            name = split_path(path)
+            wanted = phone_models.resolve(name, query if _names_file(query) else "")
+        except ProvisioningError:  # BadName too: no phone's name
+            return None
+        if not isinstance(wanted, phone_models.MacFile):
+            return None
+        async with self.provisioning.db.read() as conn:
+            url = await conn.scalar(redirects.LONGEST, {"prefixes": redirects.prefixes(wanted.mac)})
+        return None if url is None else redirects.location(url, wanted.mac, name)
+
+    def _check(self, requester: Requester, mac: str, name: str) -> None:
+        if not self.may_read(requester, mac):
+            raise NotYours(f"no file {name!r}")
+
+
+_PHONE_CREDENTIALS: Final = select(
+    tables.phones.c.mac, tables.phones.c.prov_ha1_md5, tables.phones.c.prov_ha1_sha256
+).where(tables.phones.c.prov_username == bindparam("username"))
+
+
+_f, _r = tables.files, tables.renderings
+_LOOKUP: Final = select(
+    _f.c.name,
+    _f.c.sha256,
+    _f.c.size,
+    _f.c.content_type,
+    _r.c.file_name,
+    _r.c.content_type.label("kept_type"),
+    _r.c.version,
+    _r.c.mac,
+    _r.c.content,
+    redirects.LONGEST.scalar_subquery().label("redirect"),
+).select_from(
+    select(literal(1).label("one"))
+    .subquery()
+    .outerjoin(_f, _f.c.name == bindparam("name"))
+    .outerjoin(_r, and_(_r.c.key == bindparam("key"), _r.c.base_url == bindparam("base_url")))
+)
 
 READ_AHEAD: Final = 64 * 1024
 
@@ -346,11 +462,6 @@ def _names_file(query: str) -> bool:
     )
 
 
-def _check_owner(owner: frozenset[str] | None, mac: str, name: str) -> None:
-    if owner is not None and mac not in owner:
-        raise NotYours(f"no file {name!r}")
-
-
 # --- one line and one count per transfer ---------------------------------------------------
 
 
@@ -360,6 +471,7 @@ class Outcome(StrEnum):
 
     OK = "ok"
     NOT_MODIFIED = "not_modified"  # HTTP 304: the phone has it
+    REDIRECTED = "redirected"  # HTTP 302: the phone is assigned another server
     NOT_FOUND = "not_found"
     REFUSED = "refused"  # not authenticated, not allowed, a write
     INVALID = "invalid"  # an unsafe name, a configuration that cannot be rendered
@@ -378,6 +490,7 @@ _METRIC_OUTCOMES: Final = {
     Outcome.NOT_MODIFIED: "ok",
     Outcome.REFUSED: "refused",
     Outcome.NOT_FOUND: "missing",
+    Outcome.REDIRECTED: "redirected",
 }
 
 

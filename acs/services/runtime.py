@@ -25,6 +25,7 @@ from acs.services.operators import ensure_admin
 from acs.services.policy import default_policy
 from acs.services.provisioning import Provisioning
 from acs.services.provisioning_files import ProvisioningFiles
+from acs.services.redirects import Redirects
 from acs.services.secretbox import SecretBox
 from acs.services.server_secrets import SharedPair, load_secret_key, load_shared_pair
 from acs.services.stun import StunServer
@@ -89,8 +90,13 @@ class Runtime:
             max_bytes=settings.max_file_bytes,
         )
         self.provisioning = Provisioning(db, self.files, settings)
+        self.redirects = Redirects(db)
         self.provisioning_files = ProvisioningFiles(
-            self.files, self.provisioning, self.authenticator
+            self.files,
+            self.provisioning,
+            CpeAuthenticator.for_provisioning(
+                settings, server_secrets.secret_key, server_secrets.shared.credentials
+            ),
         )
         self.device_credentials = device_credentials  # each device gets a pair of its own
         self.policy = default_policy(

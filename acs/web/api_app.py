@@ -31,6 +31,7 @@ from acs.web.api.routes import (
     faults,
     files,
     provisioning,
+    redirects,
     rollouts,
     tasks,
     webhooks,
@@ -264,6 +265,7 @@ def create_api_app(runtime: Runtime) -> FastAPI:
         operator_routes.router,
         events.router,
         webhooks.router,
+        redirects.router,
     ):
         app.include_router(router, prefix="/api/v1")
     console.mount(app)  # after the API: its pages never shadow an API route

@@ -8,10 +8,12 @@ provisioning asks for it (DHCP option 66, a typed URL): the general file of a mo
 ``$input`` id (``name.cfg``), text or XML by extension, encrypted when its profile has a key.
 
 Access: a signed URL (``t=``, handed out by the ACS, bound to the path it was made for) or
-credentials like the CWMP endpoint's (``ACS_PROVISIONING_AUTH``: Digest by default, with the
-shared pair). A wrong or expired token gets 403 and nothing else: not whether the file
-exists, not its size. Nothing is looked up or rendered before the request is authorised,
-except the stored file a content-bound token (``c.``) must be checked against.
+credentials (``ACS_PROVISIONING_AUTH``: Digest by default; Basic over HTTPS, and over HTTP
+with ``ACS_PROVISIONING_ALLOW_BASIC_OVER_HTTP``): the shared pair or a phone's own. Which
+files each may have is ``provisioning_files.may_read``'s decision. A wrong or expired token
+gets 403 and nothing else: not whether the file exists, not its size. Nothing is looked up
+or rendered before the request is authorised, except the credentials of the username it
+gives and the stored file a content-bound token (``c.``) must be checked against.
 """
 
 from __future__ import annotations
@@ -24,9 +26,21 @@ from typing import Any, Final
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import FileResponse
 
+from acs.cwmp import digest
 from acs.db.errors import UNAVAILABLE
 from acs.provisioning.errors import ProvisioningError
-from acs.services.provisioning_files import BadName, NoSuchFile, Outcome, Transfer, count
+from acs.services.provisioning_files import (
+    OPEN,
+    SIGNED,
+    BadName,
+    NoSuchFile,
+    NotYours,
+    Outcome,
+    Redirected,
+    Requester,
+    Transfer,
+    count,
+)
 from acs.services.runtime import Runtime
 from acs.web import access
 
@@ -37,6 +51,7 @@ RETRY_AFTER: Final = 60
 _OUTCOMES: Final = {
     200: Outcome.OK,
     206: Outcome.OK,
+    302: Outcome.REDIRECTED,
     304: Outcome.NOT_MODIFIED,
     401: Outcome.REFUSED,
     403: Outcome.REFUSED,
@@ -51,31 +66,42 @@ def add_file_routes(app: FastAPI, runtime: Runtime) -> None:
     settings = runtime.settings
     resolver = runtime.provisioning_files
 
-    def authorize(request: Request, path: str, sha256: str | None) -> Response | None:
-        """None if the request may have ``path``; else the 401/403 to send."""
+    async def authorize(request: Request, path: str, sha256: str | None) -> Requester | Response:
+        """Who asks for ``path``; else the 401/403 to send.
+
+        Raises:
+            StorageError (and the drivers' errors): the phones' credentials could not be read.
+        """
         token = request.query_params.get("t")
         if token is not None:
             if runtime.files.check_token(token, path, now=time.time(), sha256=sha256):
                 _note(request, auth="signed url")
-                return None
+                return SIGNED
             _note(request, auth="refused: bad or expired signed url")
             return Response("forbidden\n", status_code=403, media_type="text/plain")
         if settings.provisioning_auth == "none":
             _note(request, auth="none")
-            return None
-        outcome = runtime.authenticator.check(
-            request.headers.get("authorization"),
+            return OPEN
+        header = request.headers.get("authorization")
+        parsed = digest.parse_authorization(header)
+        found = await resolver.credentials(parsed.username) if parsed is not None else None
+        outcome = resolver.authenticator.check(
+            header,
             method=request.method,
             path=request.url.path,
             tls=request.url.scheme == "https",
-            credentials=None,
+            credentials=found.credentials if found is not None else None,
             binding=_BINDING,
             now=time.time(),
         )
-        if outcome.ok:
-            _note(request, auth=outcome.scheme)
-            return None
-        _note(request, auth=f"refused: {outcome.reason}", challenge=outcome.expected)
+        if outcome.ok and found is not None:
+            _note(request, auth=f"{outcome.scheme} {found.requester}")
+            return found.requester
+        _note(
+            request,
+            auth=f"refused: {outcome.reason if not outcome.ok else 'unknown username'}",
+            challenge=outcome.expected,
+        )
         response = Response("authentication required\n", status_code=401, media_type="text/plain")
         for value in outcome.challenge:
             response.headers.append("www-authenticate", value)
@@ -91,31 +117,46 @@ def add_file_routes(app: FastAPI, runtime: Runtime) -> None:
             except BadName:
                 meta = None
             sha256 = meta.sha256 if meta is not None else None
-        refused = authorize(request, full, sha256)
-        if refused is not None:
-            return refused
+        try:
+            requester = await authorize(request, full, sha256)
+        except UNAVAILABLE as exc:
+            return _unavailable(full, exc)
+        if isinstance(requester, Response):
+            if requester.status_code == 401:  # a phone sent elsewhere has no credentials here
+                try:
+                    location = await resolver.redirect_for(path, request.url.query)
+                except UNAVAILABLE as exc:
+                    return _unavailable(full, exc)
+                if location is not None:
+                    return _redirect(request, location)
+            return requester
         base = settings.public_url or f"{request.url.scheme}://{request.headers.get('host')}"
         try:
             found = await resolver.open(
-                path, query=request.url.query, base_url=base.rstrip("/"), now=datetime.now(UTC)
+                path,
+                query=request.url.query,
+                base_url=base.rstrip("/"),
+                now=datetime.now(UTC),
+                requester=requester,
+                redirect=True,
             )
+        except Redirected as exc:
+            return _redirect(request, exc.location)
+        except NotYours as exc:
+            _note(request, reason=f"{requester} may not read this MAC file")
+            return _text(404, str(exc))
         except NoSuchFile as exc:
             return _text(404, str(exc))
         except BadName as exc:
             return _text(422, str(exc))
         except ProvisioningError as exc:
             log.warning("provisioning %s: %s", full, exc)
+            _note(request, reason=str(exc))
             return _text(422, str(exc))
         except UNAVAILABLE as exc:
-            log.error("file %s: storage unavailable: %s", full, exc)
-            return Response(
-                "storage unavailable, retry later\n",
-                status_code=503,
-                media_type="text/plain",
-                headers={"retry-after": str(RETRY_AFTER)},
-            )
-        if found.mac is not None:
-            _note(request, mac=found.mac)
+            return _unavailable(full, exc)
+        if found.mac is not None or requester.mac is not None:  # the device, when known
+            _note(request, mac=found.mac or requester.mac)
         etag = f'"{found.etag}"'
         if etag in [v.strip() for v in request.headers.get("if-none-match", "").split(",")]:
             return Response(status_code=304, headers={"etag": etag})
@@ -153,6 +194,7 @@ def add_file_routes(app: FastAPI, runtime: Runtime) -> None:
             duration_ms=ms,
             mac=noted.get("mac"),
             auth=noted.get("auth"),
+            reason=noted.get("reason"),
         )
         if noted.get("challenge"):
             return logging.DEBUG, "file transfer", transfer.fields()
@@ -163,6 +205,21 @@ def add_file_routes(app: FastAPI, runtime: Runtime) -> None:
     app.add_api_route("/files/{name}", serve_file, methods=["GET", "HEAD"], include_in_schema=False)
     app.add_api_route(
         "/prov/{path:path}", serve_config, methods=["GET", "HEAD"], include_in_schema=False
+    )
+
+
+def _redirect(request: Request, location: str) -> Response:
+    _note(request, reason=f"redirected to {location}", challenge=False)
+    return Response(status_code=302, headers={"location": location})
+
+
+def _unavailable(full: str, exc: Exception) -> Response:
+    log.error("file %s: storage unavailable: %s", full, exc)
+    return Response(
+        "storage unavailable, retry later\n",
+        status_code=503,
+        media_type="text/plain",
+        headers={"retry-after": str(RETRY_AFTER)},
     )
 
 

@@ -52,8 +52,13 @@ async def test_phone_fetches_its_files_as_a_static_provisioning_client(acs):
             "/api/v1/assignments",
             json={"scope": "model", "target": "X6", "purpose": "image", "file_name": "x6-2.5.0.z"},
         )
-    # The phone was given http://acs:7547/prov/$mac.cfg and the provisioning credentials.
-    async with httpx.AsyncClient(auth=httpx.DigestAuth("acs", "cpe-secret")) as phone:
+        r = await api.put(
+            f"/api/v1/phones/{MAC}/credentials",
+            json={"username": "desk-1", "password": "desk-1-secret"},
+        )
+        assert r.status_code == 200, r.text
+    # The phone was given http://acs:7547/prov/$mac.cfg and its provisioning credentials.
+    async with httpx.AsyncClient(auth=httpx.DigestAuth("desk-1", "desk-1-secret")) as phone:
         general = await phone.get(acs.cwmp_url + "/prov/F0V00X600000.cfg")
         assert general.status_code == 200
         assert configfile.parse_text(general.content).config["GLOBAL CONFIG MODULE"] == {

@@ -194,6 +194,10 @@ async def test_sipp_gets_the_url_of_its_configuration_and_the_url_serves_it(star
             json={"model": "X6", "modules": {"SIP CONFIG MODULE": {"SIP1 Register User": "1001"}}},
         )
         assert r.status_code == 200, r.text
+        r = await api.put(
+            f"/api/v1/phones/{MAC}/credentials", json={"username": "desk-1", "password": "pw-1"}
+        )
+        assert r.status_code == 200, r.text
 
     url = sipp(f"127.0.0.1:{server.sip_port}", tmp_path, MAC)
 
@@ -204,8 +208,8 @@ async def test_sipp_gets_the_url_of_its_configuration_and_the_url_serves_it(star
         f"client=127.0.0.1 url={url} outcome=done status=200 retransmissions=0 duration_ms=D"
     )
     assert counts(server) == {("notify", "done"): 1.0}
-    # what a phone then does with the URL: its configuration, with the CPE credentials
-    async with httpx.AsyncClient(auth=httpx.DigestAuth("acs", PASSWORD)) as phone:
+    # what a phone then does with the URL: its configuration, with its own credentials
+    async with httpx.AsyncClient(auth=httpx.DigestAuth("desk-1", "pw-1")) as phone:
         r = await phone.get(url)
     assert r.status_code == 200, r.text
     assert b"SIP1 Register User :1001\r\n" in r.content

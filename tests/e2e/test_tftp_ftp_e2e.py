@@ -23,7 +23,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from acs.tftp import packets
 from bench import tftp_client
-from bench.serve import acs_cli, free_port
+from bench.serve import free_port
 from tests.e2e.conftest import add_operator
 
 MAC = "001565113af8"
@@ -48,8 +48,10 @@ def run(argv: list[str], cwd: Path) -> subprocess.CompletedProcess[bytes]:
 
 
 def start(start_server, tmp_path, **env: str):
-    """`acs serve` with TFTP and FTP on free ports of 127.0.0.1, an operator "ops"."""
+    """`acs serve` with TFTP and FTP on free ports of 127.0.0.1, an operator "ops"; the shared
+    pair reads every file unless the test says otherwise."""
     env.setdefault("tftp_allow", "127.0.0.0/8")
+    env.setdefault("provisioning_shared_reads_all", "true")
     server = start_server(
         tftp_port=str(free_port(kind=socket.SOCK_DGRAM)), ftp_port=str(free_port()), **env
     )
@@ -416,25 +418,30 @@ async def test_tftp_answers_only_the_allowed_networks_and_two_workers_share_it(
 async def test_ftp_logins_writes_listings_and_passive_ports(start_server, tmp_path):
     curl = tool("curl", "curl")
     low = free_port()
-    server = start(start_server, tmp_path, ftp_passive_ports=f"{low}-{low + 3}")
-    await provision(server)
-    # a phone with credentials of its own: the CWMP ones `acs device credentials` set
-    from acs.simulator import datamodels
-    from acs.simulator.agent import CpeAgent
-
-    agent = CpeAgent(
-        datamodels.phone("00:15:65:11:3a:f8"),
-        server.cwmp_url + "/acs",
-        username="acs",
-        password=PASSWORD,
+    server = start(
+        start_server,
+        tmp_path,
+        ftp_passive_ports=f"{low}-{low + 3}",
+        provisioning_shared_reads_all="false",
     )
-    await agent.start()
-    try:
-        assert (await agent.session("0 BOOTSTRAP", "1 BOOT")).ok
+    await provision(server)
+    # a phone with provisioning credentials of its own
+    async with httpx.AsyncClient(base_url=server.api_url, auth=("ops", "ops-password")) as api:
+        r = await api.put(
+            f"/api/v1/phones/{MAC}/credentials",
+            json={"username": "phone-1", "password": "phone-1-secret"},
+        )
+        assert r.status_code == 200, r.text
+    shared = ftp_login(server)
+    try:  # the shared pair: general and stored files, no phone's MAC file
+        assert ftp_get(shared, "F0V00X600000.cfg").startswith(b"<<VOIP CONFIG FILE>>")
+        assert ftp_get(shared, "500.csv") == b"a,1001\r\n"
+        for mac_file in (f"{MAC}.cfg", "desk42.cfg"):
+            with pytest.raises(ftplib.error_perm) as refused:
+                ftp_get(shared, mac_file)
+            assert str(refused.value) == f"550 no file {mac_file!r}"
     finally:
-        await agent.stop()
-    acs_cli(server.cli_env, "device", "credentials", f"0C383E-X6-{MAC}", "--username",
-            "phone-1", "--password-stdin", stdin=b"phone-1-secret\n")  # fmt: skip
+        shared.quit()
     own = ftp_login(server, "phone-1", "phone-1-secret")
     try:
         assert b"SIP1 Register User :1001\r\n" in ftp_get(own, f"{MAC}.cfg")
@@ -484,7 +491,7 @@ async def test_ftp_logins_writes_listings_and_passive_ports(start_server, tmp_pa
     output = server.output()
     assert "FTP login refused user=acs client=127.0.0.1 failures=1" in output
     assert "FTP login refused user=acs client=127.0.0.1 failures=10" in output
-    assert 'auth="device phone-1"' in output
+    assert f'auth="phone {MAC}"' in output
     assert "method=STOR status=550 outcome=refused" in output
     assert "Traceback" not in output
 

@@ -3,17 +3,26 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 
 import pytest
+from sqlalchemy import event, select
 
-from acs.provisioning.errors import MissingVariablesError
+from acs.db import tables
+from acs.provisioning.errors import MissingVariablesError, ProvisioningError
+from acs.services.provisioning import NotFound
 from acs.services.provisioning_files import (
+    OPEN,
+    SHARED,
+    SIGNED,
     BadName,
     ContentUnavailable,
     NoSuchFile,
     NotYours,
+    Requester,
+    may_read,
     split_path,
 )
 
@@ -69,7 +78,7 @@ async def phones(runtime):
 
 
 async def test_every_kind_of_name_resolves(phones):
-    opened = await phones.open("F0V00X600000.cfg", base_url=BASE, now=NOW)
+    opened = await phones.open("F0V00X600000.cfg", base_url=BASE, now=NOW, requester=OPEN)
     assert (opened.name, opened.version, opened.mac, opened.stored) == (
         "F0V00X600000.cfg",
         "2.0001",
@@ -78,7 +87,7 @@ async def test_every_kind_of_name_resolves(phones):
     )
     assert opened.content is not None and b"Time Zone :32\r\n" in opened.content
     for path in (f"{MAC}.cfg", f"/X6/{MAC.upper()}.CFG", f"{MAC}.txt", "desk42.cfg"):
-        opened = await phones.open(path, base_url=BASE, now=NOW)
+        opened = await phones.open(path, base_url=BASE, now=NOW, requester=OPEN)
         assert (opened.name, opened.mac, opened.content_type) == (
             f"{MAC}.cfg",
             MAC,
@@ -86,11 +95,13 @@ async def test_every_kind_of_name_resolves(phones):
         ), path
         assert opened.content is not None and b"SIP1 Register User :1001\r\n" in opened.content
         assert opened.size == len(opened.content)
-    xml = await phones.open(f"{MAC}.xml", base_url=BASE, now=NOW)
+    xml = await phones.open(f"{MAC}.xml", base_url=BASE, now=NOW, requester=OPEN)
     assert (xml.name, xml.content_type) == (f"{MAC}.xml", "application/xml")
-    by_query = await phones.open("mac.cfg", query=f"mac={OTHER}.cfg", base_url=BASE, now=NOW)
+    by_query = await phones.open(
+        "mac.cfg", query=f"mac={OTHER}.cfg", base_url=BASE, now=NOW, requester=OPEN
+    )
     assert (by_query.name, by_query.mac) == (f"{OTHER}.cfg", OTHER)
-    firmware = await phones.open("/any/dir/x6-2.5.0.z", base_url=BASE, now=NOW)
+    firmware = await phones.open("/any/dir/x6-2.5.0.z", base_url=BASE, now=NOW, requester=OPEN)
     assert (firmware.name, firmware.size, firmware.stored, firmware.content) == (
         "x6-2.5.0.z",
         8,
@@ -104,13 +115,15 @@ async def test_every_kind_of_name_resolves(phones):
 async def test_a_stored_file_wins_over_the_rendering_of_its_name(runtime, phones):
     uploaded = b"<<VOIP CONFIG FILE>>uploaded\r\n"
     await store(runtime, f"{MAC}.cfg", uploaded, "3 Vendor Configuration File")
-    opened = await phones.open(f"{MAC}.cfg", base_url=BASE, now=NOW)
+    opened = await phones.open(f"{MAC}.cfg", base_url=BASE, now=NOW, requester=OPEN)
     assert (opened.stored, opened.mac, opened.size) == (True, MAC, 30)
     # stored names are exact: another case of the MAC, or another extension, still renders
-    rendered = await phones.open(f"{MAC.upper()}.cfg", base_url=BASE, now=NOW)
+    rendered = await phones.open(f"{MAC.upper()}.cfg", base_url=BASE, now=NOW, requester=OPEN)
     assert (rendered.stored, rendered.name) == (False, f"{MAC}.cfg")
     # the query form names a configuration, never a stored file
-    by_query = await phones.open("mac.cfg", query=f"mac={MAC}.cfg", base_url=BASE, now=NOW)
+    by_query = await phones.open(
+        "mac.cfg", query=f"mac={MAC}.cfg", base_url=BASE, now=NOW, requester=OPEN
+    )
     assert by_query.stored is False
 
 
@@ -126,7 +139,7 @@ async def test_a_stored_file_wins_over_the_rendering_of_its_name(runtime, phones
 )
 async def test_names_of_nothing(phones, path, message):
     with pytest.raises(NoSuchFile) as caught:
-        await phones.open(path, base_url=BASE, now=NOW)
+        await phones.open(path, base_url=BASE, now=NOW, requester=OPEN)
     assert str(caught.value) == message
 
 
@@ -153,7 +166,7 @@ async def test_names_of_nothing(phones, path, message):
 )
 async def test_no_path_escapes_the_namespace(phones, path, query, message):
     with pytest.raises(BadName) as caught:
-        await phones.open(path, query=query, base_url=BASE, now=NOW)
+        await phones.open(path, query=query, base_url=BASE, now=NOW, requester=OPEN)
     assert str(caught.value).startswith(message)
 
 
@@ -162,18 +175,77 @@ def test_split_path_gives_the_last_segment():
     assert split_path("fw.z") == "fw.z"
 
 
-async def test_a_device_gets_its_own_mac_file_and_the_shared_ones_only(runtime, phones):
-    own = frozenset({MAC})
-    assert (await phones.open(f"{MAC}.cfg", base_url=BASE, now=NOW, owner=own)).mac == MAC
-    assert (await phones.open("desk42.cfg", base_url=BASE, now=NOW, owner=own)).mac == MAC
-    general = await phones.open("F0V00X600000.cfg", base_url=BASE, now=NOW, owner=own)
+async def test_a_phone_gets_its_own_mac_file_and_the_shared_ones_only(runtime, phones):
+    own = Requester("phone", MAC)
+    assert (await phones.open(f"{MAC}.cfg", base_url=BASE, now=NOW, requester=own)).mac == MAC
+    assert (await phones.open("desk42.cfg", base_url=BASE, now=NOW, requester=own)).mac == MAC
+    general = await phones.open("F0V00X600000.cfg", base_url=BASE, now=NOW, requester=own)
     assert general.mac is None
-    assert (await phones.open("500.csv", base_url=BASE, now=NOW, owner=own)).stored
+    assert (await phones.open("500.csv", base_url=BASE, now=NOW, requester=own)).stored
     await store(runtime, f"{OTHER}.xml", b"<x/>", "3 Vendor Configuration File")
     for path in (f"{OTHER}.cfg", f"{OTHER.upper()}.txt", "desk43.cfg", f"{OTHER}.xml"):
         with pytest.raises(NotYours) as caught:
-            await phones.open(path, base_url=BASE, now=NOW, owner=own)
+            await phones.open(path, base_url=BASE, now=NOW, requester=own)
         assert str(caught.value) == f"no file {path!r}"  # as if it did not exist
+
+
+async def test_the_shared_pair_reads_mac_files_only_when_the_operator_says_so(
+    make_runtime, runtime, phones
+):
+    assert await phones.open("F0V00X600000.cfg", base_url=BASE, now=NOW, requester=SHARED)
+    assert (await phones.open("500.csv", base_url=BASE, now=NOW, requester=SHARED)).stored
+    for path in (f"{MAC}.cfg", "desk42.cfg"):
+        with pytest.raises(NotYours):
+            await phones.open(path, base_url=BASE, now=NOW, requester=SHARED)
+    for requester in (OPEN, SIGNED):
+        assert (await phones.open(f"{MAC}.cfg", base_url=BASE, now=NOW, requester=requester)).mac
+    reads_all = (await make_runtime(provisioning_shared_reads_all=True)).provisioning_files
+    opened = await reads_all.open("desk42.cfg", base_url=BASE, now=NOW, requester=SHARED)
+    assert opened.mac == MAC
+
+
+@pytest.mark.parametrize(
+    ("requester", "mac", "reads_all", "allowed"),
+    [
+        (OPEN, MAC, False, True),
+        (SIGNED, MAC, False, True),
+        (SHARED, None, False, True),
+        (SHARED, MAC, False, False),
+        (SHARED, MAC, True, True),
+        (Requester("phone", MAC), MAC, False, True),
+        (Requester("phone", MAC), OTHER, True, False),
+        (Requester("phone", MAC), None, False, True),
+    ],
+)
+def test_may_read(requester, mac, reads_all, allowed):
+    assert may_read(requester, mac, shared_reads_all=reads_all) is allowed
+
+
+async def test_logins_and_credentials_of_the_shared_pair_and_of_a_phone(runtime, phones):
+    prov = runtime.provisioning
+    view = await prov.set_credentials(MAC.upper(), "desk-1", "phone-secret")
+    assert view["prov_username"] == "desk-1"
+    async with runtime.db.read() as conn:
+        row = (await conn.execute(select(tables.phones).where(tables.phones.c.mac == MAC))).one()
+    # only what Basic and Digest verification need: HA1s in the CWMP realm
+    assert row.prov_ha1_md5 == hashlib.md5(b"desk-1:acs:phone-secret").hexdigest()
+    assert row.prov_ha1_sha256 == hashlib.sha256(b"desk-1:acs:phone-secret").hexdigest()
+    assert "phone-secret" not in repr(tuple(row))
+    assert await phones.login("desk-1", "phone-secret") == Requester("phone", MAC)
+    assert await phones.login("desk-1", "wrong") is None
+    assert await phones.login("nobody", "phone-secret") is None
+    assert await phones.login("acs", "cpe-secret") == SHARED
+    with pytest.raises(ProvisioningError, match="belongs to another phone"):
+        await prov.set_credentials(OTHER, "desk-1", "x")
+    with pytest.raises(ProvisioningError, match="the shared pair's"):
+        await prov.set_credentials(OTHER, "acs", "x")
+    with pytest.raises(ProvisioningError, match="no ':'"):
+        await prov.set_credentials(OTHER, "a:b", "x")
+    with pytest.raises(NotFound):
+        await prov.set_credentials("aabbccddeeff", "desk-9", "x")
+    await prov.clear_credentials(MAC)
+    assert await phones.login("desk-1", "phone-secret") is None
+    assert (await prov.get_phone(MAC))["prov_username"] is None
 
 
 async def test_a_configuration_that_cannot_render_says_why(runtime, phones):
@@ -188,7 +260,7 @@ async def test_a_configuration_that_cannot_render_says_why(runtime, phones):
         now=NOW,
     )
     with pytest.raises(MissingVariablesError) as caught:
-        await phones.open(f"{MAC}.cfg", base_url=BASE, now=NOW)
+        await phones.open(f"{MAC}.cfg", base_url=BASE, now=NOW, requester=OPEN)
     assert str(caught.value) == "missing variables: user"
 
 
@@ -196,5 +268,109 @@ async def test_stored_bytes_missing_from_the_store_are_a_storage_failure(runtime
     meta = await runtime.files.get("500.csv")
     runtime.files.blob_path(meta.sha256).unlink()
     with pytest.raises(ContentUnavailable) as caught:
-        await phones.open("500.csv", base_url=BASE, now=NOW)
+        await phones.open("500.csv", base_url=BASE, now=NOW, requester=OPEN)
     assert str(caught.value) == "the content of '500.csv' is missing"
+
+
+# --- fast fetches: renderings kept until an input changes -------------------------------------
+
+
+@contextmanager
+def statements(runtime) -> Iterator[list[str]]:
+    """The statements run on the database meanwhile, by their first word (but the BEGIN of
+    SQLite's transactions: a read is one too)."""
+    seen: list[str] = []
+
+    def note(conn, cursor, statement, parameters, context, executemany) -> None:
+        word = statement.split(None, 1)[0].upper()
+        if word != "BEGIN":
+            seen.append(word)
+
+    engine = runtime.db.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", note)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", note)
+
+
+async def fetch(phones, path: str) -> bytes:
+    opened = await phones.open(path, base_url=BASE, now=NOW, requester=OPEN)
+    if opened.content is not None:
+        return opened.content
+    assert opened.path is not None
+    return opened.path.read_bytes()
+
+
+async def test_a_fetch_of_an_unchanged_rendering_is_one_select(runtime, phones):
+    for path in (f"{MAC}.cfg", "F0V00X600000.cfg", "desk42.cfg", f"{MAC}.xml"):
+        with statements(runtime) as first:
+            made = await fetch(phones, path)
+        assert "INSERT" in first, path  # rendered and kept
+        for _ in range(3):
+            with statements(runtime) as seen:
+                assert await fetch(phones, path) == made
+            assert seen == ["SELECT"], path
+    with statements(runtime) as seen:
+        assert await fetch(phones, "x6-2.5.0.z") == b"firmware"
+    assert seen == ["SELECT"]
+    # another address the phone reached: its URLs differ, so it is another rendering
+    other = await phones.open(f"{MAC}.cfg", base_url=BASE + "0", now=NOW, requester=OPEN)
+    assert other.content is not None
+
+
+async def test_every_input_change_is_seen_by_the_next_fetch(runtime, phones):
+    prov = runtime.provisioning
+    await prov.put_profile(
+        "named", "sales", modules={"DSS CONFIG MODULE": {"Key1": "a"}},
+        config_key=None, common_key=None, mode=None, now=NOW,
+    )  # fmt: skip
+
+    async def phone(mac: str, **changes) -> None:
+        values = {"model": "X6", "profile": None, "input_id": None, "variables": {"user": "1"},
+                  "modules": {"SIP CONFIG MODULE": {"SIP1 Register User": "{{user}}"}}}  # fmt: skip
+        await prov.put_phone(mac, mode=None, now=NOW, **{**values, **changes})
+
+    await phone(MAC, profile="sales", input_id="desk42")
+    assert b"Key1 :a\r\n" in await fetch(phones, f"{MAC}.cfg")
+    other = await fetch(phones, f"{OTHER}.cfg")
+    # the phone: its variables, its $input id
+    await phone(MAC, profile="sales", input_id="desk44", variables={"user": "2001"})
+    assert b"SIP1 Register User :2001\r\n" in await fetch(phones, f"{MAC}.cfg")
+    assert b"SIP1 Register User :2001\r\n" in await fetch(phones, "desk44.cfg")
+    with pytest.raises(NoSuchFile):
+        await fetch(phones, "desk42.cfg")
+    with statements(runtime) as seen:  # another phone's change leaves this one's kept
+        assert await fetch(phones, f"{OTHER}.cfg") == other
+    assert seen == ["SELECT"]
+    # its named profile
+    await prov.put_profile(
+        "named", "sales", modules={"DSS CONFIG MODULE": {"Key1": "b"}},
+        config_key=None, common_key=None, mode=None, now=NOW,
+    )  # fmt: skip
+    assert b"Key1 :b\r\n" in await fetch(phones, f"{MAC}.cfg")
+    # its model's general profile, for its MAC file and the general file
+    await prov.put_profile(
+        "general", "X6", modules={"GLOBAL CONFIG MODULE": {"Time Zone": "9"}},
+        config_key=None, common_key=None, mode=None, now=NOW,
+    )  # fmt: skip
+    assert b"Time Zone :9\r\n" in await fetch(phones, f"{MAC}.cfg")
+    assert b"Time Zone :9\r\n" in await fetch(phones, "F0V00X600000.cfg")
+    # a stored file assigned to it: the URL carries the file's digest
+    await prov.assign("model", "X6", "image", "x6-2.5.0.z")
+    first_url = await fetch(phones, f"{MAC}.cfg")
+    assert b"Auto Image Url :" in first_url
+    await store(runtime, "x6-2.5.0.z", b"firmware 2", "1 Firmware Upgrade Image")
+    second_url = await fetch(phones, f"{MAC}.cfg")
+    assert b"Auto Image Url :" in second_url and second_url != first_url
+    await prov.unassign("model", "X6", "image")
+    assert b"Auto Image Url" not in await fetch(phones, f"{MAC}.cfg")
+    await runtime.files.delete("500.csv")
+    with pytest.raises(NoSuchFile):
+        await fetch(phones, "500.csv")
+    # the phone gone, or imported anew
+    await runtime.provisioning.import_phones(f"mac,user\n{OTHER},3003\n", NOW)
+    assert b"SIP1 Register User :3003\r\n" in await fetch(phones, f"{OTHER}.cfg")
+    await prov.delete_phone(MAC)
+    with pytest.raises(NoSuchFile):
+        await fetch(phones, f"{MAC}.cfg")

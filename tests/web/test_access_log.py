@@ -171,8 +171,8 @@ async def test_one_line_per_file_transfer(api, cpe, runtime, records):
 
     assert lines == [
         line("DEBUG", 401, "refused", 24, "refused: no credentials"),  # the challenge: expected
-        line("INFO", 200, "ok", len(content), "digest"),
-        line("INFO", 206, "ok", 100, "digest"),
+        line("INFO", 200, "ok", len(content), "digest shared"),
+        line("INFO", 206, "ok", 100, "digest shared"),
         line("INFO", 403, "refused", 10, "refused: bad or expired signed url"),
         line("DEBUG", 401, "refused", 24, "refused: no credentials", file="/prov/001565113AF8.cfg"),
     ]

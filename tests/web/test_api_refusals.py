@@ -102,6 +102,7 @@ def test_every_service_exception_is_one_kind_of_refusal():
         rollouts.RolloutError,  # the family of RolloutValidationError and RolloutStateError
         # a storage failure (a StorageError: 503 with Retry-After), not a refusal
         provisioning_files.ContentUnavailable,
+        provisioning_files.Redirected,  # an answer of the file server (HTTP 302), no refusal
     }
     found = []
     for info in pkgutil.iter_modules(acs.services.__path__):

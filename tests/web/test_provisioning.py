@@ -14,6 +14,7 @@ import pytest
 from acs.provisioning import configfile, crypto
 from acs.services import operators
 from acs.web.api_app import create_api_app
+from tests.conftest import make_settings
 from tests.cpe_auth_client import digest_header
 
 NOW = datetime(2020, 1, 1, tzinfo=UTC)
@@ -21,12 +22,22 @@ MAC = "001565113af8"
 KEY = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
 
 
-async def digest_get(client: httpx.AsyncClient, path: str, **kwargs) -> httpx.Response:
-    """GET answering the file server's Digest challenge with the shared CPE credentials."""
+@pytest.fixture
+def settings(database_url, tmp_path):
+    """These tests fetch phones' MAC files with the shared pair (who may fetch what:
+    test_provisioning_auth.py)."""
+    return make_settings(database_url, tmp_path, provisioning_shared_reads_all=True)
+
+
+async def digest_get(
+    client: httpx.AsyncClient, path: str, user: tuple[str, str] = ("acs", "cpe-secret"), **kwargs
+) -> httpx.Response:
+    """GET answering the file server's Digest challenge (the shared CPE credentials unless
+    ``user`` says otherwise)."""
     first = await client.get(path, **kwargs)
     assert first.status_code == 401
     challenge = first.headers["www-authenticate"]
-    auth = digest_header(challenge, "acs", "cpe-secret", method="GET", uri=path.split("?")[0])
+    auth = digest_header(challenge, *user, method="GET", uri=path.split("?")[0])
     headers = {**kwargs.pop("headers", {}), "authorization": auth}
     return await client.get(path, headers=headers, **kwargs)
 
@@ -228,6 +239,61 @@ async def test_missing_variables_are_a_clear_error(api, cpe):
     assert (r.status_code, r.text) == (422, "missing variables: display\n")
 
 
+async def test_a_named_profile_with_placeholders_asked_by_its_name_says_why(api, cpe, caplog):
+    await phone_setup(api)  # the named profile "sales" has {{display}}
+    with caplog.at_level("INFO", logger="acs.files"):
+        r = await digest_get(cpe, "/prov/sales.cfg")
+    message = (
+        "the named profile 'sales' has placeholders ({{display}}) that only a phone fills: a "
+        "phone fetches it through its MAC file or its $input id, not by the profile's name"
+    )
+    assert (r.status_code, r.text) == (422, message + "\n")
+    assert f"provisioning /prov/sales.cfg: {message}" in caplog.messages
+    line = next(r for r in caplog.records if r.getMessage() == "file transfer")
+    assert (line.fields["status"], line.fields["reason"]) == (422, message)
+
+
+async def test_assignments_the_phones_would_ignore_are_refused_naming_the_rule(api):
+    await phone_setup(api)
+    for name, kind in (
+        ("background.bmp", "background"),
+        ("logo.bmp", "background"),
+        ("accessList.csv", "accesslist"),
+        ("dialPeer.csv", "dialpeer"),
+        ("rules.csv", "dialpeer"),
+        ("mmiset6.z", "mmiset"),
+    ):
+        assert (await upload(api, name, b"x", file_type=kind)).status_code == 201
+    refused = [
+        ("model", "X6", "alist", "accessList.csv", "access table only on access-control models"),
+        ("phone", MAC, "alist", "accessList.csv", "access table only on access-control models"),
+        ("model", "F600", "logo", "background.bmp", "no logo and no mmiset on Android models"),
+        ("model", "C600", "mmiset", "mmiset6.z", "no logo and no mmiset on Android models"),
+        ("model", "X6", "logo", "logo.bmp", "fixed name of the logo file"),
+        ("model", "X6", "dpeer", "rules.csv", "fixed name of the dpeer file"),
+    ]
+    for scope, target, purpose, file_name, rule in refused:
+        body = {"scope": scope, "target": target, "purpose": purpose, "file_name": file_name}
+        r = await api.put("/api/v1/assignments", json=body)
+        assert (r.status_code, r.json()["detail"].startswith(rule + ": ")) == (422, True), r.text
+    r = await api.put(
+        "/api/v1/assignments",
+        json={"scope": "phone", "target": MAC, "purpose": "alist", "file_name": "accessList.csv"},
+    )
+    assert r.json()["detail"] == (
+        "access table only on access-control models: 001565113af8 (model X6) is not one of "
+        "i20S, i30, i23S, i31S, I32V, I33V (section 4.4 item 7)"
+    )
+    for scope, target, purpose, file_name in (
+        ("model", "i30", "alist", "accessList.csv"),
+        ("model", "X6", "logo", "background.bmp"),
+        ("model", "F600", "dpeer", "dialPeer.csv"),
+    ):
+        body = {"scope": scope, "target": target, "purpose": purpose, "file_name": file_name}
+        assert (await api.put("/api/v1/assignments", json=body)).status_code in (200, 204)
+    assert len((await api.get("/api/v1/assignments")).json()) == 3
+
+
 async def test_encrypted_files_use_the_right_key(api, cpe, runtime):
     other = "ff" * 32
     await phone_setup(api, model="X4", keys={"config_key": KEY, "common_key": other})
@@ -279,6 +345,49 @@ async def test_autoupdate_urls_point_at_the_file_server(api, cpe, runtime):
     assert (
         await cpe.get(urls["Auto Image Url"].removeprefix("http://acs.example:7547"))
     ).status_code == 403
+
+
+async def test_phone_credentials_through_the_api_and_the_csv_import(api, runtime):
+    await phone_setup(api)
+    path = f"/api/v1/phones/{MAC.upper()}/credentials"
+    r = await api.put(path, json={"username": "desk-1", "password": "s3cret"})
+    assert (r.status_code, r.json()["prov_username"]) == (200, "desk-1")
+    assert "s3cret" not in r.text
+    assert await runtime.provisioning_files.login("desk-1", "s3cret") is not None
+    for body, message in (
+        ({"username": "acs", "password": "x"}, "the shared pair's"),
+        ({"username": "a b", "password": "x"}, "no ':' and no space"),
+        ({"username": "desk-2", "password": ""}, "prov_password: 1-128 characters"),
+    ):
+        r = await api.put(path, json=body)
+        assert (r.status_code, message in r.text) == (422, True), r.text
+    r = await api.put(
+        "/api/v1/phones/aabbccddeeff/credentials", json={"username": "x", "password": "y"}
+    )
+    assert r.status_code == 404
+    assert (await api.delete(path)).status_code == 204
+    assert (await api.get(f"/api/v1/phones/{MAC}")).json()["prov_username"] is None
+    assert await runtime.provisioning_files.login("desk-1", "s3cret") is None
+    csv = (
+        "mac,model,prov_username,prov_password,user\r\n"
+        f"{MAC},X6,desk-1,pw-1,1003\r\n"
+        "0015651199ff,X6,desk-2,pw-2,1004\r\n"
+    )
+    r = await api.post("/api/v1/phones/import", content=csv, headers={"content-type": "text/csv"})
+    assert r.json() == {"imported": 2}
+    phone = (await api.get("/api/v1/phones/0015651199ff")).json()
+    assert (phone["prov_username"], phone["variables"]) == ("desk-2", {"user": "1004"})
+    assert await runtime.provisioning_files.login("desk-2", "pw-2") is not None
+    for line, message in (
+        ("0015651199aa,X6,desk-1,pw,1\r\n", "belongs to another phone"),
+        ("0015651199aa,X6,desk-3,,1\r\n", "line 2: prov_password: 1-128 characters"),
+    ):
+        r = await api.post(
+            "/api/v1/phones/import",
+            content="mac,model,prov_username,prov_password,user\r\n" + line,
+            headers={"content-type": "text/csv"},
+        )
+        assert (r.status_code, message in r.text) == (422, True), r.text
 
 
 async def test_csv_import_of_variables(api, cpe):

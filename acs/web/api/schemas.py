@@ -327,6 +327,9 @@ class PhonePublic(BaseModel):
     modules: dict[str, dict[str, str]]
     mode: str | None
     updated: Any
+    prov_username: str | None = Field(
+        None, description="the phone's own provisioning username (its password is kept hashed)"
+    )
 
 
 class PhonesPublic(Page):

@@ -136,13 +136,41 @@ async def delete_phone(
     return Response(status_code=204)
 
 
+class PhoneCredentials(BaseModel):
+    username: str = Field(description="1-128 printable characters, no ':'")
+    password: str = Field(description="kept only as Digest HA1s")
+
+
+@router.put("/phones/{mac}/credentials", response_model=PhonePublic)
+async def put_phone_credentials(
+    mac: str, body: PhoneCredentials, request: Request, runtime: RuntimeDep, _: OperatorRole
+) -> dict[str, Any]:
+    """The phone's own provisioning credentials: its MAC file goes to them (Basic or Digest,
+    HTTP, HTTPS and FTP), not to the shared pair unless ACS_PROVISIONING_SHARED_READS_ALL."""
+    audit(request, phone=mac, prov_username=body.username)
+    return await runtime.provisioning.set_credentials(mac, body.username, body.password)
+
+
+@router.delete("/phones/{mac}/credentials", status_code=204)
+async def delete_phone_credentials(
+    mac: str, request: Request, runtime: RuntimeDep, _: OperatorRole
+) -> Response:
+    audit(request, phone=mac)
+    await runtime.provisioning.clear_credentials(mac)
+    return Response(status_code=204)
+
+
 @router.post("/phones/import", response_model=dict[str, int])
 async def import_phones(
     request: Request,
     runtime: RuntimeDep,
     _: OperatorRole,
     body: Annotated[
-        str, Body(media_type="text/csv", description="mac,model,profile,input_id,<variable>,...")
+        str,
+        Body(
+            media_type="text/csv",
+            description="mac,model,profile,input_id,prov_username,prov_password,<variable>,...",
+        ),
     ],
 ) -> dict[str, int]:
     """Bulk variables (MAC -> SIP account, display name...) from CSV; all rows or none."""
