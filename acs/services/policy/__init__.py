@@ -17,6 +17,7 @@ from acs.services.policy.base import (
 from acs.services.policy.bootstrap import BootstrapProvisioning
 from acs.services.policy.ctc_binding import CtcBinding
 from acs.services.policy.nat import NatProvisioning
+from acs.services.policy.presets import Presets
 from acs.services.policy.task_queue import DownloadResolver, TaskQueue
 from acs.services.secretbox import SecretBox
 
@@ -38,12 +39,13 @@ def default_policy(
     settings: Settings, box: SecretBox, downloads: DownloadResolver | None = None
 ) -> SessionPolicy:
     """Built-in provisioning first (NAT traversal's with it), then CTC binding (whose work
-    order queues tasks), then the task queue."""
+    order queues tasks), then presets, then the task queue."""
     return SessionPolicy(
         [
             BootstrapProvisioning(settings, box),
             NatProvisioning(settings, box),
             CtcBinding(settings),
+            Presets(settings),
             TaskQueue(settings, downloads),
         ]
     )
