@@ -30,6 +30,7 @@ from acs.web.api.routes import (
     events,
     faults,
     files,
+    presets,
     provisioning,
     rollouts,
     tasks,
@@ -246,6 +247,7 @@ def create_api_app(runtime: Runtime) -> FastAPI:
         operator_routes.router,
         events.router,
         webhooks.router,
+        presets.router,
     ):
         app.include_router(router, prefix="/api/v1")
     console.mount(app)  # after the API: its pages never shadow an API route
