@@ -346,3 +346,50 @@ def test_windows_parse_and_contain():
         except ValueError:
             continue
         raise AssertionError(f"{bad!r} was accepted")
+
+
+PHONE_MAC = "0c:38:3e:12:34:56"
+
+
+async def test_firmware_is_a_download_task_once_and_a_failed_one_backs_the_preset_off(
+    runtime, clock
+):
+    from tests.services.test_provisioning_tr069 import store
+
+    await store(runtime, "x6-2.5.0.z", b"image", version="2.5.0")
+    await make(
+        runtime,
+        clock,
+        name="x6-fw",
+        filter={"product_class": "X6"},
+        desired={"firmware": "x6-2.5.0.z", "phone_profile": "office"},
+    )
+    phone = ServiceCpe(runtime, FakeCpe(datamodels.phone(PHONE_MAC)))
+    answered = await session(phone, "0 BOOTSTRAP", "1 BOOT")
+    # bootstrap's SetParameterValues, then the queued Download runs in the same session
+    assert [type(r).__name__ for r in answered] == ["SetParameterValues", "Download"]
+    [task] = await rows(runtime.db, "SELECT id, status, created_by FROM tasks")
+    assert (task.status, task.created_by) == ("awaiting_transfer", "preset:x6-fw")
+    [phone_row] = await rows(runtime.db, "SELECT mac, profile FROM phones")
+    assert tuple(phone_row) == ("0c383e123456", "office")
+    # while it is under way, no second Download
+    assert await session(phone, "2 PERIODIC") == []
+    # the phone boots into its old version: the task faults, the preset is backed off
+    download = answered[-1]
+    tc = m.TransferComplete(download.command_key, m.FaultStruct(0, ""))
+    await session(
+        phone, "1 BOOT", "7 TRANSFER COMPLETE", "M Download", before_empty=[phone.fake.request(tc)]
+    )
+    assert (await rows(runtime.db, "SELECT status FROM tasks"))[0].status == "fault"
+    assert await session(phone, "2 PERIODIC") == []
+    [event] = await rows(runtime.db, "SELECT type FROM events WHERE type LIKE 'preset.%'")
+    assert event.type == "preset.fault"
+    assert await count_tasks(runtime) == 1  # not queued again while backed off
+    clock.now += presets.backoff(1) + 1
+    assert [type(r).__name__ for r in await session(phone, "2 PERIODIC")] == ["Download"]
+    assert await count_tasks(runtime) == 2
+
+
+async def count_tasks(runtime: Any) -> int:
+    [(n,)] = await rows(runtime.db, "SELECT count(*) FROM tasks")
+    return int(n)

@@ -35,7 +35,7 @@ from acs.cwmp import messages as m
 from acs.cwmp import session as cs
 from acs.db import hot, queries
 from acs.db.queries import DeviceAuth
-from acs.db.types import JSONDoc, UTCDateTime
+from acs.db.types import JSONDoc, OrderedJSON, UTCDateTime
 from acs.services import events, fault_log, presets, task_specs, tasks
 from acs.services.events import EventType, NewEvent
 from acs.services.policy import results
@@ -106,9 +106,9 @@ _STATE = hot.Statement(
 _TAGS = hot.Statement("UPDATE devices SET tags = :tags WHERE id = :id", binds={"tags": JSONDoc})
 _PHONE = hot.Statement(
     "INSERT INTO phones (mac, profile, variables, modules, updated) "
-    "VALUES (:mac, :profile, :empty, :empty, :now) "
+    "VALUES (:mac, :profile, :variables, :modules, :now) "
     "ON CONFLICT (mac) DO UPDATE SET profile = excluded.profile, updated = excluded.updated",
-    binds={"empty": JSONDoc, "now": UTCDateTime()},
+    binds={"variables": JSONDoc, "modules": OrderedJSON, "now": UTCDateTime()},
 )
 _TASK_STATUS = hot.Statement(
     "SELECT status FROM tasks WHERE id = :id AND device_id = :device_id", columns=("status",)
@@ -199,9 +199,21 @@ class Presets(Component[PresetsState]):
                         continue  # still unknown once asked: the device has no such value
                     plans.append(Plan(p, refresh=unknown))
                     continue
-                extras = await presets.load_extras(
-                    tx, p, facts, row.mac, pending=await self._firmware_pending(tx, ctx, p, kept)
-                )
+                task = await self._firmware_task(tx, ctx, p, kept)
+                if task is not None and task not in _ACTIVE:
+                    # its Download ended without the version: a failure of the preset
+                    kept[str(p.id)] = {
+                        k: v for k, v in (kept.get(str(p.id)) or {}).items() if k != "task"
+                    }
+                    await tx.execute(_STATE, state=kept, id=ctx.device_id)
+                    extras = await presets.load_extras(tx, p, facts, row.mac)
+                    if presets.plan(p, facts, spread=self.spread, extras=extras).firmware:
+                        string = f"its firmware Download ended {task}, the version differs"
+                        state = await self._fail(
+                            tx, ctx, state, p.id, faults.ACS_FIRMWARE_MISMATCH, string, "acs", kept
+                        )
+                        continue
+                extras = await presets.load_extras(tx, p, facts, row.mac, pending=task in _ACTIVE)
                 added = {k.partition(":")[2]: v for k, v in state.added if k.startswith(f"{p.id}:")}
                 plans.append(
                     presets.plan(
@@ -255,15 +267,16 @@ class Presets(Component[PresetsState]):
         retry = entry.get("retry") if isinstance(entry, dict) else None
         return retry is not None and xsd.parse_datetime(retry) > ctx.now  # type: ignore[operator]
 
-    async def _firmware_pending(
+    async def _firmware_task(
         self, tx: hot.Transaction, ctx: SessionContext, p: Preset, kept: dict[str, Any]
-    ) -> bool:
+    ) -> str | None:
+        """The status of the Download this preset queued, if any."""
         entry = kept.get(str(p.id)) or {}
         task_id = entry.get("task")
         if p.desired.firmware is None or task_id is None:
-            return False
+            return None
         row = await tx.first(_TASK_STATUS, id=task_id, device_id=ctx.device_id)
-        return row is not None and row.status in _ACTIVE
+        return "cancelled" if row is None else str(row.status)
 
     async def _act(
         self,
@@ -296,7 +309,8 @@ class Presets(Component[PresetsState]):
                 _PHONE,
                 mac=presets.phone_mac(mac),
                 profile=pl.phone_profile,
-                empty={},
+                variables={},
+                modules={},
                 now=ctx.now,
             )
             return None, replace(state, changed=True), True
@@ -351,8 +365,10 @@ class Presets(Component[PresetsState]):
                     kept[str(p.id)] = entry
                 else:
                     kept.pop(str(p.id))
+        # a failure, a backoff or a Download under way: not converged yet
         blocked = state.failed or any(
-            str(p.id) in kept and "retry" in kept[str(p.id)] for p in matching
+            str(p.id) in kept and ("retry" in kept[str(p.id)] or "task" in kept[str(p.id)])
+            for p in matching
         )
         mark = None
         if not blocked and catalog.version == state.version:
@@ -426,17 +442,34 @@ class Presets(Component[PresetsState]):
         answer: Answer,
     ) -> PresetsState:
         """A preset's request faulted or went unanswered: back it off, record it."""
-        catalog = await self.cache.get(tx, state.version)
-        preset = catalog.by_id(preset_id)
-        name = preset.name if preset is not None else str(preset_id)
         if isinstance(answer, cs.FaultReceived):
             code, string = answer.fault.fault_code, answer.fault.fault_string
         elif isinstance(answer, cs.RequestUnanswered):
             code, string = faults.ACS_NO_ANSWER, answer.reason
         else:
             code, string = faults.ACS_INVALID_RESPONSE, ""
-        row = await tx.first(_DEVICE, id=ctx.device_id)
-        kept = dict((row.presets_state if row is not None else None) or {})
+        source = "cpe" if isinstance(answer, cs.FaultReceived) else "acs"
+        return await self._fail(tx, ctx, state, preset_id, code, string, source)
+
+    async def _fail(
+        self,
+        tx: hot.Transaction,
+        ctx: SessionContext,
+        state: PresetsState,
+        preset_id: int,
+        code: int,
+        string: str,
+        source: str,
+        kept: dict[str, Any] | None = None,
+    ) -> PresetsState:
+        """Back the preset off on this device (``kept``: the device's presets_state as this
+        request holds it, updated in place), record the fault and the event."""
+        catalog = await self.cache.get(tx, state.version)
+        preset = catalog.by_id(preset_id)
+        name = preset.name if preset is not None else str(preset_id)
+        if kept is None:
+            row = await tx.first(_DEVICE, id=ctx.device_id)
+            kept = dict((row.presets_state if row is not None else None) or {})
         entry = dict(kept.get(str(preset_id)) or {})
         failures = int(entry.get("failures", 0)) + 1
         retry = ctx.now + timedelta(seconds=presets.backoff(failures))
@@ -449,7 +482,7 @@ class Presets(Component[PresetsState]):
             device_id=ctx.device_id,
             task_id=None,
             now=ctx.now,
-            source="cpe" if isinstance(answer, cs.FaultReceived) else "acs",
+            source=source,
             code=code,
             string=string or faults.describe(code),
             detail=detail,
