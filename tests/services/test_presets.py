@@ -393,3 +393,18 @@ async def test_firmware_is_a_download_task_once_and_a_failed_one_backs_the_prese
 async def count_tasks(runtime: Any) -> int:
     [(n,)] = await rows(runtime.db, "SELECT count(*) FROM tasks")
     return int(n)
+
+
+async def test_what_the_device_turns_out_not_to_have_does_not_hold_up_the_rest(runtime, clock):
+    await make(
+        runtime,
+        clock,
+        name="partly",
+        desired={"objects": [{"path": "X_Nope.Table.", "keys": {"Name": "a"}}], "tags": ["t"]},
+    )
+    cpe = ServiceCpe(runtime)
+    first = sent(await session(cpe, "0 BOOTSTRAP", "1 BOOT"))
+    assert first[1:] == [("GPV", [f"{IGD}.X_Nope.Table."])]  # faults: no such table
+    (tags, mark) = await device_columns(runtime.db, "tags", "presets_mark")
+    assert tags == ["t"] and mark is not None  # as converged as this device can be
+    assert await session(cpe, "2 PERIODIC") == []

@@ -225,12 +225,11 @@ class Presets(Component[PresetsState]):
                 request = m.GetParameterValues(tuple(refresh))
                 return Offer(request, "refresh", replace(state, pending="refresh", refreshed=True))
             for pl in plans:
-                if pl.converged or (pl.refresh and not (pl.set or pl.add)):
-                    if pl.refresh:  # asked, still unknown: set what it wants anyway
-                        pl = self._set_unknown(pl, facts, owned)
-                    if pl.converged or not (pl.set or pl.add):
-                        state = replace(state, done=(*state.done, pl.preset.id))
-                        continue
+                if pl.refresh:  # asked this round, still unknown: set what it wants anyway
+                    pl = self._set_unknown(pl, facts, owned)
+                if pl.converged:
+                    state = replace(state, done=(*state.done, pl.preset.id))
+                    continue
                 offer, state, wrote = await self._act(tx, ctx, state, pl, facts, kept, row.mac)
                 if offer is not None:
                     return offer
