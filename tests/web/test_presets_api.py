@@ -115,3 +115,29 @@ async def test_dry_run_says_which_devices_match_and_what_one_would_get(api, runt
     assert r.status_code == 404
     await runtime.presets.update("ntp", {"filter": {"mode": "ctc"}}, now=NOW)
     assert (await api.get("/api/v1/presets/ntp/dry-run")).json()["count"] == 0
+
+
+async def test_dry_run_matches_the_model_on_either_root(api, runtime):
+    from acs.db import hot, queries
+
+    gateway = ServiceCpe(runtime)
+    phone = ServiceCpe(runtime, FakeCpe(datamodels.phone("0c:38:3e:12:34:56")))
+    for cpe in (gateway, phone):
+        await session(cpe, "0 BOOTSTRAP", "1 BOOT")
+    async with runtime.db.write() as conn:  # as a GetParameterValues answer would
+        tx = hot.over(conn)
+        await queries.merge_parameters(
+            tx, device_id(phone.fake), {"Device.DeviceInfo.ModelName": {"value": "X6"}}
+        )
+        await queries.merge_parameters(
+            tx,
+            device_id(gateway.fake),
+            {"InternetGatewayDevice.DeviceInfo.ModelName": {"value": "X6"}},
+        )
+    body = {"name": "x6", "filter": {"model": "X6"}}
+    assert (await api.post("/api/v1/presets", json=body)).status_code == 201
+    run = (await api.get("/api/v1/presets/x6/dry-run")).json()
+    assert run["count"] == 2
+    await runtime.presets.update("x6", {"filter": {"model": "X6", "oui": "0C383E"}}, now=NOW)
+    run = (await api.get("/api/v1/presets/x6/dry-run")).json()
+    assert (run["count"], run["devices"]) == (1, [device_id(phone.fake)])
