@@ -205,6 +205,14 @@ class Settings(BaseSettings):
     periodic_inform_interval: int = Field(
         3600, ge=0, description="set on every new device (0: leave the device's own setting)"
     )
+    spread_inform_time: bool = Field(
+        True,
+        description="with the periodic inform interval, set PeriodicInformTime at an offset "
+        "within the interval derived from the device id, so a fleet does not inform at once",
+    )
+    presets_timezone: str = Field(
+        "UTC", description="time zone of the presets' schedule windows (an IANA name)"
+    )
     task_max_attempts: int = Field(5, ge=1, description="tries of a task before it faults")
     task_retry_base_seconds: float = Field(
         60.0, ge=0, description="first retry delay after a transient fault; doubles each time"
@@ -484,6 +492,17 @@ class Settings(BaseSettings):
         return tuple(
             dict.fromkeys(p.strip() for p in self.watched_parameters.split(",") if p.strip())
         )
+
+    @field_validator("presets_timezone")
+    @classmethod
+    def _timezone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{value!r} is not a known time zone (e.g. Europe/Paris)") from None
+        return value
 
     @field_validator("tftp_allow")
     @classmethod

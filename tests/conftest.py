@@ -13,6 +13,7 @@ import os
 import secrets
 import shutil
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from acs.config import Settings
 from acs.db import migrate
 from acs.db.engine import Database
+from acs.services import presets
 from acs.services.runtime import Runtime
 
 PG_ADMIN_URL = os.environ.get(
@@ -114,6 +116,8 @@ async def _truncate_pg(url: str) -> None:
             names = ", ".join(f'"{t}"' for t in tables)
             if names:
                 await conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+            # what migrations seed, as they leave it
+            await presets.seed_default(conn, datetime.now(UTC))
     finally:
         await engine.dispose()
 

@@ -88,6 +88,7 @@ ACS_UNMATCHED_TRANSFER: Final = 8895
 ACS_CONNECTION_REQUEST_FAILED: Final = 8896
 ACS_FIRMWARE_MISMATCH: Final = 8897
 ACS_INVALID_RESPONSE: Final = 8898
+ACS_PRESET_LOOP: Final = 8899
 
 _ACS_SIDE: Final = {
     ACS_NO_ANSWER: "No answer from the CPE",
@@ -99,6 +100,7 @@ _ACS_SIDE: Final = {
     ACS_CONNECTION_REQUEST_FAILED: "Connection request failed",
     ACS_FIRMWARE_MISMATCH: "The device does not run the version it was upgraded to",
     ACS_INVALID_RESPONSE: "The CPE's response says something the RPC does not allow",
+    ACS_PRESET_LOOP: "Presets undo each other's values on this device",
 }
 
 # Faults worth retrying later rather than failing a task for good: the CPE was busy or

@@ -114,6 +114,10 @@ class Device(Base):
     # ACS mode for this device ("common" or "ctc"); NULL follows its phone profile or the
     # server default (ACS_MODE).
     mode: Mapped[str | None] = mapped_column(String(8))
+    # Presets (services/presets.py): the mark of the last evaluation that found the device
+    # converged (NULL: evaluate at the next Inform), and per preset its failures and backoff.
+    presets_mark: Mapped[str | None] = mapped_column(String(255))
+    presets_state: Mapped[dict[str, Any] | None] = mapped_column(JSONDoc)
 
 
 class CwmpSession(Base):
@@ -548,3 +552,24 @@ class Lease(Base):
     holder: Mapped[str] = mapped_column(String(128))
     expires: Mapped[datetime]
     detail: Mapped[dict[str, Any] | None] = mapped_column(JSONDoc)
+
+
+class Preset(Base):
+    """A declarative preset (services/presets.py): the devices it is for (``filter``), when
+    it acts (``events``, ``schedule``), its order (``weight``) and the state those devices
+    must reach (``desired``). ``version`` moves on every change."""
+
+    __tablename__ = "presets"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    enabled: Mapped[bool] = mapped_column(default=True)
+    weight: Mapped[int] = mapped_column(Integer, default=0)
+    filter: Mapped[dict[str, Any]] = mapped_column(JSONDoc, default=dict)
+    events: Mapped[list[str]] = mapped_column(JSONDoc, default=list)
+    schedule: Mapped[str | None] = mapped_column(String(128))
+    desired: Mapped[dict[str, Any]] = mapped_column(JSONDoc, default=dict)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    created: Mapped[datetime]
+    updated: Mapped[datetime]
+    created_by: Mapped[str | None] = mapped_column(String(128))

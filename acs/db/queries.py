@@ -54,6 +54,8 @@ class DeviceAuth:
     mac: str | None = None
     software_version: str | None = None
     status: str | None = None  # as stored (services/monitoring.py)
+    presets_mark: str | None = None  # services/presets.py: converged as of this mark
+    presets_version: str | None = None  # the presets' version (meta), read with the row
     exists: bool = False  # the device has a row (tasks, faults... can only exist if so)
 
 
@@ -72,12 +74,15 @@ _DEVICE_AUTH_COLUMNS = (
     "mac",
     "software_version",
     "status",
+    "presets_mark",
+    "presets_version",
 )
 _DEVICE_AUTH_SQL = (
     "SELECT d.cwmp_username, d.cwmp_ha1_md5, d.cwmp_ha1_sha256, d.cwmp_credentials, "
     "d.cr_username, "
     "d.periodic_inform_interval, d.mode, s.id AS session_id, s.peer_host AS session_peer_host, "
-    "s.expires AS session_expires, d.ip, d.mac, d.software_version, d.status "
+    "s.expires AS session_expires, d.ip, d.mac, d.software_version, d.status, "
+    "d.presets_mark, (SELECT value FROM meta WHERE key = 'presets_version') "
     "FROM devices AS d LEFT OUTER JOIN cwmp_sessions AS s ON s.device_id = d.id "
     "WHERE d.id = :device_id"
 )
@@ -231,8 +236,10 @@ _MERGE = hot.Statement(
         "(SELECT devices.parameters || '{}'::jsonb AS doc) "
         "SELECT c.doc || COALESCE((SELECT jsonb_object_agg(e.key, "
         "COALESCE(c.doc -> e.key, '{}'::jsonb) || e.value) "
-        "FROM jsonb_each(CAST(:patch AS jsonb)) AS e), '{}'::jsonb) FROM c) WHERE id = :id",
-        "sqlite": "UPDATE devices SET parameters = json_patch(parameters, :patch) WHERE id = :id",
+        "FROM jsonb_each(CAST(:patch AS jsonb)) AS e), '{}'::jsonb) FROM c), "
+        "presets_mark = NULL WHERE id = :id",
+        "sqlite": "UPDATE devices SET parameters = json_patch(parameters, :patch), "
+        "presets_mark = NULL WHERE id = :id",
     },
     binds={"patch": JSONDoc},
 )
@@ -240,10 +247,10 @@ _DELETE_SUBTREE = hot.Statement(
     {
         "postgresql": "UPDATE devices SET parameters = COALESCE((SELECT jsonb_object_agg(e.key, "
         "e.value) FROM jsonb_each(devices.parameters) AS e WHERE NOT starts_with(e.key, :prefix)), "
-        "'{}'::jsonb) WHERE id = :id",
+        "'{}'::jsonb), presets_mark = NULL WHERE id = :id",
         "sqlite": "UPDATE devices SET parameters = COALESCE((SELECT json_group_object(e.key, "
         "json(e.value)) FROM json_each(devices.parameters) AS e WHERE substr(e.key, 1, "
-        "length(:prefix)) <> :prefix), '{}') WHERE id = :id",
+        "length(:prefix)) <> :prefix), '{}'), presets_mark = NULL WHERE id = :id",
     }
 )
 
@@ -263,7 +270,8 @@ _MERGE_LARGE = hot.Statement(
         "UPDATE devices SET parameters = (SELECT json_group_object(k, json(v)) FROM ("
         "SELECT o.k AS k, CASE WHEN p.k IS NULL THEN o.v ELSE json_patch(o.v, p.v) END AS v "
         "FROM o LEFT JOIN p ON p.k = o.k "
-        "UNION ALL SELECT p.k, p.v FROM p WHERE p.k NOT IN (SELECT k FROM o))) WHERE id = :id",
+        "UNION ALL SELECT p.k, p.v FROM p WHERE p.k NOT IN (SELECT k FROM o))), "
+        "presets_mark = NULL WHERE id = :id",
     },
     binds={"patch": JSONDoc},
     slow=True,

@@ -27,6 +27,7 @@ from acs.db.models import (
     NatTraversal,
     Operator,
     Phone,
+    Preset,
     Redirect,
     RenderedConfig,
     Rendering,
@@ -68,6 +69,7 @@ inform_minutes = cast(Table, InformMinute.__table__)
 nat_traversal = cast(Table, NatTraversal.__table__)
 xmpp_requests = cast(Table, XmppRequest.__table__)
 leases = cast(Table, Lease.__table__)
+presets = cast(Table, Preset.__table__)
 
 AnyRow = Row[*tuple[Any, ...]]
 

@@ -361,7 +361,9 @@ async def set_tag(db: Database, device_id: str, tag: str, present: bool) -> list
             raise DeviceNotFound(device_id)
         new = sorted(set(tags) | {tag}) if present else [t for t in tags if t != tag]
         if new != tags:
-            await conn.execute(update(d).where(d.c.id == device_id).values(tags=new))
+            await conn.execute(
+                update(d).where(d.c.id == device_id).values(tags=new, presets_mark=None)
+            )  # presets may filter on tags
         return list(new)
 
 
@@ -440,7 +442,7 @@ async def set_tag_matching(
                 else [bindparam("tag_text", tag)]
             )
         )
-        result = await conn.execute(update(d).where(*where).values(tags=value))
+        result = await conn.execute(update(d).where(*where).values(tags=value, presets_mark=None))
         return int(result.rowcount or 0)
 
 

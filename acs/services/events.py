@@ -39,6 +39,8 @@ class EventType(StrEnum):
     ROLLOUT_STOPPED = "rollout.stopped"
     ROLLOUT_RESUMED = "rollout.resumed"
     ROLLOUT_FINISHED = "rollout.finished"
+    PRESET_FAULT = "preset.fault"  # a preset's work failed on a device (backed off)
+    PRESET_LOOP = "preset.loop"  # presets undo each other on a device
 
 
 TYPES: Final = tuple(t.value for t in EventType)

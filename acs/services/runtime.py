@@ -23,6 +23,7 @@ from acs.services.monitoring import Watch
 from acs.services.notify import Notifier
 from acs.services.operators import ensure_admin
 from acs.services.policy import default_policy
+from acs.services.presets import PresetStore
 from acs.services.provisioning import Provisioning
 from acs.services.provisioning_files import ProvisioningFiles
 from acs.services.redirects import Redirects
@@ -118,6 +119,12 @@ class Runtime:
             WebhookPolicy(
                 timeout=settings.webhook_timeout, max_attempts=settings.webhook_max_attempts
             ),
+        )
+        self.presets = PresetStore(
+            db,
+            mode=settings.mode,
+            spread=settings.spread_inform_time,
+            timezone=settings.presets_timezone,
         )
         self.watch = Watch(grace=settings.silent_grace, offline_after=settings.offline_after_missed)
         self._background: set[asyncio.Task[Any]] = set()

@@ -30,6 +30,7 @@ from acs.web.api.routes import (
     events,
     faults,
     files,
+    presets,
     provisioning,
     redirects,
     rollouts,
@@ -266,6 +267,7 @@ def create_api_app(runtime: Runtime) -> FastAPI:
         events.router,
         webhooks.router,
         redirects.router,
+        presets.router,
     ):
         app.include_router(router, prefix="/api/v1")
     console.mount(app)  # after the API: its pages never shadow an API route

@@ -130,8 +130,8 @@ def test_every_entry_is_a_canonical_type_under_a_standard_root():
 
 @pytest.mark.parametrize(
     ("model", "standard_count"),
-    # with TR-111's STUN parameters (both) and Annex K's ConnReq* (the phone)
-    [(datamodels.gateway("SN0001"), 41), (datamodels.phone("0c:38:3e:12:34:56"), 49)],
+    # with TR-111's STUN parameters (both), Annex K's ConnReq* (the phone), PeriodicInformTime
+    [(datamodels.gateway("SN0001"), 42), (datamodels.phone("0c:38:3e:12:34:56"), 50)],
     ids=["gateway", "phone"],
 )
 def test_bundled_simulator_models_agree_with_the_standard(model, standard_count):

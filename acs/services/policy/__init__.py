@@ -18,6 +18,7 @@ from acs.services.policy.bootstrap import BootstrapProvisioning
 from acs.services.policy.ctc_binding import CtcBinding
 from acs.services.policy.device_credentials import DeviceCredentialsProvisioning
 from acs.services.policy.nat import NatProvisioning
+from acs.services.policy.presets import Presets
 from acs.services.policy.task_queue import DownloadResolver, TaskQueue
 from acs.services.secretbox import SecretBox
 
@@ -43,13 +44,14 @@ def default_policy(
     device_credentials: bool = False,
 ) -> SessionPolicy:
     """Built-in provisioning first (NAT traversal's and the device's own credentials with
-    it), then CTC binding (whose work order queues tasks), then the task queue."""
+    it), then CTC binding (whose work order queues tasks), then presets, then the task queue."""
     return SessionPolicy(
         [
             BootstrapProvisioning(settings, box),
             NatProvisioning(settings, box),
             DeviceCredentialsProvisioning(settings, enabled=device_credentials),
             CtcBinding(settings),
+            Presets(settings),
             TaskQueue(settings, downloads),
         ]
     )

@@ -132,11 +132,16 @@ Answer = cs.ResponseReceived | cs.FaultReceived | cs.RequestUnanswered
 
 @dataclass(frozen=True, slots=True)
 class Offer(Generic[S]):
-    """A component's next ACS request, its own id for it, and its state once sent."""
+    """A component's next ACS request, its own id for it, and its state once sent.
+
+    ``request`` ``None``: nothing to send, only the new state (the next components are
+    asked); ``queued``: it queued tasks, so the task queue must look even if the session's
+    lookup found none."""
 
     request: Any
     id: str
     state: S | None
+    queued: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,9 +254,13 @@ class SessionPolicy:
         for name, component in self.components.items():
             offer = await component.next_request(tx, ctx, component.load(flows.get(name)))
             if offer is not None:
-                after = dict(flows)
-                _put(after, name, component.dump(offer.state))
-                return offer.request, Ref(name, offer.id), after
+                flows = dict(flows)
+                _put(flows, name, component.dump(offer.state))
+                if offer.queued:
+                    ctx = dataclasses.replace(ctx, has_queued_tasks=None)
+                if offer.request is None:
+                    continue
+                return offer.request, Ref(name, offer.id), flows
         return None
 
     async def on_answer(

@@ -424,3 +424,50 @@ class DeliveryPublic(BaseModel):
 
 class DeliveriesPublic(Page):
     data: list[DeliveryPublic]
+
+
+class PresetUpdate(BaseModel):
+    """The fields to replace; the others are kept."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = None
+    enabled: bool | None = None
+    weight: int | None = None
+    filter: dict[str, Any] | None = None
+    events: list[str] | None = None
+    schedule: str | None = Field(None, description="a window; '' removes it")
+    desired: dict[str, Any] | None = None
+
+
+class PresetPublic(BaseModel):
+    id: int
+    name: str
+    enabled: bool
+    weight: int
+    filter: dict[str, Any]
+    events: list[str]
+    schedule: str | None
+    desired: dict[str, Any]
+    version: int = Field(description="moves on every change")
+    created: datetime
+    updated: datetime
+    created_by: str | None
+
+
+class PresetsPublic(BaseModel):
+    data: list[PresetPublic]
+
+
+class PresetDevicePlan(BaseModel):
+    id: str
+    matches: bool | None = Field(description="null: it depends on values the ACS does not know")
+    acts_now: bool = Field(description="its schedule window (if any) is open now")
+    converged: bool
+    would: dict[str, Any] = Field(description="what a session would do now, in order")
+
+
+class PresetDryRun(Page):
+    preset: str
+    devices: list[str] = Field(description="the first page of matching device ids")
+    device: PresetDevicePlan | None = None
