@@ -29,9 +29,15 @@ NOW = 1_700_000_000.0
 DEVICE = "00D09E-IGD-1"
 
 
+# meta rows that hold no secret (the presets' version is seeded by its migration)
+NOT_SECRETS = {"presets_version"}
+
+
 async def _meta(db: Database) -> dict[str, str]:
+    """The meta rows other than ``NOT_SECRETS``: where a secret could be kept."""
     async with db.read() as conn:
-        return {k: v for k, v in await conn.execute(text("SELECT key, value FROM meta"))}
+        rows = await conn.execute(text("SELECT key, value FROM meta"))
+        return {k: v for k, v in rows if k not in NOT_SECRETS}
 
 
 async def _put_legacy_key(db: Database, key: str) -> None:
