@@ -31,10 +31,10 @@ def test_new_devices_of_a_model_converge_then_inform_for_nothing(acs, tmp_path: 
         state = tmp_path / "fleet.json"
         first = _simulate(acs.cwmp_url, tmp_path / "first.json", "--state", str(state))
         assert (first["sessions_ok"], first["sessions_failed"]) == (12, 0)
-        # per device: bootstrap's SetParameterValues, the preset's refresh, AddObject and
-        # one SetParameterValues of what differs
+        # per device: bootstrap's SetParameterValues, its own CWMP pair's, the preset's
+        # refresh, AddObject and one SetParameterValues of what differs
         assert first["acs_requests"] == {
-            "SetParameterValues": 24,
+            "SetParameterValues": 36,
             "GetParameterValues": 12,
             "AddObject": 12,
         }
