@@ -14,23 +14,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 from acs.db import hot
-from acs.db.tables import insert_for, meta
 from acs.db.types import JSONDoc, UTCDateTime
-
-# --- meta -----------------------------------------------------------------------------
-
-
-async def meta_get_or_create(conn: AsyncConnection, key: str, make: str) -> str:
-    """The value of ``key``; ``make`` is stored first if there is none (first node wins)."""
-    await conn.execute(insert_for(conn, meta).values(key=key, value=make).on_conflict_do_nothing())
-    value = await conn.scalar(select(meta.c.value).where(meta.c.key == key))
-    assert value is not None
-    return str(value)
-
 
 # --- devices on Inform ------------------------------------------------------------------
 
