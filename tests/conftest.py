@@ -105,6 +105,16 @@ async def _truncate_pg(url: str) -> None:
     engine = create_async_engine(url)
     try:
         async with engine.begin() as conn:
+            # A connection an earlier test left open (a runtime not closed, a loop that died
+            # mid-transaction) may hold locks TRUNCATE waits on for ever: end them, and fail
+            # within seconds rather than hang if something still holds a lock.
+            await conn.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+            )
+            await conn.execute(text("SET LOCAL lock_timeout = '20s'"))
             tables = (
                 await conn.execute(
                     text(
