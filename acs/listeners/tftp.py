@@ -24,6 +24,7 @@ import errno
 import ipaddress
 import logging
 import socket
+import sys
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -42,9 +43,12 @@ log = logging.getLogger("acs.tftp")
 
 _RECV_BUFFER: Final = packets.MAX_DATAGRAM
 _BURST: Final = 64  # datagrams read per wake-up, so one busy socket cannot starve the loop
-# Linux's value; Python 3.11 does not name it (3.12 does).
+# Linux's values; Python 3.11 does not name them.
 _IP_PKTINFO: Final = getattr(socket, "IP_PKTINFO", 8)
+_IP_RECVERR: Final = getattr(socket, "IP_RECVERR", 11)
+_IPV6_RECVERR: Final = getattr(socket, "IPV6_RECVERR", 25)
 _ANCILLARY: Final = socket.CMSG_SPACE(20) * 2
+_ERROR_ANCILLARY: Final = socket.CMSG_SPACE(16 + 28)  # sock_extended_err and the offender
 _QUIET_SECONDS: Final = 60.0  # refused or dropped requests: a line per source per minute
 
 Address = tuple[Any, ...]  # (host, port) or (host, port, flowinfo, scope_id)
@@ -157,6 +161,7 @@ class TftpListener:
             return
         try:
             reply.setblocking(False)
+            _report_icmp_errors(reply)
             reply.bind((local, 0))
         except OSError as exc:
             reply.close()
@@ -207,6 +212,33 @@ def base_url(settings: Settings, local: str) -> str:
     """Where a phone reaches the CPE-facing HTTP listener: ``ACS_PUBLIC_URL``, else the
     address (``local``) at which it reached this server over another protocol."""
     return settings.cwmp_base_url(_host((local,)))
+
+
+def _report_icmp_errors(sock: socket.socket) -> None:
+    """Queue the ICMP errors that datagrams sent from ``sock`` meet (``IP_RECVERR``), with
+    the address each was sent to: an unconnected UDP socket hears of none otherwise, and a
+    transfer whose phone has gone would wait out every retransmission."""
+    with contextlib.suppress(OSError):  # where the system has no such option
+        sock.setsockopt(socket.IPPROTO_IP, _IP_RECVERR, 1)  # IPv4, v4-mapped included
+        if sock.family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, _IPV6_RECVERR, 1)
+
+
+def _refused_by(sock: socket.socket, peer: Address) -> bool:
+    """Empty ``sock``'s queue of ICMP errors (a socket with errors queued stays readable):
+    whether one says that ``peer``'s port is closed ("port unreachable")."""
+    refused = False
+    for _ in range(_BURST):
+        try:
+            _data, ancillary, _flags, sent_to = sock.recvmsg(
+                1, _ERROR_ANCILLARY, socket.MSG_ERRQUEUE
+            )
+        except OSError:  # BlockingIOError: the queue is empty
+            break
+        for _level, _kind, err in ancillary:  # struct sock_extended_err: ee_errno first
+            if len(err) >= 4 and int.from_bytes(err[:4], sys.byteorder) == errno.ECONNREFUSED:
+                refused = refused or sent_to[:2] == peer[:2]
+    return refused
 
 
 def _destination(ancillary: list[tuple[int, int, bytes]]) -> str | None:
@@ -345,8 +377,9 @@ class _Transfer:
                 datagram, sender = self.sock.recvfrom(_RECV_BUFFER)
             except (BlockingIOError, InterruptedError):
                 break
-            except OSError:  # an ICMP "port unreachable" for a datagram sent: the timer copes
-                break
+            except OSError:  # an ICMP error for a datagram sent: which, the queue says
+                self._icmp_error()
+                return
             if sender[:2] != self.client[:2]:
                 # RFC 1350 section 4: another TID is answered, and the transfer goes on.
                 error = packets.Error(ErrorCode.UNKNOWN_TID, "unknown transfer id")
@@ -429,9 +462,17 @@ class _Transfer:
             self.sock.sendto(datagram, address)
         except (BlockingIOError, InterruptedError):
             pass  # the socket's buffer is full: as if lost on the way, the timer resends
-        except OSError as exc:
+        except OSError as exc:  # an earlier datagram's ICMP error, or this one's
             if exc.errno not in (errno.ECONNREFUSED, errno.EHOSTUNREACH, errno.ENETUNREACH):
                 log.debug("TFTP send to %s: %s", self.host, exc)
+            self._icmp_error()
+
+    def _icmp_error(self) -> None:
+        """An ICMP error came back: if the phone's port is closed (it gave up, or restarted
+        and asks again from another port), the transfer ends now rather than after every
+        retransmission, freeing its place. Others (no route, for now) the timer copes with."""
+        if not self.ended and _refused_by(self.sock, self.client):
+            self._end(pf.Outcome.ABORTED, None, "the client went away (ICMP port unreachable)")
 
     def _after(self) -> None:
         """End the transfer once its machine has."""

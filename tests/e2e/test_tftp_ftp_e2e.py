@@ -599,6 +599,35 @@ async def test_storage_failures_a_full_worker_and_shutdown(start_server, tmp_pat
     assert "Traceback" not in output
 
 
+async def test_a_phone_that_goes_away_frees_its_place_at_once(start_server, tmp_path):
+    """A phone switched off mid-transfer: the server's next retransmission meets an ICMP
+    "port unreachable" and the transfer ends there, instead of after every retransmission
+    (about 30 s): the one place of a full worker is free for the next phone within seconds."""
+    server = start(start_server, tmp_path, tftp_max_transfers="1")
+    await provision(server)
+    loop = asyncio.get_running_loop()
+    gone = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        gone.setblocking(False)
+        gone.bind(("127.0.0.1", 0))
+        rrq = packets.Request(packets.Opcode.RRQ, "500.csv", "octet", {})
+        await loop.sock_sendto(gone, packets.encode(rrq), ("127.0.0.1", server.tftp_port))
+        data, _ = await asyncio.wait_for(loop.sock_recvfrom(gone, 1024), 10)
+        assert packets.decode(data) == packets.Data(1, b"a,1001\r\n")  # never acknowledged
+    finally:
+        gone.close()
+    # asked every 0.5 s for 10 s: the place is free after the server's first retransmission
+    got = await tftp_client.fetch("127.0.0.1", server.tftp_port, "500.csv", timeout=0.5, retries=20)
+    assert (got.complete, got.content) == (True, b"a,1001\r\n")
+    server.process.stop()
+    output = server.output()
+    assert (
+        "file transfer protocol=tftp file=500.csv client=127.0.0.1 method=RRQ outcome=aborted "
+        "bytes=0"
+    ) in output
+    assert 'reason="the client went away (ICMP port unreachable)"' in output
+
+
 async def test_a_dual_stack_listener_serves_ipv4_and_ipv6_phones(tmp_path):
     import sys
 
