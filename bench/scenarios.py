@@ -390,6 +390,11 @@ class TftpFetches(Scenario):
             "cpu": meter.per_session(before, len(done)),
         }
         retransmitted = sum(f.timeouts for f in fetches)
+        by_kind = {}  # the general file, the MAC file, the firmware: failures, p99 of the rest
+        for i, kind in enumerate(("general", "mac", "firmware")):
+            times = sorted(files[i].seconds for files in booted if files[i].complete)
+            p99 = round(times[int(0.99 * (len(times) - 1))] * 1000) if times else None
+            by_kind[kind] = f"{phones - len(times)}/{p99}"
         return [
             ctx.row(
                 self,
@@ -398,6 +403,7 @@ class TftpFetches(Scenario):
                 tftp_failed=failed,
                 firmware_failed=firmware_failed,
                 client_timeouts=retransmitted,
+                failed_p99_ms=by_kind,
             )
         ]
 

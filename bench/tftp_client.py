@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import struct
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from acs.tftp import packets
 
@@ -33,17 +34,6 @@ class Fetched:
     timeouts: int = 0
     server: Address | None = None
     seconds: float = 0.0
-
-
-class _Inbox(asyncio.DatagramProtocol):
-    def __init__(self) -> None:
-        self.queue: asyncio.Queue[tuple[bytes, Address]] = asyncio.Queue()
-
-    def datagram_received(self, data: bytes, addr: Address) -> None:
-        self.queue.put_nowait((data, addr))
-
-    def error_received(self, exc: Exception) -> None:
-        pass  # ICMP: the timeout deals with it
 
 
 async def fetch(
@@ -73,119 +63,163 @@ async def fetch(
     """
     loop = asyncio.get_running_loop()
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    transport, inbox = await loop.create_datagram_endpoint(
-        _Inbox, local_addr=(local_host or ("::" if family == socket.AF_INET6 else "0.0.0.0"), 0)
-    )
-    got = Fetched()
-    started = time.perf_counter()
-    try:
-        await _run(
-            transport,
-            inbox,
-            (host, port),
-            filename,
-            got,
-            options=options or {},
-            mode=mode,
-            timeout=timeout,
-            retries=retries,
-            skip_ack=skip_ack,
-            duplicate_acks=duplicate_acks,
-            request=request,
-        )
-    finally:
-        transport.close()
-        got.seconds = time.perf_counter() - started
-    return got
-
-
-async def _run(
-    transport: asyncio.DatagramTransport,
-    inbox: _Inbox,
-    server: Address,
-    filename: str,
-    got: Fetched,
-    *,
-    options: dict[str, str],
-    mode: str,
-    timeout: float,
-    retries: int,
-    skip_ack: int | None,
-    duplicate_acks: bool,
-    request: bytes | None,
-) -> None:
     rrq = request or packets.encode(
-        packets.Request(packets.Opcode.RRQ, filename, mode, dict(options))
+        packets.Request(packets.Opcode.RRQ, filename, mode, dict(options or {}))
     )
-    blksize = 512
-    window = 1
-    last_sent = rrq  # what a timeout sends again
-    peer: Address | None = None
-    received = 0  # blocks received in order, counted in full
-    in_window = 0
-    chunks: list[bytes] = []
-    have_last = False  # the last block came, its ACK was "lost"
-    transport.sendto(rrq, server)
-    misses = 0
+    started = time.perf_counter()
+    transport, run = await loop.create_datagram_endpoint(
+        lambda: _Fetch(loop, (host, port), rrq, timeout, retries, skip_ack, duplicate_acks),
+        local_addr=(local_host or ("::" if family == socket.AF_INET6 else "0.0.0.0"), 0),
+    )
+    try:
+        await run.done
+    finally:
+        run.stop()
+        transport.close()
+        run.got.seconds = time.perf_counter() - started
+    return run.got
 
-    def send(datagram: bytes) -> None:
-        assert peer is not None
-        transport.sendto(datagram, peer)
-        if duplicate_acks:
-            transport.sendto(datagram, peer)
 
-    while True:
+_DATA = b"\x00\x03"
+_ACK = struct.Struct("!HH")
+
+
+def _ack(block: int) -> bytes:
+    return _ACK.pack(packets.Opcode.ACK, block & packets.MAX_BLOCK)
+
+
+class _Fetch(asyncio.DatagramProtocol):
+    """One fetch driven by its datagrams and one timer (no task per datagram: the bench
+    runs a thousand at once on the machine it measures)."""
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        server: Address,
+        rrq: bytes,
+        timeout: float,
+        retries: int,
+        skip_ack: int | None,
+        duplicate_acks: bool,
+    ):
+        self.loop = loop
+        self.server = server
+        self.timeout = timeout
+        self.retries = retries
+        self.skip_ack = skip_ack
+        self.duplicate_acks = duplicate_acks
+        self.got = Fetched()
+        self.done: asyncio.Future[None] = loop.create_future()
+        self.transport: asyncio.DatagramTransport | None = None
+        self.blksize = 512
+        self.window = 1
+        self.last_sent = rrq  # what a timeout sends again
+        self.peer: Address | None = None
+        self.received = 0  # blocks received in order, counted in full
+        self.in_window = 0
+        self.chunks: list[bytes] = []
+        self.have_last = False  # the last block came, its ACK was "lost"
+        self.misses = 0
+        self.deadline = 0.0
+        self.timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport = cast(asyncio.DatagramTransport, transport)
+        transport.sendto(self.last_sent, self.server)
+        self.deadline = self.loop.time() + self.timeout
+        self.timer = self.loop.call_at(self.deadline, self._expired)
+
+    def error_received(self, exc: Exception) -> None:
+        pass  # ICMP: the timeout deals with it
+
+    def stop(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+
+    def _finish(self, complete: bool) -> None:
+        self.stop()
+        if complete:
+            self.got.content = b"".join(self.chunks)
+            self.got.complete = True
+        if not self.done.done():
+            self.done.set_result(None)
+
+    def _expired(self) -> None:
+        self.timer = None
+        if self.done.done():
+            return
+        if self.loop.time() < self.deadline:  # a datagram came meanwhile: wait from it
+            self.timer = self.loop.call_at(self.deadline, self._expired)
+            return
+        self.misses += 1
+        self.got.timeouts += 1
+        if self.misses > self.retries:
+            self._finish(False)
+            return
+        assert self.transport is not None
+        self.transport.sendto(self.last_sent, self.peer or self.server)
+        self.deadline = self.loop.time() + self.timeout
+        self.timer = self.loop.call_at(self.deadline, self._expired)
+
+    def _send(self, datagram: bytes) -> None:
+        assert self.transport is not None and self.peer is not None
+        self.last_sent = datagram
+        self.transport.sendto(datagram, self.peer)
+        if self.duplicate_acks:
+            self.transport.sendto(datagram, self.peer)
+
+    def datagram_received(self, datagram: bytes, sender: Address) -> None:
+        if self.done.done():
+            return
+        self.deadline = self.loop.time() + self.timeout
+        if self.peer is None:
+            self.peer = self.got.server = sender
+        elif sender[:2] != self.peer[:2]:
+            return
+        self.misses = 0
+        if datagram[:2] == _DATA and len(datagram) >= 4:  # the common case, without objects
+            self._data(int.from_bytes(datagram[2:4], "big"), datagram[4:])
+            return
         try:
-            datagram, sender = await asyncio.wait_for(inbox.queue.get(), timeout)
-        except TimeoutError:
-            misses += 1
-            got.timeouts += 1
-            if misses > retries:
-                return
-            transport.sendto(last_sent, peer or server)
-            continue
-        if peer is None:
-            peer = got.server = sender
-        elif sender[:2] != peer[:2]:
-            continue
-        misses = 0
-        packet = packets.decode(datagram)
+            packet = packets.decode(datagram)
+        except packets.MalformedPacket as exc:
+            self.stop()
+            self.done.set_exception(exc)
+            return
         if isinstance(packet, packets.Error):
-            got.error = packet
-            return
-        if isinstance(packet, packets.OptionAck):
-            got.oack = packet.options
-            blksize = int(packet.options.get("blksize", 512))
-            window = int(packet.options.get("windowsize", 1))
-            last_sent = packets.encode(packets.Ack(0))
-            send(last_sent)
-            continue
-        if not isinstance(packet, packets.Data):
-            return
-        got.blocks.append(packet.block)
-        if packet.block != (received + 1) & packets.MAX_BLOCK:
+            self.got.error = packet
+            self._finish(False)
+        elif isinstance(packet, packets.OptionAck):
+            self.got.oack = packet.options
+            self.blksize = int(packet.options.get("blksize", 512))
+            self.window = int(packet.options.get("windowsize", 1))
+            self._send(_ack(0))
+        else:
+            self._finish(False)  # no packet a server sends a reader
+
+    def _data(self, block: int, payload: bytes) -> None:
+        self.got.blocks.append(block)
+        if block != (self.received + 1) & packets.MAX_BLOCK:
             # out of order (a block of the window was lost, or a retransmission): ack the
             # last one in order, the server starts its window again after it (RFC 7440)
-            last_sent = packets.encode(packets.Ack(received))
-            send(last_sent)
-            in_window = 0
-            if have_last:
-                break
-            continue
-        received += 1
-        in_window += 1
-        chunks.append(packet.payload)
-        last = len(packet.payload) < blksize
-        if in_window < window and not last:
-            continue
-        in_window = 0
-        last_sent = packets.encode(packets.Ack(received))
-        if received == skip_ack:
-            skip_ack = None  # lost on the way: the server's timer resends the block
-            have_last = last
-            continue
-        send(last_sent)
+            self._send(_ack(self.received))
+            self.in_window = 0
+            if self.have_last:
+                self._finish(True)
+            return
+        self.received += 1
+        self.in_window += 1
+        self.chunks.append(payload)
+        last = len(payload) < self.blksize
+        if self.in_window < self.window and not last:
+            return
+        self.in_window = 0
+        if self.received == self.skip_ack:
+            self.skip_ack = None  # lost on the way: the server's timer resends the block
+            self.last_sent = _ack(self.received)
+            self.have_last = last
+            return
+        self._send(_ack(self.received))
         if last:
-            break
-    got.content = b"".join(chunks)
-    got.complete = True
+            self._finish(True)
