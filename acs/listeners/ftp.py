@@ -258,7 +258,7 @@ class _Server(aioftp.Server):
                 return True
             stream = connection.data_connection
             del connection.data_connection
-            reader = pf.Reader(found, offset)
+            reader = self.listener.runtime.provisioning_files.reader(found, offset)
             try:
                 async with stream:
                     while chunk := await reader.read():

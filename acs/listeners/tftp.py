@@ -42,6 +42,8 @@ from acs.tftp.transfer import Limits, ReadTransfer, RequestRefused, check_reques
 log = logging.getLogger("acs.tftp")
 
 _RECV_BUFFER: Final = packets.MAX_DATAGRAM
+# What a transfer's socket reads: a client sends ACKs (4 bytes) and ERRORs; more is cut off
+_TRANSFER_DATAGRAM: Final = 2048
 _BURST: Final = 64  # datagrams read per wake-up, so one busy socket cannot starve the loop
 # Linux's values; Python 3.11 does not name them.
 _IP_PKTINFO: Final = getattr(socket, "IP_PKTINFO", 8)
@@ -50,6 +52,11 @@ _IPV6_RECVERR: Final = getattr(socket, "IPV6_RECVERR", 25)
 _ANCILLARY: Final = socket.CMSG_SPACE(20) * 2
 _ERROR_ANCILLARY: Final = socket.CMSG_SPACE(16 + 28)  # sock_extended_err and the offender
 _QUIET_SECONDS: Final = 60.0  # refused or dropped requests: a line per source per minute
+# The request socket's receive buffer: 1,000 phones booting at once send their requests
+# together, and Linux's default (212,992 bytes) holds about 300 of them: the rest would be
+# dropped by the kernel, and each of those phones would wait its timeout before asking again.
+RECEIVE_BUFFER: Final = 4 << 20
+_SO_RCVBUFFORCE: Final = getattr(socket, "SO_RCVBUFFORCE", 33)  # Linux; beyond rmem_max
 
 Address = tuple[Any, ...]  # (host, port) or (host, port, flowinfo, scope_id)
 
@@ -66,7 +73,29 @@ def bind(host: str, port: int) -> socket.socket:
         sock.close()
         raise
     sock.set_inheritable(True)
+    _enlarge_receive_buffer(sock)
     return sock
+
+
+def _enlarge_receive_buffer(sock: socket.socket) -> None:
+    """Ask for ``RECEIVE_BUFFER`` bytes of queue (beyond ``net.core.rmem_max`` when the
+    process may: CAP_NET_ADMIN); say so once if the system gives less."""
+    for option in (socket.SO_RCVBUF, _SO_RCVBUFFORCE):
+        with contextlib.suppress(OSError):  # SO_RCVBUFFORCE without the capability
+            sock.setsockopt(socket.SOL_SOCKET, option, RECEIVE_BUFFER)
+        # Linux reports twice what it was asked (its bookkeeping), up to twice rmem_max
+        if sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) >= RECEIVE_BUFFER:
+            return
+    got = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) // 2
+    log.warning(
+        "UDP port %s: a receive buffer of %d bytes only (net.core.rmem_max): a burst of "
+        "requests beyond it is dropped, and phones ask again after their timeout; "
+        "sysctl -w net.core.rmem_max=%d allows %d",
+        sock.getsockname()[1],
+        got,
+        RECEIVE_BUFFER,
+        RECEIVE_BUFFER,
+    )
 
 
 def _host(address: Address) -> str:
@@ -255,24 +284,32 @@ class _Source:
     """The bytes of a file as sent (netascii converted), buffered: all of a configuration
     at once, a stored file in ``READ_AHEAD`` chunks."""
 
-    def __init__(self, found: pf.ProvisioningFile, convert: Callable[[bytes], bytes] | None):
+    def __init__(self, reader: pf.Reader, convert: Callable[[bytes], bytes] | None):
+        found = reader.found
         self.convert = convert
-        self.buffer = bytearray()
+        self.data = b""  # what is in memory, from ``pos`` on
+        self.pos = 0
         self.eof = False
-        self.reader = pf.Reader(found)
+        self.reader = reader
         if found.content is not None:
-            self.buffer += convert(found.content) if convert else found.content
+            self.data = convert(found.content) if convert else found.content
             self.eof = True
 
+    @property
+    def buffered(self) -> int:
+        return len(self.data) - self.pos
+
     def take(self, n: int) -> bytes:
-        chunk = bytes(self.buffer[:n])
-        del self.buffer[:n]
+        """Up to ``n`` bytes of what is buffered (fewer where a chunk ends)."""
+        pos = self.pos
+        chunk = self.data[pos : pos + n]
+        self.pos = pos + len(chunk)
         return chunk
 
     async def fill(self) -> None:
+        """Read the next chunk; once what was buffered is taken (``buffered`` is 0)."""
         chunk = await self.reader.read()
-        if chunk:
-            self.buffer += self.convert(chunk) if self.convert else chunk
+        self.data, self.pos = (self.convert(chunk) if self.convert else chunk), 0
         self.eof = not chunk or self.reader.done
 
     def close(self) -> None:
@@ -296,6 +333,7 @@ class _Transfer:
         self.loop = asyncio.get_running_loop()
         self.request = request
         self.client = client
+        self.peer = client[:2]  # (host, port), what its datagrams come from
         self.host = host
         self.local = local
         self.sock = sock
@@ -353,14 +391,15 @@ class _Transfer:
             return
         self.found = found
         text = mode == "netascii"
-        self.source = source = _Source(found, netascii if text else None)
+        reader = self.listener.runtime.provisioning_files.reader(found)
+        self.source = source = _Source(reader, netascii if text else None)
         if found.path is not None:
             try:
                 await source.fill()
             except OSError as exc:
                 self._read_failed(exc)
                 return
-        size = found.size if not text else (len(source.buffer) if source.eof else None)
+        size = found.size if not text else (source.buffered if source.eof else None)
         self.machine = ReadTransfer(self.request.options, size=size, limits=self.listener.limits)
         self.loop.add_reader(self.sock.fileno(), self._readable)
         self._pump()
@@ -370,33 +409,36 @@ class _Transfer:
     # --- callbacks ---------------------------------------------------------------------------
 
     def _readable(self) -> None:
+        """One datagram (the readiness is level-triggered: the next one calls again). The
+        path every block of every transfer takes: kept short."""
         machine = self.machine
         assert machine is not None
-        for _ in range(_BURST):
-            try:
-                datagram, sender = self.sock.recvfrom(_RECV_BUFFER)
-            except (BlockingIOError, InterruptedError):
-                break
-            except OSError:  # an ICMP error for a datagram sent: which, the queue says
-                self._icmp_error()
-                return
-            if sender[:2] != self.client[:2]:
-                # RFC 1350 section 4: another TID is answered, and the transfer goes on.
-                error = packets.Error(ErrorCode.UNKNOWN_TID, "unknown transfer id")
-                self._sendto(packets.encode(error), sender)
-                continue
-            self._send(machine.receive(datagram))
-            if machine.finished:
-                break
+        try:
+            datagram, sender = self.sock.recvfrom(_TRANSFER_DATAGRAM)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:  # an ICMP error for a datagram sent: which, the queue says
+            self._icmp_error()
+            return
+        if sender[:2] != self.peer:
+            # RFC 1350 section 4: another TID is answered, and the transfer goes on.
+            error = packets.Error(ErrorCode.UNKNOWN_TID, "unknown transfer id")
+            self._sendto(packets.encode(error), sender)
+            return
+        out = machine.receive(datagram)
+        if out:
+            self._send(out)
+        if machine.finished:
+            self._after()
+        else:
             self._pump()
-        self._after()
 
     def _pump(self) -> None:
         """Feed the machine what it wants from the source; read ahead when it runs dry."""
         machine, source = self.machine, self.source
         assert machine is not None and source is not None
         while not self.ended and (wanted := machine.wanted) > 0:
-            if source.buffer:
+            if source.buffered:
                 self._send(machine.feed(source.take(wanted)))
             elif source.eof:
                 self._send(machine.end())

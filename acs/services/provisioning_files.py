@@ -41,11 +41,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import IO, Any, Final, Literal
+from typing import Any, Final, Literal
 
 from sqlalchemy import and_, bindparam, literal, select
 
@@ -58,6 +59,7 @@ from acs.services import errors, metrics, redirects, renderings
 from acs.services import provisioning as provisioning_service
 from acs.services.cpe_auth import CpeAuthenticator, DeviceCredentials, device_credentials
 from acs.services.files import FileMeta, FileNotFound, FileStore
+from acs.services.single_flight import SingleFlight
 
 log = logging.getLogger("acs.files")
 
@@ -199,6 +201,12 @@ class ProvisioningFiles:
         self.provisioning = provisioning
         self.authenticator = authenticator
         self.settings = provisioning.settings
+        self.chunks = Chunks()
+        self._opening: SingleFlight[tuple[Any, ...], ProvisioningFile] = SingleFlight()
+
+    def reader(self, found: ProvisioningFile, offset: int = 0) -> Reader:
+        """The bytes of ``found`` from ``offset``, for a file server to send."""
+        return Reader(found, self.chunks, offset)
 
     async def credentials(self, username: str) -> Credentials | None:
         """Whose a username is: the shared pair's, or the phone's that was given it
@@ -264,7 +272,8 @@ class ProvisioningFiles:
         requester: Requester,
         redirect: bool = False,
     ) -> ProvisioningFile:
-        """What to send for ``path`` (and an HTTP ``query``).
+        """What to send for ``path`` (and an HTTP ``query``). Identical requests in flight
+        at once share one lookup (a thousand phones booting ask for the same files).
 
         Args:
             path: as the protocol gave it, not percent-decoded (HTTP's router already decoded
@@ -285,6 +294,28 @@ class ProvisioningFiles:
             ProvisioningError: the configuration cannot be rendered (missing variables...).
             ContentUnavailable, StorageError (and the drivers' errors): try again later.
         """
+        key = (path, query, base_url, requester, redirect)
+        return await self._opening.run(
+            key,
+            lambda: self._open(
+                path,
+                query=query,
+                base_url=base_url,
+                now=now,
+                requester=requester,
+                redirect=redirect,
+            ),
+        )
+
+    async def _open(
+        self,
+        path: str,
+        query: str,
+        base_url: str,
+        now: datetime,
+        requester: Requester,
+        redirect: bool,
+    ) -> ProvisioningFile:
         name = split_path(path)
         try:
             by_query = phone_models.resolve(name, query) if _names_file(query) else None
@@ -409,17 +440,60 @@ _LOOKUP: Final = select(
 )
 
 READ_AHEAD: Final = 64 * 1024
+CHUNK_CACHE: Final = 64 << 20  # bytes of stored files' chunks a worker keeps
+
+
+class Chunks:
+    """Chunks of stored files (``READ_AHEAD`` bytes each, at multiples of it), kept in memory
+    up to ``budget`` bytes, the least recently used dropped first. A blob is named by its
+    SHA-256 and never changes, so a chunk read for one phone serves every phone fetching the
+    same firmware: 1,000 phones booting at once read it once, not once each, and a transfer
+    that finds its chunk here needs no thread. Reads of the same chunk in flight are shared."""
+
+    def __init__(self, budget: int = CHUNK_CACHE):
+        self.budget = budget
+        self.size = 0
+        self._kept: OrderedDict[tuple[str, int], bytes] = OrderedDict()
+        self._reading: SingleFlight[tuple[str, int], bytes] = SingleFlight()
+
+    async def get(self, path: Path, sha256: str, index: int) -> bytes:
+        """Chunk ``index`` of the blob at ``path``.
+
+        Raises:
+            OSError: the blob cannot be read.
+        """
+        key = (sha256, index)
+        chunk = self._kept.get(key)
+        if chunk is not None:
+            self._kept.move_to_end(key)
+            return chunk
+        return await self._reading.run(key, lambda: self._read(key, path))
+
+    async def _read(self, key: tuple[str, int], path: Path) -> bytes:
+        chunk = await asyncio.to_thread(_read_chunk, path, key[1] * READ_AHEAD)
+        self._kept[key] = chunk
+        self.size += len(chunk)
+        while self.size > self.budget:
+            _, dropped = self._kept.popitem(last=False)
+            self.size -= len(dropped)
+        return chunk
+
+
+def _read_chunk(path: Path, offset: int) -> bytes:
+    with path.open("rb") as f:
+        f.seek(offset)
+        return f.read(READ_AHEAD)
 
 
 class Reader:
     """A file's bytes in order, ``READ_AHEAD`` at a time: a configuration from memory, a
-    stored file from its blob, each read in a thread (never the event loop's). ``offset``:
-    where to start (FTP's REST)."""
+    stored file from its blob through ``chunks`` (read in a thread, never the event loop's).
+    ``offset``: where to start (FTP's REST)."""
 
-    def __init__(self, found: ProvisioningFile, offset: int = 0):
+    def __init__(self, found: ProvisioningFile, chunks: Chunks, offset: int = 0):
         self.found = found
+        self.chunks = chunks
         self.offset = offset
-        self._file: IO[bytes] | None = None
         self._closed = False
 
     @property
@@ -429,31 +503,23 @@ class Reader:
 
     async def read(self) -> bytes:
         """The next bytes; ``b""`` at the end."""
-        if self.found.content is not None:
-            chunk = self.found.content[self.offset : self.offset + READ_AHEAD]
-        elif self.done:
+        found = self.found
+        if found.content is not None:
+            chunk = found.content[self.offset : self.offset + READ_AHEAD]
+        elif self.done or self._closed:
             chunk = b""  # no thread to learn it
         else:
-            chunk = await asyncio.to_thread(self._read)
+            assert found.path is not None and found.sha256 is not None
+            index, skip = divmod(self.offset, READ_AHEAD)
+            chunk = await self.chunks.get(found.path, found.sha256, index)
+            chunk = chunk[skip : found.size - index * READ_AHEAD]  # no copy when whole
         self.offset += len(chunk)
         if not chunk or self.done:
             self.close()
         return chunk
 
-    def _read(self) -> bytes:
-        if self._closed:
-            return b""
-        if self._file is None:
-            assert self.found.path is not None
-            self._file = self.found.path.open("rb")
-            self._file.seek(self.offset)
-        return self._file.read(READ_AHEAD)
-
     def close(self) -> None:
         self._closed = True
-        if self._file is not None:
-            self._file.close()
-            self._file = None
 
 
 def _names_file(query: str) -> bool:

@@ -19,7 +19,7 @@ from typing import Final
 from sqlalchemy import delete, or_, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from acs.db import tables
+from acs.db import hot, tables
 from acs.provisioning import models as phone_models
 
 r = tables.renderings
@@ -50,7 +50,20 @@ async def forget(conn: AsyncConnection, *, mac: str | None = None) -> None:
         )
 
 
-async def before_render(conn: AsyncConnection) -> None:
+async def before_render(tx: hot.Transaction) -> None:
     """Wait for changes in flight (PostgreSQL), in the render's write transaction."""
-    if conn.dialect.name == "postgresql":
-        await conn.execute(text("SELECT pg_advisory_xact_lock_shared(:key)"), {"key": LOCK})
+    if tx.dialect == "postgresql":
+        await tx.execute(_RENDER_LOCK, key=LOCK)
+
+
+_RENDER_LOCK: Final = hot.Statement("SELECT pg_advisory_xact_lock_shared(:key)")
+
+#: Keep a rendering (``key``, ``base_url``) made in this transaction, replacing an older one.
+KEEP: Final = hot.Statement(
+    "INSERT INTO provisioning_renderings "
+    "(key, base_url, file_name, content_type, version, mac, content) "
+    "VALUES (:key, :base_url, :file_name, :content_type, :version, :mac, :content) "
+    "ON CONFLICT (key, base_url) DO UPDATE SET file_name = excluded.file_name, "
+    "content_type = excluded.content_type, version = excluded.version, mac = excluded.mac, "
+    "content = excluded.content"
+)

@@ -40,6 +40,7 @@ States (``State``)::
 
 from __future__ import annotations
 
+import struct
 from collections import deque
 from dataclasses import dataclass
 from enum import StrEnum
@@ -54,6 +55,8 @@ MAX_BLKSIZE: Final = 65_464  # RFC 2348: the largest block a UDP datagram over I
 MAX_TIMEOUT_OPTION: Final = 255  # RFC 2349: 1-255 seconds
 MAX_WINDOWSIZE: Final = 65_535  # RFC 7440
 MODES: Final = ("octet", "netascii")  # RFC 1350; "mail" is obsolete and refused
+_ACK_OPCODE: Final = packets.Opcode.ACK.to_bytes(2, "big")
+_DATA_HEADER: Final = struct.Struct("!HH")
 
 
 class State(StrEnum):
@@ -76,6 +79,8 @@ class Event(StrEnum):
     PEER_ERROR = "peer_error"  # the client sent ERROR
     ILLEGAL = "illegal"  # a packet that has no place in a read transfer
 
+
+_FINAL: Final = frozenset((State.DONE, State.FAILED))
 
 TRANSITIONS: Final[dict[tuple[State, Event], State]] = {
     (State.NEGOTIATING, Event.OPTIONS_ACKED): State.SENDING,
@@ -191,6 +196,7 @@ class ReadTransfer:
         self.blksize = self.negotiated.blksize
         self.windowsize = self.negotiated.windowsize
         self.state = State.NEGOTIATING if self.negotiated.oack else State.SENDING
+        self.finished = False  # DONE or FAILED
         self.failure: str | None = None  # why the transfer failed, for the log
         self.error_sent: ErrorCode | None = None  # the ERROR this side sent, if any
         self.acked_bytes = 0  # payload the client acknowledged
@@ -205,10 +211,6 @@ class ReadTransfer:
         self._started = False  # nothing goes out before start()
 
     # --- what the caller asks ------------------------------------------------------------
-
-    @property
-    def finished(self) -> bool:
-        return self.state in (State.DONE, State.FAILED)
 
     @property
     def timer(self) -> float | None:
@@ -238,6 +240,9 @@ class ReadTransfer:
 
     def feed(self, data: bytes) -> list[bytes]:
         """The file's next bytes (as sent: netascii already converted)."""
+        if not self._partial and len(data) == self.blksize:  # a block as it is: no copies
+            self._blocks.append(data)
+            return self._send_window()
         self._partial += data
         whole = len(self._partial) - len(self._partial) % self.blksize
         for offset in range(0, whole, self.blksize):
@@ -255,6 +260,8 @@ class ReadTransfer:
 
     def receive(self, datagram: bytes) -> list[bytes]:
         """A datagram from the client's address and port."""
+        if len(datagram) == 4 and datagram[:2] == _ACK_OPCODE:  # the common case, no objects
+            return self._on_ack(int.from_bytes(datagram[2:], "big"))
         try:
             packet = packets.decode(datagram)
         except packets.MalformedPacket:
@@ -295,6 +302,7 @@ class ReadTransfer:
             self.state = TRANSITIONS[(self.state, event)]
         except KeyError:
             raise TransferError(self.state, event) from None
+        self.finished = self.state in _FINAL
 
     def _oack(self) -> bytes:
         return packets.encode(packets.OptionAck(dict(self.negotiated.oack)))
@@ -333,12 +341,11 @@ class ReadTransfer:
         if not self._started or self.state is not State.SENDING:
             return []
         out = []
-        while self._sent < self._acked + self.windowsize and self._sent < self._acked + len(
-            self._blocks
-        ):
+        end = self._acked + min(self.windowsize, len(self._blocks))
+        while self._sent < end:
             self._sent += 1
-            payload = self._blocks[self._sent - self._acked - 1]
-            out.append(packets.encode(packets.Data(self._sent, payload)))
+            header = _DATA_HEADER.pack(packets.Opcode.DATA, self._sent & packets.MAX_BLOCK)
+            out.append(header + self._blocks[self._sent - self._acked - 1])
         return out
 
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -10,6 +11,7 @@ from sqlalchemy import text
 
 from acs.cwmp import soap
 from acs.cwmp.http import HttpReply, HttpRequest
+from acs.db import hot
 from acs.db.engine import Database
 from acs.services import task_specs, tasks
 from acs.services.runtime import Runtime
@@ -176,3 +178,26 @@ async def queue(
         default_ttl=ttl,
     )
     return [t["id"] for t in queued]
+
+
+@contextmanager
+def counted() -> Iterator[list[str]]:
+    """The hot path's statements run meanwhile (their SQL)."""
+    seen: list[str] = []
+    fetch, execute = hot.DriverTransaction.fetch, hot.DriverTransaction.execute
+
+    async def counting_fetch(self: Any, statement: hot.Statement, /, **params: Any) -> Any:
+        seen.append(statement.text_for(self.dialect))
+        return await fetch(self, statement, **params)
+
+    async def counting_execute(self: Any, statement: hot.Statement, /, **params: Any) -> Any:
+        seen.append(statement.text_for(self.dialect))
+        return await execute(self, statement, **params)
+
+    hot.DriverTransaction.fetch = counting_fetch  # type: ignore[method-assign]
+    hot.DriverTransaction.execute = counting_execute  # type: ignore[method-assign]
+    try:
+        yield seen
+    finally:
+        hot.DriverTransaction.fetch = fetch  # type: ignore[method-assign]
+        hot.DriverTransaction.execute = execute  # type: ignore[method-assign]

@@ -3,18 +3,15 @@ failures backed off per preset, loops reported, the default preset, inform storm
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
 from acs.cwmp import faults, xsd
 from acs.cwmp import messages as m
-from acs.db import hot
 from acs.services import presets
 from acs.simulator import datamodels
 from tests.fake_cpe import FakeCpe, device_id
-from tests.services.harness import ServiceCpe, device_columns, rows, session
+from tests.services.harness import ServiceCpe, counted, device_columns, rows, session
 
 IGD = "InternetGatewayDevice"
 NTP = f"{IGD}.Time.NTPServer1"
@@ -25,29 +22,6 @@ async def make(runtime: Any, clock: Any, **spec: Any) -> dict[str, Any]:
     return await runtime.presets.create(
         presets.PresetSpec.model_validate(spec), now=clock.dt, created_by="test"
     )
-
-
-@contextmanager
-def counted() -> Iterator[list[str]]:
-    """The hot path's statements run meanwhile (their SQL)."""
-    seen: list[str] = []
-    fetch, execute = hot.DriverTransaction.fetch, hot.DriverTransaction.execute
-
-    async def counting_fetch(self: Any, statement: hot.Statement, /, **params: Any) -> Any:
-        seen.append(statement.text_for(self.dialect))
-        return await fetch(self, statement, **params)
-
-    async def counting_execute(self: Any, statement: hot.Statement, /, **params: Any) -> Any:
-        seen.append(statement.text_for(self.dialect))
-        return await execute(self, statement, **params)
-
-    hot.DriverTransaction.fetch = counting_fetch  # type: ignore[method-assign]
-    hot.DriverTransaction.execute = counting_execute  # type: ignore[method-assign]
-    try:
-        yield seen
-    finally:
-        hot.DriverTransaction.fetch = fetch  # type: ignore[method-assign]
-        hot.DriverTransaction.execute = execute  # type: ignore[method-assign]
 
 
 def sent(answered: list[Any]) -> list[tuple[str, Any]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
@@ -25,6 +26,7 @@ from acs.services.provisioning_files import (
     may_read,
     split_path,
 )
+from tests.services.harness import counted
 
 NOW = datetime(2026, 12, 1, tzinfo=UTC)
 MAC = "001565113af8"
@@ -289,7 +291,9 @@ def statements(runtime) -> Iterator[list[str]]:
     engine = runtime.db.engine.sync_engine
     event.listen(engine, "before_cursor_execute", note)
     try:
-        yield seen
+        with counted() as hot_path:  # and those of hot transactions (a render is one)
+            yield seen
+        seen.extend(sql.split(None, 1)[0].upper() for sql in hot_path)
     finally:
         event.remove(engine, "before_cursor_execute", note)
 
@@ -317,6 +321,24 @@ async def test_a_fetch_of_an_unchanged_rendering_is_one_select(runtime, phones):
     # another address the phone reached: its URLs differ, so it is another rendering
     other = await phones.open(f"{MAC}.cfg", base_url=BASE + "0", now=NOW, requester=OPEN)
     assert other.content is not None
+
+
+async def test_identical_requests_in_flight_share_one_lookup(runtime, phones):
+    """A thousand phones booting ask for the same general file and firmware at once: the
+    requests that arrive while a lookup runs take its answer (one read between them)."""
+    general = await fetch(phones, "F0V00X600000.cfg")  # rendered and kept
+    for path, content in (("F0V00X600000.cfg", general), ("x6-2.5.0.z", b"firmware")):
+        with statements(runtime) as seen:
+            got = await asyncio.gather(*(fetch(phones, path) for _ in range(50)))
+        assert got == [content] * 50
+        assert seen == ["SELECT"], path
+    # other requesters or addresses are other requests
+    with statements(runtime) as seen:
+        await asyncio.gather(
+            fetch(phones, "x6-2.5.0.z"),
+            phones.open("x6-2.5.0.z", base_url=BASE + "0", now=NOW, requester=OPEN),
+        )
+    assert seen == ["SELECT", "SELECT"]
 
 
 async def test_every_input_change_is_seen_by_the_next_fetch(runtime, phones):
