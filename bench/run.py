@@ -19,7 +19,10 @@ Scenarios (bench/scenarios.py; each brings what it needs):
                credentials); CPU per fetch of a kept rendering next to a stored file's
 
 Prints a table (sessions/s, p50/p99 session latency, errors, server peak RSS, ratio to the
-ceiling) and writes it as JSON under bench/results/.
+ceiling) and writes it as JSON under bench/results/. With scenario 1 or 4 it measures the
+floor of an empty session too (the ceiling's server CPU per session, HTTP alone, plus
+bench.floor's storage-free protocol work) and gives their rows server_x_floor and
+postgres_x_floor: CPU per empty session as a multiple of it, in the same run.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bench import floor
 from bench.backend import Backend, fill
 from bench.load import register
 from bench.scenarios import (
@@ -63,6 +67,7 @@ async def run_backend(
     workers_list: list[int],
     work: Path,
     ceilings: dict[int, float],
+    floors: dict[int, float],
 ) -> list[Row]:
     """``scenarios`` on a fresh database of ``kind``, stage by stage, on one `acs serve` per
     worker count and stage; what they need is made once, when first needed."""
@@ -89,12 +94,39 @@ async def run_backend(
                             ceiling_rate = ceilings.get(workers)
                             if scenario.against_ceiling and row.sessions_per_s and ceiling_rate:
                                 row.ratio_to_ceiling = round(row.sessions_per_s / ceiling_rate, 3)
+                            if scenario.against_floor and workers in floors:
+                                against_floor(row, floors[workers])
                             rows.append(row)
                 finally:
                     server.stop()
     finally:
         await backend.drop()
     return rows
+
+
+def floor_rows(ceilings: list[Row]) -> list[Row]:
+    """The floor of an empty session's CPU, per worker count, measured in this run: the
+    ceiling's server CPU per session (HTTP alone) plus ``bench.floor``'s storage-free protocol
+    work."""
+    print("[floor] the protocol's storage-free work (bench.floor)", flush=True)
+    protocol = floor.protocol_ms()
+    out = []
+    for ceiling_row in ceilings:
+        http = ceiling_row.extra.get("server_cpu_ms")
+        if ceiling_row.scenario == "ceiling" and http is not None:
+            extra = {"floor_ms": round(http + protocol, 3), "http_ms": http}
+            extra["protocol_ms"] = round(protocol, 3)
+            out.append(Row("floor", "none", ceiling_row.workers, extra=extra))
+    return out
+
+
+def against_floor(row: Row, floor_ms: float) -> None:
+    """CPU per empty session as a multiple of the floor: the server's, and PostgreSQL's
+    (issue 16's targets: 2x and 1.5x)."""
+    for name, key in (("server_cpu_ms", "server_x_floor"), ("postgres_cpu_ms", "postgres_x_floor")):
+        value = row.extra.get(name)
+        if value is not None:
+            row.extra[key] = round(value / floor_ms, 2)
 
 
 def print_table(rows: list[Row]) -> None:
@@ -227,8 +259,14 @@ def main() -> None:
             print(f"[ceiling w{workers}]", flush=True)
             rows.append(ceiling(workers, work, sizes))
         ceilings = {r.workers: r.sessions_per_s for r in rows if r.sessions_per_s}
+        floors: dict[int, float] = {}
+        if any(s.against_floor for s in scenarios):
+            rows += floor_rows(rows)
+            floors = {r.workers: r.extra["floor_ms"] for r in rows if r.scenario == "floor"}
         for kind in args.backends.split(","):
-            rows += asyncio.run(run_backend(kind, scenarios, sizes, args.workers, work, ceilings))
+            rows += asyncio.run(
+                run_backend(kind, scenarios, sizes, args.workers, work, ceilings, floors)
+            )
     print()
     print_table(rows)
     out = (

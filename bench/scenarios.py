@@ -136,6 +136,7 @@ class Scenario:
     needs: ClassVar[frozenset[Need]] = frozenset()
     compares_with: ClassVar[tuple[str, ...]] = ()  # keys of scenarios whose rows run() reads
     against_ceiling: ClassVar[bool] = False  # its rows get ratio_to_ceiling
+    against_floor: ClassVar[bool] = False  # empty sessions: CPU per session / the floor
 
     async def run(self, ctx: Context) -> list[Row]:
         raise NotImplementedError
@@ -145,6 +146,7 @@ class Empty(Scenario):
     """Periodic Informs of the base fleet with nothing queued (Inform, empty POST, 204)."""
 
     key = "1"
+    against_floor = True
     name = "1 empty"
     title = "1 empty sessions"
     needs = frozenset({Need.DEVICES})
@@ -265,6 +267,7 @@ class Scale(Scenario):
     """Scenario 1 again with --fleet devices in the database; ``vs_1k`` is its rate over 1's."""
 
     key = "4"
+    against_floor = True
     name = "4 scale"
     title = "4 empty sessions at {fleet}"
     needs = frozenset({Need.DEVICES, Need.FLEET})
