@@ -27,6 +27,16 @@ from typing import Final
 from urllib.parse import urlsplit
 
 ALGORITHMS: Final = ("MD5", "SHA-256")
+
+
+def equal(given: str, expected: str) -> bool:
+    """Whether a string a client sent is ours, in constant time. ``hmac.compare_digest``
+    raises TypeError for text with non-ASCII characters (a header may carry any byte), so
+    their UTF-8 bytes are compared: a refusal, never an exception."""
+    return hmac.compare_digest(
+        given.encode("utf-8", "surrogatepass"), expected.encode("utf-8", "surrogatepass")
+    )
+
 _HASHES: Final = {"MD5": hashlib.md5, "SHA-256": hashlib.sha256}
 
 
@@ -159,7 +169,7 @@ class NonceAuthority:
     def nonce_age(self, nonce: str, now: float, binding: str = "") -> float | None:
         """Seconds since the nonce was issued, or ``None`` if it is not ours/not bound."""
         payload, _, mac = nonce.rpartition(".")
-        if not payload or not hmac.compare_digest(mac, self._mac(payload, binding)):
+        if not payload or not equal(mac, self._mac(payload, binding)):
             return None
         try:
             issued = int(payload.partition(".")[0], 16)
@@ -235,7 +245,7 @@ class NonceAuthority:
             method=method,
             uri=creds.uri,
         )
-        if not hmac.compare_digest(expected, creds.response):
+        if not equal(creds.response, expected):
             return Verdict.BAD_RESPONSE
         if age > self.lifetime or age < -60:  # allow a minute of clock skew between nodes
             return Verdict.STALE

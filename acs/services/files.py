@@ -29,6 +29,7 @@ from typing import Any, Final
 
 from sqlalchemy import delete, func, select
 
+from acs.cwmp import digest
 from acs.db import tables
 from acs.db.engine import Database
 from acs.db.errors import UNAVAILABLE, InsufficientStorage, is_disk_full
@@ -294,7 +295,7 @@ class FileStore:
             expires, _, mac = rest.partition(".")
             if not expires.isdigit() or int(expires) < now:
                 return False
-            return hmac.compare_digest(mac, self._mac("e", path, expires))
+            return digest.equal(mac, self._mac("e", path, expires))
         if kind == "c" and sha256 is not None:
-            return hmac.compare_digest(rest, self._mac("c", path, sha256))
+            return digest.equal(rest, self._mac("c", path, sha256))
         return False

@@ -146,6 +146,26 @@ def test_wrong_password_over_http(start_server, tmp_path):
     assert db.execute("SELECT count(*) FROM devices").fetchone() == (0,)
 
 
+def test_a_digest_answer_with_bytes_beyond_ascii_is_refused_not_a_500(start_server):
+    """A header may carry any byte: the comparisons of what the client sent with what the
+    server computes refuse it (401), on CWMP and on the file server."""
+    server = start_server()
+    for nonce, response in (("1.2.\xe9", "00"), ("1.2.ab", "\xe9\xe9")):
+        header = (
+            f'Digest username="acs", realm="acs", nonce="{nonce}", uri="/", '
+            f'response="{response}", qop=auth, nc=00000001, cnonce="a"'
+        ).encode("latin-1")
+        r = httpx.post(
+            server.cwmp_url + "/", content=FakeCpe().inform(), headers={"Authorization": header}
+        )
+        assert r.status_code == 401, r.text
+        r = httpx.get(server.cwmp_url + "/files/x.bin", headers={"Authorization": header})
+        assert r.status_code == 401, r.text
+        r = httpx.get(server.cwmp_url + "/files/x.bin", params={"t": "c.\xe9"})
+        assert r.status_code == 403, r.text  # a token that is not ours
+    assert "Traceback" not in server.output()
+
+
 @pytest.mark.parametrize(
     "empty",
     [

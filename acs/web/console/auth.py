@@ -18,6 +18,7 @@ from urllib.parse import quote, urlsplit
 
 from fastapi import Depends, HTTPException, Request, status
 
+from acs.cwmp import digest
 from acs.services import console_sessions
 from acs.services.console_sessions import Lifetime
 from acs.services.operators import Principal
@@ -79,7 +80,7 @@ async def _check_post(request: Request, expected: str) -> None:
     ):
         value = (await request.form()).get(CSRF_FIELD)
         given = value if isinstance(value, str) else None
-    if not given or not hmac.compare_digest(given, expected):
+    if not given or not digest.equal(given, expected):
         raise HTTPException(
             status.HTTP_403_FORBIDDEN, "the form's security token is missing or stale; reload"
         )
