@@ -111,13 +111,13 @@ def add_file_routes(app: FastAPI, runtime: Runtime) -> None:
         full = prefix + path
         _note(request, file=full)
         sha256 = None
-        if request.query_params.get("t", "").startswith("c."):
-            try:
-                meta = await resolver.stored(path)
-            except BadName:
-                meta = None
-            sha256 = meta.sha256 if meta is not None else None
         try:
+            if request.query_params.get("t", "").startswith("c."):
+                try:
+                    meta = await resolver.stored(path)
+                except BadName:
+                    meta = None
+                sha256 = meta.sha256 if meta is not None else None
             requester = await authorize(request, full, sha256)
         except UNAVAILABLE as exc:
             return _unavailable(full, exc)

@@ -16,6 +16,7 @@ from acs.services.operators import ensure_admin
 from acs.services.policy import Component
 from acs.services.runtime import Runtime
 from acs.web.api_app import create_api_app
+from acs.web.cwmp_app import create_cwmp_app
 from tests.conftest import make_settings
 from tests.services.harness import ServiceCpe, session
 
@@ -77,6 +78,12 @@ async def test_a_database_that_dies_is_503_on_both_listeners_then_service_resume
             assert answer.json() == {"detail": "storage unavailable, retry later"}
         queued = await api.post(f"/api/v1/devices/{DEVICE}/tasks", json=[{"name": "Reboot"}])
         assert queued.status_code == 503
+        # the file server too, whatever it looks up first (a content-bound token's file)
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=create_cwmp_app(runtime)), base_url="http://acs"
+        ) as files:
+            answer = await files.get("/files/x6.bin?t=c.any")
+            assert (answer.status_code, answer.headers["retry-after"]) == (503, "60")
 
         # back: the pools replace their dead connections, nothing of the failures was kept
         await asyncio.to_thread(own_postgres.start)
