@@ -37,6 +37,7 @@ def equal(given: str, expected: str) -> bool:
         given.encode("utf-8", "surrogatepass"), expected.encode("utf-8", "surrogatepass")
     )
 
+
 _HASHES: Final = {"MD5": hashlib.md5, "SHA-256": hashlib.sha256}
 
 

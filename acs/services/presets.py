@@ -51,6 +51,7 @@ SPREAD_EPOCH: Final = datetime(2000, 1, 1, tzinfo=UTC)  # PeriodicInformTime's r
 _NAME_RE = re.compile(r"[A-Za-z0-9_.:@-]{1,128}")
 _TAG_RE = re.compile(r"[A-Za-z0-9_.:@-]{1,64}")
 _DAYS: Final = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_DAY_NAMES: Final = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 _DAY_SETS: Final = {
     "daily": frozenset(range(7)),
     "weekdays": frozenset(range(5)),
@@ -183,9 +184,10 @@ class PresetSpec(BaseModel):
 
 @dataclass(frozen=True, slots=True)
 class Window:
-    """``HH:MM-HH:MM [days]``, local time: days are ``daily`` (default), ``weekdays``,
-    ``weekends``, or day names and ranges (``mon-fri``, ``sat,sun``). A window that ends
-    before it starts runs past midnight (its start's day counts)."""
+    """``HH:MM-HH:MM [local] [days]``, local time (``ACS_PRESETS_TIMEZONE``; ``local`` may
+    say so): days are ``daily`` (default), ``weekdays``, ``weekends``, or day names and ranges
+    (``mon-fri``, ``saturday,sunday``). A window that ends before it starts runs past midnight
+    (its start's day counts)."""
 
     start: time
     end: time
@@ -194,6 +196,11 @@ class Window:
     @classmethod
     def parse(cls, text_: str) -> Window:
         parts = text_.strip().lower().split(None, 1)
+        if not parts:
+            raise ValueError("an empty window: HH:MM-HH:MM, then days, e.g. weekdays")
+        if len(parts) == 2:  # "local" says what every window is
+            rest = re.sub(r"^local\b[,\s]*", "", parts[1])
+            parts = [parts[0], rest] if rest else [parts[0]]
         m = re.fullmatch(r"([0-2]?[0-9]):([0-5][0-9])-([0-2]?[0-9]):([0-5][0-9])", parts[0])
         if m is None or int(m[1]) > 23 or int(m[3]) > 24 or (int(m[3]) == 24 and m[4] != "00"):
             raise ValueError(f"{text_!r}: a window is HH:MM-HH:MM, then days, e.g. weekdays")
@@ -222,12 +229,19 @@ def _days(text_: str, whole: str) -> frozenset[int]:
             out |= _DAY_SETS[part]
             continue
         first, _, last = part.partition("-")
-        if first[:3] not in _DAYS or (last and last[:3] not in _DAYS):
+        a, b = _day(first), _day(last or first)
+        if a is None or b is None:
             raise ValueError(f"{whole!r}: days are daily, weekdays, weekends or mon-fri, sat...")
-        a = _DAYS.index(first[:3])
-        b = _DAYS.index(last[:3]) if last else a
         out |= {(a + n) % 7 for n in range((b - a) % 7 + 1)}
     return frozenset(out)
+
+
+def _day(name: str) -> int | None:
+    """Monday is 0: a day by its three letters or its whole name."""
+    for names in (_DAYS, _DAY_NAMES):
+        if name in names:
+            return names.index(name)
+    return None
 
 
 # --- a preset as the session policy uses it --------------------------------------------
@@ -683,12 +697,13 @@ class PresetStore:
         return _view(row)
 
     async def _check(self, conn: Any, spec: PresetSpec) -> None:
-        try:
-            for path, given in spec.desired.parameters.items():
-                typed(absolute("Device", path), given)
-            for obj in spec.desired.objects:
-                for name, given in {**obj.keys, **obj.parameters}.items():
-                    typed(name, given)
+        try:  # under each root, as a session would type them (an object's: its instance 1)
+            for root in ROOTS:
+                for path, given in spec.desired.parameters.items():
+                    typed(absolute(root, path), given)
+                for obj in spec.desired.objects:
+                    for name, given in {**obj.keys, **obj.parameters}.items():
+                        typed(absolute(root, obj.path) + "1." + name, given)
         except ValueError as exc:
             raise BadPreset(f"desired: {exc}") from None
         if spec.filter.mode not in (None, "common", "ctc"):

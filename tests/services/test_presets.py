@@ -3,8 +3,12 @@ failures backed off per preset, loops reported, the default preset, inform storm
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Any
+
+import pytest
+from sqlalchemy import text
 
 from acs.cwmp import faults, xsd
 from acs.cwmp import messages as m
@@ -314,12 +318,15 @@ def test_windows_parse_and_contain():
     assert not w.contains(saturday_late)
     assert presets.Window.parse("02:00-04:00").days == frozenset(range(7))
     assert presets.Window.parse("02:00-04:00 sat,sun").days == frozenset({5, 6})
-    for bad in ("2-4", "25:00-26:00", "02:00-02:00", "02:00-04:00 someday"):
-        try:
+    assert presets.Window.parse("02:00-04:00 local, weekdays").days == frozenset(range(5))
+    assert presets.Window.parse("02:00-04:00 Saturday-monday").days == frozenset({5, 6, 0})
+    for bad in ("2-4", "25:00-26:00", "02:00-02:00", "02:00-04:00 someday", "", "  ",
+                "02:00-04:00 monkey", "02:00-04:00 localx"):  # fmt: skip
+        with pytest.raises(ValueError):
             presets.Window.parse(bad)
-        except ValueError:
-            continue
-        raise AssertionError(f"{bad!r} was accepted")
+    # through the API's model: a refusal, not an exception of another kind (a 500)
+    with pytest.raises(ValueError, match="an empty window"):
+        presets.PresetSpec.model_validate({"name": "x", "schedule": " "})
 
 
 PHONE_MAC = "0c:38:3e:12:34:56"
@@ -382,3 +389,41 @@ async def test_what_the_device_turns_out_not_to_have_does_not_hold_up_the_rest(r
     (tags, mark) = await device_columns(runtime.db, "tags", "presets_mark")
     assert tags == ["t"] and mark is not None  # as converged as this device can be
     assert await session(cpe, "2 PERIODIC") == []
+
+
+async def test_a_desired_value_of_the_wrong_type_is_refused_and_one_kept_from_before_is_a_fault(
+    runtime, clock
+):
+    wifi = {"path": WLAN, "keys": {"SSID": "guest"}, "parameters": {"Channel": "auto"}}
+    with pytest.raises(presets.BadPreset, match="'auto' is not an integer"):
+        await make(runtime, clock, name="wifi", desired={"objects": [wifi]})
+    # one stored before that check (an upgrade): the sessions go on, the preset is a fault
+    good = {**wifi, "parameters": {"Channel": 6}}
+    await make(runtime, clock, name="wifi", weight=1, desired={"objects": [good]})
+    await make(runtime, clock, name="ntp", weight=2, desired={"parameters": {NTP: "ntp.example"}})
+    async with runtime.db.write() as conn:
+        await conn.execute(
+            text("UPDATE presets SET desired = :d WHERE name = 'wifi'"),
+            {"d": json.dumps({"objects": [wifi]})},
+        )
+    cpe = ServiceCpe(runtime)
+    await session(cpe, "0 BOOTSTRAP", "1 BOOT")
+    assert cpe.fake.model.get(NTP) == "ntp.example"  # the other preset went on
+    [fault] = await rows(runtime.db, "SELECT code, source, string FROM faults")
+    assert (fault.code, fault.source) == (faults.ACS_INVALID_ARGUMENTS, "acs")
+    assert "'auto' is not an integer" in fault.string
+    assert await session(cpe, "2 PERIODIC") == []  # backed off: no fault each Inform
+
+
+async def test_a_secret_is_set_again_after_a_factory_reset(runtime, clock):
+    """The ACS cannot read a secret back: it keeps a digest of what it set, and a 0 BOOTSTRAP
+    (a reset device) forgets those, so the secret is set again."""
+    passphrase = f"{WLAN}1.KeyPassphrase"
+    await make(runtime, clock, name="wpa", desired={"parameters": {passphrase: "s3cret-pass"}})
+    cpe = ServiceCpe(runtime)
+    await session(cpe, "0 BOOTSTRAP", "1 BOOT")
+    assert cpe.fake.model.get(passphrase) == "s3cret-pass"
+    assert ("SPV", {passphrase: "s3cret-pass"}) not in sent(await session(cpe, "1 BOOT"))
+    cpe.fake.model.set(passphrase, "")  # a factory reset
+    assert ("SPV", {passphrase: "s3cret-pass"}) in sent(await session(cpe, "0 BOOTSTRAP"))
+    assert cpe.fake.model.get(passphrase) == "s3cret-pass"

@@ -68,6 +68,7 @@ class PresetsState(JsonState):
     failed: tuple[int, ...] = ()  # presets that failed this session
     history: tuple[tuple[str, int], ...] = ()  # (path, preset) set this session
     added: tuple[tuple[str, str], ...] = ()  # ("preset:index", instance) added this session
+    reset_seen: bool = False  # a 0 BOOTSTRAP's reset: the secrets set before are forgotten
     finished: bool = False
 
     @classmethod
@@ -172,6 +173,12 @@ class Presets(Component[PresetsState]):
             if row is None:
                 return None
             kept: dict[str, Any] = dict(row.presets_state or {})
+            if not state.reset_seen and "0 BOOTSTRAP" in ctx.facts.events:
+                # a factory reset: the values set before (the ACS cannot read a secret back
+                # to compare) are the device's defaults again
+                state = replace(state, reset_seen=True)
+                if kept.pop("secrets", None) is not None:
+                    await tx.execute(_STATE, state=kept, id=ctx.device_id)
             facts = DeviceFacts(
                 id=row.id,
                 root=ctx.facts.root,
@@ -207,7 +214,7 @@ class Presets(Component[PresetsState]):
                     }
                     await tx.execute(_STATE, state=kept, id=ctx.device_id)
                     extras = await presets.load_extras(tx, p, facts, row.mac)
-                    if presets.plan(p, facts, spread=self.spread, extras=extras).firmware:
+                    if _firmware_differs(p, facts, self.spread, extras):
                         string = f"its firmware Download ended {task}, the version differs"
                         state = await self._fail(
                             tx, ctx, state, p.id, faults.ACS_FIRMWARE_MISMATCH, string, "acs", kept
@@ -215,18 +222,30 @@ class Presets(Component[PresetsState]):
                         continue
                 extras = await presets.load_extras(tx, p, facts, row.mac, pending=task in _ACTIVE)
                 added = {k.partition(":")[2]: v for k, v in state.added if k.startswith(f"{p.id}:")}
-                plans.append(
-                    presets.plan(
-                        p, facts, spread=self.spread, owned=owned, added=added, extras=extras
+                try:
+                    plans.append(
+                        presets.plan(
+                            p, facts, spread=self.spread, owned=owned, added=added, extras=extras
+                        )
                     )
-                )
+                except ValueError as exc:  # a desired value this device's type refuses
+                    state = await self._fail(
+                        tx, ctx, state, p.id, faults.ACS_INVALID_ARGUMENTS, str(exc), "acs", kept
+                    )
             refresh = sorted({q for pl in plans for q in pl.refresh})
             if refresh and not state.refreshed:
                 request = m.GetParameterValues(tuple(refresh))
                 return Offer(request, "refresh", replace(state, pending="refresh", refreshed=True))
             for pl in plans:
                 if pl.refresh:  # asked this round, still unknown: set what it wants anyway
-                    pl = self._set_unknown(pl, facts, owned)
+                    try:
+                        pl = self._set_unknown(pl, facts, owned)
+                    except ValueError as exc:
+                        state = await self._fail(
+                            tx, ctx, state, pl.preset.id, faults.ACS_INVALID_ARGUMENTS,
+                            str(exc), "acs", kept,
+                        )  # fmt: skip
+                        continue
                 if pl.converged:
                     state = replace(state, done=(*state.done, pl.preset.id))
                     continue
@@ -544,3 +563,10 @@ def _is_secret(name: str) -> bool:
     from acs.services.inform import is_secret
 
     return is_secret(name)
+
+
+def _firmware_differs(p: Preset, facts: DeviceFacts, spread: bool, extras: Any) -> bool:
+    try:
+        return bool(presets.plan(p, facts, spread=spread, extras=extras).firmware)
+    except ValueError:  # a desired value the device refuses: the next plan records it
+        return False
