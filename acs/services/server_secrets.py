@@ -37,6 +37,7 @@ import secrets
 import stat
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 from sqlalchemy import delete, select
 from sqlalchemy.engine import make_url
@@ -61,9 +62,16 @@ class SecretKeyUnavailable(DatabaseUnavailable):
 
 
 def key_file_of(database_url: str) -> Path | None:
-    """``<db>.key`` beside a SQLite database file; ``None`` for one in memory."""
-    path = make_url(database_url).database
-    if not path or path == ":memory:" or path.startswith("file:"):
+    """``<db>.key`` beside a SQLite database file (named by a path or a ``file:`` URI);
+    ``None`` for one in memory."""
+    url = make_url(database_url)
+    path = url.database
+    if path and path.startswith("file:"):  # SQLite's URI filename
+        uri = urlsplit(path)
+        if url.query.get("mode") == "memory" or "mode=memory" in uri.query:
+            return None
+        path = unquote(uri.path)
+    if not path or path == ":memory:":
         return None
     return Path(path).with_name(Path(path).name + ".key")
 

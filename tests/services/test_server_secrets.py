@@ -18,6 +18,7 @@ from acs.services.cpe_auth import CpeAuthenticator
 from acs.services.server_secrets import (
     SecretKeyUnavailable,
     SharedPasswordUnusable,
+    key_file_of,
     load_secret_key,
     load_shared_pair,
     reset_shared_password,
@@ -73,6 +74,21 @@ async def test_sqlite_makes_a_key_file_of_its_owners_beside_the_database(sqlite_
     assert len(key) == 64
     assert await load_secret_key(sqlite_db, settings) == key  # the next start reads it
     assert await _meta(sqlite_db) == {}
+
+
+async def test_a_database_named_by_a_file_uri_keeps_its_key_file_too(sqlite_template, tmp_path):
+    shutil.copyfile(sqlite_template, tmp_path / "acs.db")
+    db = Database(f"sqlite+aiosqlite:///file:{tmp_path}/acs.db?mode=rwc&uri=true")
+    try:
+        settings = make_settings(db.url, tmp_path, secret_key=None)
+        key = await load_secret_key(db, settings)
+        assert (tmp_path / "acs.db.key").read_text() == key.decode() + "\n"
+        assert await load_secret_key(db, settings) == key  # the next start: the same key
+    finally:
+        await db.dispose()
+    # in memory, however it is named: no file, the key lives with the process
+    for url in ("sqlite+aiosqlite://", "sqlite+aiosqlite:///file:m?mode=memory&uri=true"):
+        assert key_file_of(url) is None, url
 
 
 async def test_a_key_file_others_may_read_is_refused_naming_the_fix(sqlite_db, tmp_path):
