@@ -120,6 +120,7 @@ class Supervisor:
         self.clock = clock
         self.slots = [_Slot(n + 1) for n in range(count)]
         self.stopping = False
+        self.stop_signal: int = signal.SIGTERM
         self.code = 0
         self._ctx = multiprocessing.get_context("spawn")
         self._wake_r, self._wake_w = socket.socketpair()
@@ -132,6 +133,7 @@ class Supervisor:
     def stop(self, sig: int = signal.SIGTERM) -> None:
         """Forward ``sig`` to every worker and respawn none from now on."""
         self.stopping = True
+        self.stop_signal = sig
         for slot in self.slots:
             slot.respawn_at = None
             proc = slot.proc
@@ -185,11 +187,20 @@ class Supervisor:
             self._exited(exits[fired])
 
     def _spawn(self, slot: _Slot) -> None:
+        if self.stopping:  # told to stop while starting the others
+            return
         receiver, sender = self._ctx.Pipe(duplex=False)
         proc = self._ctx.Process(target=self.target, args=(*self.args, sender), daemon=False)
         proc.start()
         sender.close()  # the worker's copy remains: a worker that dies closes its own
         slot.proc, slot.ready, slot.serving_since, slot.respawn_at = proc, receiver, None, None
+        if self._stopped() and proc.pid:  # the signal came while it started: stop() missed it
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(proc.pid, self.stop_signal)
+
+    def _stopped(self) -> bool:
+        """``stopping`` as a signal handler may have set it since it was last read."""
+        return self.stopping
 
     def _serving(self, slot: _Slot) -> None:
         assert slot.ready is not None
@@ -221,7 +232,9 @@ class Supervisor:
         if proc.pid is not None:
             metrics.worker_exited(proc.pid)
         if self.stopping:
-            self.code = self.code or (proc.exitcode or 0)
+            # the signal forwarded may end a worker before it handles it: still a clean stop
+            stopped = proc.exitcode in (-signal.SIGTERM, -signal.SIGINT)
+            self.code = self.code or (0 if stopped else proc.exitcode or 0)
             return
         served_for = None if slot.serving_since is None else self.clock() - slot.serving_since
         decision = self.policy.after_death(slot.deaths, served_for)

@@ -150,3 +150,24 @@ def test_a_worker_killed_after_serving_is_respawned_and_a_stop_ends_both(tmp_pat
         f"worker 1 (pid {first[0]}) killed by SIGKILL; respawning it in 0.05 s (attempt 1 of 2)"
     )
     assert said[1].startswith("worker 1 serving again (pid ")
+
+
+class _StoppedWhileSpawning(Supervisor):
+    """A stop signal that lands while the first worker starts, before the supervisor
+    holds it (``stop`` then cannot see it)."""
+
+    def _spawn(self, slot):
+        if slot.number == 1:
+            self.stop(signal.SIGTERM)
+        super()._spawn(slot)
+
+
+def test_a_stop_while_workers_start_stops_the_one_starting_and_starts_no_more():
+    supervisor = _StoppedWhileSpawning(_serve_until_terminated, (), 2, policy=QUICK)
+    codes: list[int] = []
+    runner = threading.Thread(target=lambda: codes.append(supervisor.run()))
+    runner.start()
+    runner.join(60)
+    assert not runner.is_alive(), "the supervisor did not stop"
+    assert codes == [0]  # SIGTERM before the worker handled it is a clean stop too
+    assert [slot.proc for slot in supervisor.slots] == [None, None]
