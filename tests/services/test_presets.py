@@ -427,3 +427,18 @@ async def test_a_secret_is_set_again_after_a_factory_reset(runtime, clock):
     cpe.fake.model.set(passphrase, "")  # a factory reset
     assert ("SPV", {passphrase: "s3cret-pass"}) in sent(await session(cpe, "0 BOOTSTRAP"))
     assert cpe.fake.model.get(passphrase) == "s3cret-pass"
+
+
+async def test_too_many_waiting_presets_to_name_in_the_mark_leave_no_mark(runtime, clock):
+    """The mark names the presets left waiting (matching, acting on other events); when they
+    do not fit its column the device is simply evaluated at every Inform (PostgreSQL refused
+    the write of a longer one, and with it every session of the device)."""
+    for i in range(80):
+        await make(runtime, clock, name=f"boot-{i}", events=["1 BOOT"],
+                   desired={"parameters": {NTP: f"ntp{i}.example"}})  # fmt: skip
+    cpe = ServiceCpe(runtime)
+    await session(cpe, "0 BOOTSTRAP")
+    await session(cpe, "2 PERIODIC")  # none acts: all 80 wait
+    (mark,) = await device_columns(runtime.db, "presets_mark")
+    assert mark is None
+    assert ("SPV", {NTP: "ntp79.example"}) in sent(await session(cpe, "1 BOOT"))

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import timedelta
-from typing import Any, Literal
+from typing import Any, Final, Literal
 from zoneinfo import ZoneInfo
 
 from acs.config import Settings
@@ -396,10 +396,12 @@ class Presets(Component[PresetsState]):
                 if p not in acting
                 and (
                     presets.matches(p.filter, facts) is None
-                    or not presets.plan(p, facts, spread=self.spread).converged
+                    or not _converged(p, facts, self.spread)
                 )
             ]
             mark = f"{state.mark}|{','.join(waiting)}" if waiting else state.mark
+            if len(mark) > _MARK_LENGTH:  # too many waiting to name: evaluated at every Inform
+                mark = None
         await tx.execute(_SAVE, mark=mark, state=kept or None, id=ctx.device_id)
 
     # --- answers ------------------------------------------------------------------------
@@ -570,3 +572,13 @@ def _firmware_differs(p: Preset, facts: DeviceFacts, spread: bool, extras: Any) 
         return bool(presets.plan(p, facts, spread=spread, extras=extras).firmware)
     except ValueError:  # a desired value the device refuses: the next plan records it
         return False
+
+
+def _converged(p: Preset, facts: DeviceFacts, spread: bool) -> bool:
+    try:
+        return presets.plan(p, facts, spread=spread).converged
+    except ValueError:  # a desired value the device refuses: a fault when it acts
+        return False
+
+
+_MARK_LENGTH: Final = 255  # devices.presets_mark's length
