@@ -106,11 +106,6 @@ class Redirects:
         if not result.rowcount:
             raise NotFound(f"no redirect of {prefix}")
 
-    async def find(self, mac: str) -> str | None:
-        """The URL the longest matching redirect sends ``mac`` to, or None."""
-        async with self.db.read() as conn:
-            return await conn.scalar(LONGEST, {"prefixes": prefixes(mac)})
-
 
 def _lookup(prefix: str) -> str:
     try:

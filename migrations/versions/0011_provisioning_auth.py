@@ -3,7 +3,7 @@ until their inputs change (a fetch is one read), and redirects of phones or MAC 
 another provisioning server.
 
 Revision ID: 0011
-Revises: 0009
+Revises: 0010
 Create Date: 2026-12-04
 """
 

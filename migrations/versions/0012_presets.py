@@ -7,7 +7,7 @@ session and on every ``0 BOOTSTRAP``. As a row, an operator can change or switch
 another version is stale.
 
 Revision ID: 0012
-Revises: 0009
+Revises: 0011
 Create Date: 2026-12-04
 """
 
