@@ -457,6 +457,19 @@ def serve(settings: Settings) -> int:
     except DatabaseUnavailable as exc:
         log.error("%s (%s)", exc, settings.storage)
         return 2
+    shown: list[bool] = []  # the CWMP line (with a generated password) was said
+
+    def unshown() -> None:
+        """A password generated at this start is shown once, when acs serves: if it never
+        did, say it now (only its hash is kept; `acs cpe-password reset` is the way out)."""
+        if password is not None and not shown:
+            log.error(
+                "the shared CPE password generated at this start, not shown since acs did "
+                "not serve: %s / %s (note it)",
+                settings.cwmp_username,
+                password,
+            )
+
     try:
         settings.data_dir.mkdir(parents=True, exist_ok=True)  # the file store's
     except OSError as exc:
@@ -465,6 +478,7 @@ def serve(settings: Settings) -> int:
             settings.data_dir.resolve(),
             exc.strerror or exc,
         )
+        unshown()
         return 2
     host = f"[{settings.bind}]" if ":" in settings.bind else settings.bind
     if settings.cwmp_password:
@@ -483,6 +497,7 @@ def serve(settings: Settings) -> int:
     def ready(pids: list[int], count: int) -> None:
         """Every listener serves once the first worker does; the count once all do."""
         if len(pids) == 1:
+            shown.append(True)
             log.info(
                 "CWMP listener: %s (auth %s; CPE credentials %s / %s%s)",
                 " and ".join(cwmp_urls),
@@ -542,13 +557,18 @@ def serve(settings: Settings) -> int:
                 ", ".join(str(p) for p in sorted(pids)),
             )
 
-    if settings.workers == 1:
-        with contextlib.suppress(KeyboardInterrupt):
-            serving = run_worker(settings, sockets, lambda: ready([os.getpid()], 1))
-            run_loop(serving, settings.event_loop)
-        return 0
-    with _metrics_dir():
-        return run_processes(_worker_entry, (settings, sockets), settings.workers, on_ready=ready)
+    try:
+        if settings.workers == 1:
+            with contextlib.suppress(KeyboardInterrupt):
+                serving = run_worker(settings, sockets, lambda: ready([os.getpid()], 1))
+                run_loop(serving, settings.event_loop)
+            return 0
+        with _metrics_dir():
+            return run_processes(
+                _worker_entry, (settings, sockets), settings.workers, on_ready=ready
+            )
+    finally:
+        unshown()
 
 
 def _sip_pnp_phones(settings: Settings) -> str:

@@ -113,3 +113,36 @@ def test_postgresql_without_a_server_secret_refuses_to_start_saying_what_to_set(
     said = run.stderr.decode()
     assert "ERROR acs: ACS_SECRET_KEY is not set: on PostgreSQL every node needs the same " in said
     assert "Traceback" not in said
+
+
+def test_a_generated_password_is_said_even_when_the_start_fails_after_it(tmp_path):
+    """Only its hash is kept: a start that generates the password and then fails (here the
+    data dir cannot be made) still says it, or it would be lost."""
+    import re
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    env = {
+        **os.environ,
+        "ACS_DATABASE_URL": f"sqlite:///{tmp_path / 'acs.db'}",
+        "ACS_DATA_DIR": str(blocker / "data"),  # under a file: cannot be made
+        "ACS_CWMP_PASSWORD": "",
+        "ACS_SECRET_KEY": "e2e-secret",
+        "ACS_CWMP_PORT": "0",
+        "ACS_CWMP_TLS_PORT": "0",
+        "ACS_API_PORT": "0",
+        "ACS_BIND": "127.0.0.1",
+    }
+    run = subprocess.run(
+        [sys.executable, "-m", "acs.cli", "serve"], env=env, capture_output=True, timeout=60
+    )
+    output = run.stderr.decode()
+    assert run.returncode == 2, output
+    assert "cannot create the data dir" in output
+    said = re.search(
+        r"the shared CPE password generated at this start, not shown since acs did not serve: "
+        r"acs / (\S+) \(note it\)",
+        output,
+    )
+    assert said is not None, output
+    assert said.group(1) not in (tmp_path / "acs.db").read_bytes().decode("latin-1")
