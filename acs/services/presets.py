@@ -257,9 +257,11 @@ class Preset:
     events: tuple[str, ...]
     window: Window | None
     desired: Desired
+    invalid: str | None = None  # a desired value its type refuses (stored before checks were)
 
     @classmethod
     def of(cls, row: Any) -> Preset:
+        desired = Desired.model_validate(row.desired or {})
         return cls(
             id=row.id,
             name=row.name,
@@ -268,7 +270,8 @@ class Preset:
             filter=PresetFilter.model_validate(row.filter or {}),
             events=tuple(row.events or ()),
             window=Window.parse(row.schedule) if row.schedule else None,
-            desired=Desired.model_validate(row.desired or {}),
+            desired=desired,
+            invalid=invalid_value(desired),
         )
 
     @property
@@ -422,6 +425,22 @@ class Plan:
             "firmware": self.firmware,
             "phone_profile": self.phone_profile,
         }
+
+
+def invalid_value(desired: Desired) -> str | None:
+    """Why a desired value does not fit its type, or None. Types depend on the path alone
+    (the standard's, whatever the instance), so this is checked once for every device: under
+    each root, an object's parameters under its instance 1."""
+    try:
+        for root in ROOTS:
+            for path, given in desired.parameters.items():
+                typed(absolute(root, path), given)
+            for obj in desired.objects:
+                for name, given in {**obj.keys, **obj.parameters}.items():
+                    typed(absolute(root, obj.path) + "1." + name, given)
+    except ValueError as exc:
+        return str(exc)
+    return None
 
 
 def typed(path: str, given: Scalar | TypedValue) -> tuple[Scalar, str]:
@@ -697,15 +716,9 @@ class PresetStore:
         return _view(row)
 
     async def _check(self, conn: Any, spec: PresetSpec) -> None:
-        try:  # under each root, as a session would type them (an object's: its instance 1)
-            for root in ROOTS:
-                for path, given in spec.desired.parameters.items():
-                    typed(absolute(root, path), given)
-                for obj in spec.desired.objects:
-                    for name, given in {**obj.keys, **obj.parameters}.items():
-                        typed(absolute(root, obj.path) + "1." + name, given)
-        except ValueError as exc:
-            raise BadPreset(f"desired: {exc}") from None
+        invalid = invalid_value(spec.desired)
+        if invalid is not None:
+            raise BadPreset(f"desired: {invalid}")
         if spec.filter.mode not in (None, "common", "ctc"):
             raise BadPreset("filter.mode is common or ctc")
         if spec.desired.firmware is not None:

@@ -194,11 +194,17 @@ class Presets(Component[PresetsState]):
             matching = [p for p in catalog.presets if presets.matches(p.filter, facts) is not False]
             acting = [p for p in matching if p.acts_on(ctx.facts.events, local)]
             owned = presets.ownership(
-                [p for p in acting if presets.matches(p.filter, facts)], facts, self.spread
+                [p for p in acting if p.invalid is None and presets.matches(p.filter, facts)],
+                facts,
+                self.spread,
             )
             plans: list[Plan] = []
             for p in acting:
                 if p.id in state.done or p.id in state.failed or self._backed_off(kept, p, ctx):
+                    continue
+                if p.invalid is not None:  # a value its type refuses (stored before checks)
+                    code = faults.ACS_INVALID_ARGUMENTS
+                    state = await self._fail(tx, ctx, state, p.id, code, p.invalid, "acs", kept)
                     continue
                 if presets.matches(p.filter, facts) is None:
                     unknown = [q for q in p.filter_paths(facts.root) if not facts.knows(q)]
@@ -214,7 +220,7 @@ class Presets(Component[PresetsState]):
                     }
                     await tx.execute(_STATE, state=kept, id=ctx.device_id)
                     extras = await presets.load_extras(tx, p, facts, row.mac)
-                    if _firmware_differs(p, facts, self.spread, extras):
+                    if presets.plan(p, facts, spread=self.spread, extras=extras).firmware:
                         string = f"its firmware Download ended {task}, the version differs"
                         state = await self._fail(
                             tx, ctx, state, p.id, faults.ACS_FIRMWARE_MISMATCH, string, "acs", kept
@@ -222,30 +228,18 @@ class Presets(Component[PresetsState]):
                         continue
                 extras = await presets.load_extras(tx, p, facts, row.mac, pending=task in _ACTIVE)
                 added = {k.partition(":")[2]: v for k, v in state.added if k.startswith(f"{p.id}:")}
-                try:
-                    plans.append(
-                        presets.plan(
-                            p, facts, spread=self.spread, owned=owned, added=added, extras=extras
-                        )
+                plans.append(
+                    presets.plan(
+                        p, facts, spread=self.spread, owned=owned, added=added, extras=extras
                     )
-                except ValueError as exc:  # a desired value this device's type refuses
-                    state = await self._fail(
-                        tx, ctx, state, p.id, faults.ACS_INVALID_ARGUMENTS, str(exc), "acs", kept
-                    )
+                )
             refresh = sorted({q for pl in plans for q in pl.refresh})
             if refresh and not state.refreshed:
                 request = m.GetParameterValues(tuple(refresh))
                 return Offer(request, "refresh", replace(state, pending="refresh", refreshed=True))
             for pl in plans:
                 if pl.refresh:  # asked this round, still unknown: set what it wants anyway
-                    try:
-                        pl = self._set_unknown(pl, facts, owned)
-                    except ValueError as exc:
-                        state = await self._fail(
-                            tx, ctx, state, pl.preset.id, faults.ACS_INVALID_ARGUMENTS,
-                            str(exc), "acs", kept,
-                        )  # fmt: skip
-                        continue
+                    pl = self._set_unknown(pl, facts, owned)
                 if pl.converged:
                     state = replace(state, done=(*state.done, pl.preset.id))
                     continue
@@ -395,8 +389,9 @@ class Presets(Component[PresetsState]):
                 for p in matching
                 if p not in acting
                 and (
-                    presets.matches(p.filter, facts) is None
-                    or not _converged(p, facts, self.spread)
+                    p.invalid is not None  # it faults when it acts
+                    or presets.matches(p.filter, facts) is None
+                    or not presets.plan(p, facts, spread=self.spread).converged
                 )
             ]
             mark = f"{state.mark}|{','.join(waiting)}" if waiting else state.mark
@@ -565,20 +560,6 @@ def _is_secret(name: str) -> bool:
     from acs.services.inform import is_secret
 
     return is_secret(name)
-
-
-def _firmware_differs(p: Preset, facts: DeviceFacts, spread: bool, extras: Any) -> bool:
-    try:
-        return bool(presets.plan(p, facts, spread=spread, extras=extras).firmware)
-    except ValueError:  # a desired value the device refuses: the next plan records it
-        return False
-
-
-def _converged(p: Preset, facts: DeviceFacts, spread: bool) -> bool:
-    try:
-        return presets.plan(p, facts, spread=spread).converged
-    except ValueError:  # a desired value the device refuses: a fault when it acts
-        return False
 
 
 _MARK_LENGTH: Final = 255  # devices.presets_mark's length
