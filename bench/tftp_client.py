@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import struct
 import time
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -78,14 +77,6 @@ async def fetch(
         transport.close()
         run.got.seconds = time.perf_counter() - started
     return run.got
-
-
-_DATA = b"\x00\x03"
-_ACK = struct.Struct("!HH")
-
-
-def _ack(block: int) -> bytes:
-    return _ACK.pack(packets.Opcode.ACK, block & packets.MAX_BLOCK)
 
 
 class _Fetch(asyncio.DatagramProtocol):
@@ -178,7 +169,7 @@ class _Fetch(asyncio.DatagramProtocol):
         elif sender[:2] != self.peer[:2]:
             return
         self.misses = 0
-        if datagram[:2] == _DATA and len(datagram) >= 4:  # the common case, without objects
+        if datagram[:2] == packets.DATA_OPCODE and len(datagram) >= 4:  # the common case
             self._data(int.from_bytes(datagram[2:4], "big"), datagram[4:])
             return
         try:
@@ -194,7 +185,7 @@ class _Fetch(asyncio.DatagramProtocol):
             self.got.oack = packet.options
             self.blksize = int(packet.options.get("blksize", 512))
             self.window = int(packet.options.get("windowsize", 1))
-            self._send(_ack(0))
+            self._send(packets.ack(0))
         else:
             self._finish(False)  # no packet a server sends a reader
 
@@ -203,7 +194,7 @@ class _Fetch(asyncio.DatagramProtocol):
         if block != (self.received + 1) & packets.MAX_BLOCK:
             # out of order (a block of the window was lost, or a retransmission): ack the
             # last one in order, the server starts its window again after it (RFC 7440)
-            self._send(_ack(self.received))
+            self._send(packets.ack(self.received))
             self.in_window = 0
             if self.have_last:
                 self._finish(True)
@@ -217,9 +208,9 @@ class _Fetch(asyncio.DatagramProtocol):
         self.in_window = 0
         if self.received == self.skip_ack:
             self.skip_ack = None  # lost on the way: the server's timer resends the block
-            self.last_sent = _ack(self.received)
+            self.last_sent = packets.ack(self.received)
             self.have_last = last
             return
-        self._send(_ack(self.received))
+        self._send(packets.ack(self.received))
         if last:
             self._finish(True)

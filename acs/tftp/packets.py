@@ -86,6 +86,19 @@ Packet: TypeAlias = Request | Data | Ack | Error | OptionAck
 
 _OPCODE: Final = struct.Struct("!H")
 _NUMBERED: Final = struct.Struct("!HH")
+#: The first two bytes of a DATA and of an ACK: what a transfer's every datagram starts with.
+DATA_OPCODE: Final = _OPCODE.pack(Opcode.DATA)
+ACK_OPCODE: Final = _OPCODE.pack(Opcode.ACK)
+
+
+def data(block: int, payload: bytes) -> bytes:
+    """``encode(Data(block, payload))`` without the object: a transfer's hot path."""
+    return _NUMBERED.pack(Opcode.DATA, block & MAX_BLOCK) + payload
+
+
+def ack(block: int) -> bytes:
+    """``encode(Ack(block))`` without the object."""
+    return _NUMBERED.pack(Opcode.ACK, block & MAX_BLOCK)
 
 
 def _strings(body: bytes) -> list[str]:
@@ -140,9 +153,9 @@ def _options(strings: list[str]) -> dict[str, str]:
 def encode(packet: Packet) -> bytes:
     """The datagram of ``packet``."""
     if isinstance(packet, Data):
-        return _NUMBERED.pack(Opcode.DATA, packet.block & MAX_BLOCK) + packet.payload
+        return data(packet.block, packet.payload)
     if isinstance(packet, Ack):
-        return _NUMBERED.pack(Opcode.ACK, packet.block & MAX_BLOCK)
+        return ack(packet.block)
     if isinstance(packet, Error):
         return _NUMBERED.pack(Opcode.ERROR, packet.code) + _string(packet.message)
     if isinstance(packet, OptionAck):

@@ -40,7 +40,6 @@ States (``State``)::
 
 from __future__ import annotations
 
-import struct
 from collections import deque
 from dataclasses import dataclass
 from enum import StrEnum
@@ -55,8 +54,6 @@ MAX_BLKSIZE: Final = 65_464  # RFC 2348: the largest block a UDP datagram over I
 MAX_TIMEOUT_OPTION: Final = 255  # RFC 2349: 1-255 seconds
 MAX_WINDOWSIZE: Final = 65_535  # RFC 7440
 MODES: Final = ("octet", "netascii")  # RFC 1350; "mail" is obsolete and refused
-_ACK_OPCODE: Final = packets.Opcode.ACK.to_bytes(2, "big")
-_DATA_HEADER: Final = struct.Struct("!HH")
 
 
 class State(StrEnum):
@@ -260,7 +257,7 @@ class ReadTransfer:
 
     def receive(self, datagram: bytes) -> list[bytes]:
         """A datagram from the client's address and port."""
-        if len(datagram) == 4 and datagram[:2] == _ACK_OPCODE:  # the common case, no objects
+        if len(datagram) == 4 and datagram[:2] == packets.ACK_OPCODE:  # the common case
             return self._on_ack(int.from_bytes(datagram[2:], "big"))
         try:
             packet = packets.decode(datagram)
@@ -344,8 +341,7 @@ class ReadTransfer:
         end = self._acked + min(self.windowsize, len(self._blocks))
         while self._sent < end:
             self._sent += 1
-            header = _DATA_HEADER.pack(packets.Opcode.DATA, self._sent & packets.MAX_BLOCK)
-            out.append(header + self._blocks[self._sent - self._acked - 1])
+            out.append(packets.data(self._sent, self._blocks[self._sent - self._acked - 1]))
         return out
 
 
