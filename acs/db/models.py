@@ -118,6 +118,9 @@ class Device(Base):
     # converged (NULL: evaluate at the next Inform), and per preset its failures and backoff.
     presets_mark: Mapped[str | None] = mapped_column(String(255))
     presets_state: Mapped[dict[str, Any] | None] = mapped_column(JSONDoc)
+    # The digest of the parameters its last Inform carried (services/inform.py), while the tree
+    # holds them as that Inform left them: NULL once anything else wrote the tree.
+    inform_digest: Mapped[str | None] = mapped_column(String(32))
 
 
 class CwmpSession(Base):

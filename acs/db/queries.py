@@ -41,6 +41,7 @@ class DeviceAuth:
     status: str | None = None  # as stored (services/monitoring.py)
     presets_mark: str | None = None  # services/presets.py: converged as of this mark
     presets_version: str | None = None  # the presets' version (meta), read with the row
+    inform_digest: str | None = None  # of the last Inform's parameters, while the tree holds them
     exists: bool = False  # the device has a row (tasks, faults... can only exist if so)
 
 
@@ -61,13 +62,14 @@ _DEVICE_AUTH_COLUMNS = (
     "status",
     "presets_mark",
     "presets_version",
+    "inform_digest",
 )
 _DEVICE_AUTH_SQL = (
     "SELECT d.cwmp_username, d.cwmp_ha1_md5, d.cwmp_ha1_sha256, d.cwmp_credentials, "
     "d.cr_username, "
     "d.periodic_inform_interval, d.mode, s.id AS session_id, s.peer_host AS session_peer_host, "
     "s.expires AS session_expires, d.ip, d.mac, d.software_version, d.status, "
-    "d.presets_mark, (SELECT value FROM meta WHERE key = 'presets_version') "
+    "d.presets_mark, (SELECT value FROM meta WHERE key = 'presets_version'), d.inform_digest "
     "FROM devices AS d LEFT OUTER JOIN cwmp_sessions AS s ON s.device_id = d.id "
     "WHERE d.id = :device_id"
 )
@@ -112,6 +114,7 @@ _UPSERT_COLUMNS = (
     "status",
     "status_since",
     "parameters",
+    "inform_digest",
 )
 _KEEP_KNOWN = (  # an Inform that does not carry these must not erase what we know
     "mac",
@@ -180,6 +183,7 @@ async def upsert_device_on_inform(
     values: dict[str, Any],
     parameters: dict[str, dict[str, Any]],
     *,
+    digest: str,
     bootstrap: bool,
     known: DeviceAuth | None = None,
 ) -> None:
@@ -189,10 +193,12 @@ async def upsert_device_on_inform(
     carry, such as ``writable``); on ``0 BOOTSTRAP`` the tree is replaced instead, since
     a bootstrapped device's data model is not the one we knew (TR-069 3.7.1.5). ``known``,
     the row as read in this transaction, lets the update skip indexed columns it would not
-    change.
+    change, and the tree when ``digest`` (of the Inform's parameters) is the stored one: the
+    tree still holds what the last Inform carried, and this one carries the same.
     """
     params = {c: values.get(c) for c in _UPSERT_COLUMNS}
     params["parameters"] = parameters
+    params["inform_digest"] = digest
     unchanged: frozenset[str] = frozenset()
     if known is not None and known.exists:
         unchanged = frozenset(
@@ -202,6 +208,8 @@ async def upsert_device_on_inform(
         )
         if "status" in unchanged:
             unchanged |= {"status_since"}  # since when: only a move changes it
+        if not bootstrap and digest == known.inform_digest:
+            unchanged |= {"parameters", "inform_digest"}
     await tx.execute(_upsert_statement(bootstrap, unchanged), **params)
 
 
@@ -222,9 +230,9 @@ _MERGE = hot.Statement(
         "SELECT c.doc || COALESCE((SELECT jsonb_object_agg(e.key, "
         "COALESCE(c.doc -> e.key, '{}'::jsonb) || e.value) "
         "FROM jsonb_each(CAST(:patch AS jsonb)) AS e), '{}'::jsonb) FROM c), "
-        "presets_mark = NULL WHERE id = :id",
+        "presets_mark = NULL, inform_digest = NULL WHERE id = :id",
         "sqlite": "UPDATE devices SET parameters = json_patch(parameters, :patch), "
-        "presets_mark = NULL WHERE id = :id",
+        "presets_mark = NULL, inform_digest = NULL WHERE id = :id",
     },
     binds={"patch": JSONDoc},
 )
@@ -232,10 +240,11 @@ _DELETE_SUBTREE = hot.Statement(
     {
         "postgresql": "UPDATE devices SET parameters = COALESCE((SELECT jsonb_object_agg(e.key, "
         "e.value) FROM jsonb_each(devices.parameters) AS e WHERE NOT starts_with(e.key, :prefix)), "
-        "'{}'::jsonb), presets_mark = NULL WHERE id = :id",
+        "'{}'::jsonb), presets_mark = NULL, inform_digest = NULL WHERE id = :id",
         "sqlite": "UPDATE devices SET parameters = COALESCE((SELECT json_group_object(e.key, "
         "json(e.value)) FROM json_each(devices.parameters) AS e WHERE substr(e.key, 1, "
-        "length(:prefix)) <> :prefix), '{}'), presets_mark = NULL WHERE id = :id",
+        "length(:prefix)) <> :prefix), '{}'), presets_mark = NULL, inform_digest = NULL "
+        "WHERE id = :id",
     }
 )
 
@@ -256,7 +265,7 @@ _MERGE_LARGE = hot.Statement(
         "SELECT o.k AS k, CASE WHEN p.k IS NULL THEN o.v ELSE json_patch(o.v, p.v) END AS v "
         "FROM o LEFT JOIN p ON p.k = o.k "
         "UNION ALL SELECT p.k, p.v FROM p WHERE p.k NOT IN (SELECT k FROM o))), "
-        "presets_mark = NULL WHERE id = :id",
+        "presets_mark = NULL, inform_digest = NULL WHERE id = :id",
     },
     binds={"patch": JSONDoc},
     slow=True,

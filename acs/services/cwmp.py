@@ -519,6 +519,7 @@ class CwmpService:
                     tx,
                     values,
                     inform_values.parameter_patch(inform.parameter_list, now),
+                    digest=inform_values.parameter_digest(inform.parameter_list),
                     bootstrap="0 BOOTSTRAP" in inform.event_codes,
                     known=known,
                 )

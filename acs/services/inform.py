@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 from datetime import datetime, timedelta
 from typing import Any
@@ -119,6 +120,17 @@ def parameter_patch(
     """``{path: {"value", "type", "updated"}}`` for merging into the parameter tree."""
     stamp = xsd.format_datetime(now)
     return {p.name: {"value": p.value, "type": p.type, "updated": stamp} for p in params}
+
+
+def parameter_digest(params: tuple[m.ParameterValueStruct, ...]) -> str:
+    """What an Inform's parameters hash to (``devices.inform_digest``): names, types and
+    values, in the order the CPE sent them. The Inform that hashes to the stored digest
+    carries what the tree already holds, so its parameters are not written again."""
+    h = hashlib.blake2b(digest_size=16)
+    for p in params:
+        for text in (p.name, p.type, xsd.encode(p.value)):  # each length-prefixed
+            h.update(b"%d:%s" % (len(text), text.encode(errors="surrogatepass")))
+    return h.hexdigest()
 
 
 def set_values_patch(

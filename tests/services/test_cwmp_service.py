@@ -14,6 +14,7 @@ from acs.cwmp import messages as m
 from acs.cwmp import session as cs
 from acs.cwmp import soap
 from acs.cwmp.http import session_cookies
+from acs.db import queries
 from acs.services import devices
 from acs.services.policy import Answered, Component, JsonState, Offer, SessionPolicy
 from acs.simulator import datamodels
@@ -398,6 +399,46 @@ async def test_indexed_columns_follow_the_device_and_stay_when_unchanged(runtime
     assert [tuple(r) for r in await rows(db, "SELECT ip, software_version FROM devices")] == [
         ("198.51.100.7", "2.0.0")
     ]
+
+
+async def _tree(db) -> dict[str, Any]:
+    [(params,)] = await rows(db, "SELECT parameters FROM devices")
+    return params if isinstance(params, dict) else json.loads(params)
+
+
+@pytest.mark.parametrize("other_write", ["merge", "delete"])
+async def test_an_unchanged_inform_leaves_the_tree_alone_until_something_else_writes_it(
+    runtime, db, clock, other_write
+):
+    """The tree is not rewritten by an Inform carrying what the last one carried (its values
+    keep the stamp of when they were written); once anything else wrote the tree, the next
+    Inform writes its values again, even if they are the last Inform's."""
+    sw = "InternetGatewayDevice.DeviceInfo.SoftwareVersion"
+    cpe = ServiceCpe(runtime)
+    parse(await cpe.inform("0 BOOTSTRAP"))  # its presets write the tree after the Inform
+    await cpe.empty()
+    clock.now += 300
+    parse(await cpe.inform())
+    await cpe.empty()
+    written = (await _tree(db))[sw]["updated"]
+    clock.now += 300
+    parse(await cpe.inform())
+    await cpe.empty()
+    assert (await _tree(db))[sw]["updated"] == written
+    [(last_inform,)] = await rows(db, "SELECT last_inform FROM devices")
+    assert str(last_inform).startswith(clock.dt.strftime("%Y-%m-%d %H:%M"))
+
+    async with db.hot_write() as tx:  # a GetParameterValues read another value meanwhile
+        if other_write == "merge":
+            await queries.merge_parameters(tx, DEVICE, {sw: {"value": "9.9", "type": "xsd:string"}})
+        else:
+            await queries.delete_parameter_subtree(tx, DEVICE, "InternetGatewayDevice.DeviceInfo.")
+    clock.now += 300
+    parse(await cpe.inform())  # the same values as the last Inform
+    await cpe.empty()
+    entry = (await _tree(db))[sw]
+    assert entry["value"] == "1.0.0"
+    assert entry["updated"] != written
 
 
 async def test_cpe_requests_are_answered(runtime, db):
