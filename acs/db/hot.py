@@ -35,6 +35,11 @@ from sqlalchemy.types import TypeEngine
 from acs.db.errors import ASYNCPG_STATEMENT_ERRORS, StorageError
 
 _PARAM = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
+# A statement that takes a lock until the transaction ends: on PostgreSQL its transaction
+# must have begun before it runs (``AsyncpgDriver``).
+_LOCKS = re.compile(
+    r"\bFOR\s+(?:NO\s+KEY\s+UPDATE|UPDATE|KEY\s+SHARE|SHARE)\b|pg_advisory_xact_lock", re.I
+)
 
 Processor = Callable[[Any], Any]
 
@@ -45,6 +50,7 @@ class _Compiled:
     names: tuple[str, ...]  # positional order (asyncpg); empty: named parameters (sqlite3)
     binds: dict[str, Processor]
     results: tuple[Processor | None, ...]
+    locks: bool  # takes a lock held to the end of the transaction
 
 
 class Statement:
@@ -110,8 +116,9 @@ class Statement:
             for c in self.columns
         )
         sql = self.text_for(dialect.name)
+        locks = _LOCKS.search(sql) is not None
         if dialect.name == "sqlite":
-            compiled = _Compiled(sql, (), binds, results)
+            compiled = _Compiled(sql, (), binds, results, locks)
         else:
             names: list[str] = []
 
@@ -120,7 +127,7 @@ class Statement:
                     names.append(match.group(1))
                 return f"${names.index(match.group(1)) + 1}"
 
-            compiled = _Compiled(_PARAM.sub(number, sql), tuple(names), binds, results)
+            compiled = _Compiled(_PARAM.sub(number, sql), tuple(names), binds, results, locks)
         self._compiled[dialect.name] = compiled
         return compiled
 
@@ -152,19 +159,39 @@ class Transaction(Protocol):
         """The number of rows the statement changed."""
         ...
 
+    async def execute_last(self, statement: Statement, /, **params: Any) -> int:
+        """``execute`` for the transaction's last statement: nothing runs in it afterwards.
+        On PostgreSQL, if nothing before it wrote or locked, it runs alone, atomic by itself,
+        without BEGIN and COMMIT (two round trips fewer)."""
+        ...
+
+    async def defer(self, statement: Statement, /, **params: Any) -> None:
+        """A write whose count nobody needs, run before the next statement or the commit
+        (statements run in the order given, whatever the driver). On PostgreSQL the deferred
+        writes of different tables go with that statement as one (``fused``): one round trip
+        for an Inform's device, its inform record and its session."""
+        ...
+
 
 class _Driver(Protocol):
-    async def fetch(self, sql: str, params: Any) -> list[tuple[Any, ...]]: ...
+    async def fetch(
+        self, sql: str, params: Any, *, locks: bool = False
+    ) -> list[tuple[Any, ...]]: ...
 
-    async def execute(self, sql: str, params: Any, *, slow: bool = False) -> int: ...
+    async def execute(
+        self, sql: str, params: Any, *, slow: bool = False, last: bool = False
+    ) -> int: ...
 
 
 class DriverTransaction:
-    """A transaction on the driver connection itself (``Database.hot_write``)."""
+    """A transaction on the driver connection itself (``Database.hot_write``, which calls
+    ``flush`` before it commits)."""
 
     def __init__(self, dialect: Dialect, driver: _Driver):
         self._dialect = dialect
         self._driver = driver
+        self._fuse = dialect.name == "postgresql"
+        self._deferred: list[tuple[Statement, dict[str, Any]]] = []
 
     @property
     def dialect(self) -> str:
@@ -180,8 +207,11 @@ class DriverTransaction:
         return params
 
     async def fetch(self, statement: Statement, /, **params: Any) -> list[Any]:
+        await self.flush()
         compiled = statement.compiled(self._dialect)
-        raw = await self._driver.fetch(compiled.sql, self._params(compiled, params))
+        raw = await self._driver.fetch(
+            compiled.sql, self._params(compiled, params), locks=compiled.locks
+        )
         return statement.rows(compiled, raw)
 
     async def first(self, statement: Statement, /, **params: Any) -> Any:
@@ -189,9 +219,38 @@ class DriverTransaction:
         return rows[0] if rows else None
 
     async def execute(self, statement: Statement, /, **params: Any) -> int:
+        return await self._execute(statement, params, last=False)
+
+    async def execute_last(self, statement: Statement, /, **params: Any) -> int:
+        return await self._execute(statement, params, last=True)
+
+    async def defer(self, statement: Statement, /, **params: Any) -> None:
+        if self._fuse:
+            self._deferred.append((statement, params))
+        else:  # in process, a statement costs no round trip: run it now
+            await self._execute(statement, params, last=False)
+
+    async def flush(self) -> None:
+        """Run the deferred writes (one statement on PostgreSQL)."""
+        if self._deferred:
+            *before, (statement, params) = self._deferred
+            self._deferred = before
+            await self._execute(statement, params, last=False)
+
+    async def _execute(self, statement: Statement, params: dict[str, Any], *, last: bool) -> int:
+        if self._deferred:
+            together = [*self._deferred, (statement, params)]
+            self._deferred = []
+            fused = fuse(tuple(s for s, _ in together))
+            if fused is None:  # two of them write one table: one after the other
+                for s, p in together[:-1]:
+                    await self._execute(s, p, last=False)
+            else:
+                statement = fused
+                params = {f"f{i}_{k}": v for i, (_, p) in enumerate(together) for k, v in p.items()}
         compiled = statement.compiled(self._dialect)
         return await self._driver.execute(
-            compiled.sql, self._params(compiled, params), slow=statement.slow
+            compiled.sql, self._params(compiled, params), slow=statement.slow, last=last
         )
 
 
@@ -218,6 +277,43 @@ class SqlAlchemyTransaction:
         result = await self.conn.execute(statement.clause(self.dialect), params)
         return int(result.rowcount)
 
+    async def execute_last(self, statement: Statement, /, **params: Any) -> int:
+        return await self.execute(statement, **params)
+
+    async def defer(self, statement: Statement, /, **params: Any) -> None:
+        await self.execute(statement, **params)
+
+
+_WRITES = re.compile(r"^\s*(?:INSERT\s+INTO|UPDATE|DELETE\s+FROM)\s+(\w+)", re.I)
+_FUSED: dict[tuple[Statement, ...], Statement | None] = {}
+
+
+def fuse(statements: tuple[Statement, ...]) -> Statement | None:
+    """PostgreSQL: writes as one statement, all but the last as data-modifying CTEs, whose
+    count is the last one's; ``None`` unless each writes a table none of the others does (a
+    row changed twice in one statement is an error, or undefined). Parameters are renamed
+    ``f<i>_<name>``. The CTEs run on one snapshot and cannot see one another's rows, but
+    foreign keys are checked at the end of the statement, so a device's inform record may
+    come with its row."""
+    if statements in _FUSED:
+        return _FUSED[statements]
+    texts, tables, binds = [], set(), {}
+    fused: Statement | None = None
+    for i, statement in enumerate(statements):
+        sql = statement.text_for("postgresql")
+        target = _WRITES.match(sql)
+        if target is None or target.group(1).lower() in tables or statement.columns:
+            break
+        tables.add(target.group(1).lower())
+        texts.append(_PARAM.sub(f":f{i}_\\1", sql))
+        binds.update({f"f{i}_{name}": type_ for name, type_ in statement.binds.items()})
+    else:
+        ctes = ", ".join(f"f{i} AS ({sql})" for i, sql in enumerate(texts[:-1]))
+        fused = Statement({"postgresql": f"WITH {ctes} {texts[-1]}"}, binds=binds)
+    if len(_FUSED) < 1024:  # the hot path's combinations are few; anything else is not kept
+        _FUSED[statements] = fused
+    return fused
+
 
 def over(conn: AsyncConnection) -> Transaction:
     """The transaction interface over a SQLAlchemy connection."""
@@ -230,14 +326,16 @@ class SqliteDriver:
     def __init__(self, connection: sqlite3.Connection):
         self.connection = connection
 
-    async def fetch(self, sql: str, params: Any) -> list[tuple[Any, ...]]:
+    async def fetch(self, sql: str, params: Any, *, locks: bool = False) -> list[tuple[Any, ...]]:
         try:
             rows: list[tuple[Any, ...]] = self.connection.execute(sql, params).fetchall()
         except sqlite3.Error as exc:
             raise StorageError(f"{exc} (in {sql[:80]!r})") from exc
         return rows
 
-    async def execute(self, sql: str, params: Any, *, slow: bool = False) -> int:
+    async def execute(
+        self, sql: str, params: Any, *, slow: bool = False, last: bool = False
+    ) -> int:
         try:
             if slow:  # SQLite releases the GIL while it works: the loop goes on meanwhile
                 cursor = await asyncio.to_thread(self.connection.execute, sql, params)
@@ -249,21 +347,51 @@ class SqliteDriver:
 
 
 class AsyncpgDriver:
-    """asyncpg's own connection; it prepares and caches each statement on first use."""
+    """asyncpg's own connection; it prepares and caches each statement on first use.
+
+    The transaction begins on demand: reads run alone until a statement writes or locks, and
+    a last statement with nothing begun before it runs alone (``execute_last``). Under READ
+    COMMITTED, PostgreSQL's default and ours, every statement of a transaction takes a
+    snapshot of its own anyway, so a read before BEGIN sees what it would have seen after;
+    only locks need the transaction, and those statements begin it.
+    """
 
     _COUNT = re.compile(r"(\d+)$")
 
     def __init__(self, connection: Any):
         self.connection = connection  # asyncpg.Connection
+        self.transaction: Any = None  # asyncpg's Transaction, once begun
+        self.ended = False  # a last statement ran
 
-    async def fetch(self, sql: str, params: Any) -> list[tuple[Any, ...]]:
+    def _check_open(self) -> None:
+        if self.ended:
+            raise RuntimeError("a statement after the transaction's last one")
+
+    async def _begin(self) -> None:
+        self._check_open()
+        if self.transaction is None:
+            transaction = self.connection.transaction()
+            await transaction.start()
+            self.transaction = transaction
+
+    async def fetch(self, sql: str, params: Any, *, locks: bool = False) -> list[tuple[Any, ...]]:
         try:
+            if locks:
+                await self._begin()
+            self._check_open()
             return [tuple(r) for r in await self.connection.fetch(sql, *params)]
         except ASYNCPG_STATEMENT_ERRORS as exc:
             raise StorageError(f"{exc} (in {sql[:80]!r})") from exc
 
-    async def execute(self, sql: str, params: Any, *, slow: bool = False) -> int:
+    async def execute(
+        self, sql: str, params: Any, *, slow: bool = False, last: bool = False
+    ) -> int:
         try:
+            if last:
+                self._check_open()
+                self.ended = True
+            else:
+                await self._begin()
             status: str = await self.connection.execute(sql, *params)  # "UPDATE 1", "INSERT 0 1"
         except ASYNCPG_STATEMENT_ERRORS as exc:
             raise StorageError(f"{exc} (in {sql[:80]!r})") from exc

@@ -124,30 +124,36 @@ class PostgresDatabase(Database):
 
     @asynccontextmanager
     async def hot_write(self) -> AsyncIterator[hot.Transaction]:
+        """The transaction begins with its first statement that writes or locks
+        (``hot.AsyncpgDriver``): a request that only reads, or whose one write is its last
+        statement, sends no BEGIN and no COMMIT."""
         try:
             async with self.engine.connect() as conn:
-                driver: Any = (await conn.get_raw_connection()).driver_connection
-                transaction = driver.transaction()
-                await transaction.start()
+                connection: Any = (await conn.get_raw_connection()).driver_connection
+                driver = hot.AsyncpgDriver(connection)
+                tx = hot.DriverTransaction(conn.dialect, driver)
                 try:
-                    yield hot.DriverTransaction(conn.dialect, hot.AsyncpgDriver(driver))
+                    yield tx
+                    await tx.flush()
                 except BaseException:
-                    await _rollback(conn, driver, transaction)
+                    await _rollback(conn, connection, driver.transaction)
                     raise
-                try:
-                    await transaction.commit()
-                except BaseException:
-                    await _rollback(conn, driver, transaction)
-                    raise
+                if driver.transaction is not None:
+                    try:
+                        await driver.transaction.commit()
+                    except BaseException:
+                        await _rollback(conn, connection, driver.transaction)
+                        raise
         except DRIVER_ERRORS as exc:
             raise StorageError(str(exc) or type(exc).__name__) from exc
 
 
-async def _rollback(conn: AsyncConnection, driver: Any, transaction: Any) -> None:
-    """Roll back; a connection that cannot (it broke) leaves the pool for good."""
+async def _rollback(conn: AsyncConnection, connection: Any, transaction: Any) -> None:
+    """Roll back (if it began); a connection that cannot (it broke) leaves the pool for good."""
     try:
-        if not driver.is_closed():
-            await transaction.rollback()
+        if not connection.is_closed():
+            if transaction is not None:
+                await transaction.rollback()
             return
     except Exception as exc:
         log.warning("rollback failed, connection dropped: %s", exc)

@@ -210,7 +210,7 @@ async def upsert_device_on_inform(
             unchanged |= {"status_since"}  # since when: only a move changes it
         if not bootstrap and digest == known.inform_digest:
             unchanged |= {"parameters", "inform_digest"}
-    await tx.execute(_upsert_statement(bootstrap, unchanged), **params)
+    await tx.defer(_upsert_statement(bootstrap, unchanged), **params)
 
 
 _PG_MERGE = (
@@ -306,7 +306,7 @@ async def insert_inform(
     retry_count: int,
     peer_host: str | None,
 ) -> None:
-    await tx.execute(
+    await tx.defer(
         _INSERT_INFORM,
         device_id=device_id,
         received=received,
@@ -386,8 +386,9 @@ async def insert_session(
     now: datetime,
     expires: datetime,
 ) -> bool:
-    """Claim the device's one session slot; ``False`` if another session holds it."""
-    count = await tx.execute(
+    """Claim the device's one session slot; ``False`` if another session holds it. The last
+    statement of the Inform's transaction."""
+    count = await tx.execute_last(
         _INSERT_SESSION,
         id=session_id,
         device_id=device_id,
@@ -410,7 +411,8 @@ async def save_session(
     now: datetime,
     expires: datetime,
 ) -> bool:
-    count = await tx.execute(
+    """Store a session's state after a request: its transaction's last statement."""
+    count = await tx.execute_last(
         _SAVE_SESSION,
         id=session_id,
         state=state,
@@ -423,8 +425,9 @@ async def save_session(
 
 
 async def end_session(tx: hot.Transaction, session_id: str) -> bool:
-    """Delete a session that ended by its 204; ``False`` if it was gone already."""
-    return bool(await tx.execute(_END_SESSION, id=session_id))
+    """Delete a session that ended by its 204 (its transaction's last statement); ``False`` if
+    it was gone already."""
+    return bool(await tx.execute_last(_END_SESSION, id=session_id))
 
 
 async def delete_session(tx: hot.Transaction, session_id: str) -> dict[str, Any] | None:

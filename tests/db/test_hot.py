@@ -246,3 +246,116 @@ async def test_a_patch_merges_key_by_key_whatever_its_size(db: Database, size: i
     assert tree["T.2.P"] == {"value": -2, "type": "xsd:int", "writable": True, "updated": "now"}
     assert tree["T.1.P"] == {"value": 1, "type": "xsd:int", "writable": True}
     assert tree[f"T.{2 * size - 2}.P"] == {"value": -(2 * size - 2), "updated": "now"}
+
+
+INFORM = hot.Statement(
+    "INSERT INTO informs (device_id, received, events, retry_count) "
+    "VALUES (:device, :now, '[]', 0)",
+    binds={"now": UTCDateTime()},
+)
+NEW_DEVICE = hot.Statement(
+    "INSERT INTO devices (id, manufacturer, oui, product_class, serial_number, last_events, "
+    "tags, parameters) VALUES (:id, 'Acme', 'OUI', 'PC', :id, '[]', '[]', '{}')"
+)
+COUNTS = (
+    "SELECT (SELECT count(*) FROM devices), (SELECT count(*) FROM informs), "
+    "(SELECT count(*) FROM cwmp_sessions)"
+)
+
+
+async def _counts(db: Database) -> tuple[int, ...]:
+    async with db.read() as conn:
+        return tuple((await conn.execute(text(COUNTS))).one())
+
+
+async def test_deferred_writes_run_before_what_follows_and_go_with_the_transaction(db: Database):
+    """A deferred write is seen by the statements after it, runs in order with its parent row
+    (foreign keys hold), and commits or rolls back with the rest; a write that never ran
+    because the transaction failed first leaves nothing."""
+    with pytest.raises(RuntimeError):
+        async with db.hot_write() as tx:
+            await tx.defer(NEW_DEVICE, id="dev-x")
+            await tx.defer(INFORM, device="dev-x", now=NOW)
+            raise RuntimeError("abandon before anything ran")
+    with pytest.raises(RuntimeError):
+        async with db.hot_write() as tx:
+            await tx.defer(NEW_DEVICE, id="dev-x")
+            assert await tx.first(hot.Statement("SELECT count(*) FROM devices", columns=("n",)))
+            raise RuntimeError("abandon after they ran")
+    assert await _counts(db) == (0, 0, 0)
+    async with db.hot_write() as tx:
+        await tx.defer(NEW_DEVICE, id="dev-x")
+        await tx.defer(INFORM, device="dev-x", now=NOW)
+        assert await tx.execute_last(_insert(db), **_session(1, "dev-x")) == 1
+    assert await _counts(db) == (1, 1, 1)
+    async with db.hot_write() as tx:  # the same table twice: one after the other
+        await tx.defer(INFORM, device="dev-x", now=NOW)
+        await tx.defer(INFORM, device="dev-x", now=NOW + timedelta(seconds=1))
+        await tx.defer(MODE, mode="ctc", id="dev-x")
+    assert await _counts(db) == (1, 3, 1)
+    with pytest.raises(StorageError, match=r"(?i)foreign key"):  # one fails: none is kept
+        async with db.hot_write() as tx:
+            await tx.defer(NEW_DEVICE, id="dev-y")
+            await tx.defer(INFORM, device="nobody", now=NOW)
+            await tx.execute_last(_insert(db), **_session(2, "dev-y"))
+    assert await _counts(db) == (1, 3, 1)
+
+
+async def test_nothing_runs_after_the_last_statement(db: Database):
+    await _device(db, "dev-z")
+    with pytest.raises(RuntimeError, match="last"):
+        async with db.hot_write() as tx:
+            await tx.execute_last(MODE, mode="ctc", id="dev-z")
+            if db.is_sqlite:  # in process: nothing to save, and no check
+                raise RuntimeError("after the last")
+            await tx.execute(MODE, mode="common", id="dev-z")
+
+
+@pytest.mark.parametrize("backend", ["postgresql"])
+async def test_postgresql_begins_on_demand_and_fuses_deferred_writes(db: Database, monkeypatch):
+    """Reads run alone until a statement writes or locks; a last statement with nothing begun
+    runs alone; deferred writes of different tables go with the next statement as one."""
+    sent: list[str] = []
+    execute, fetch = hot.AsyncpgDriver.execute, hot.AsyncpgDriver.fetch
+
+    async def counting_execute(self: hot.AsyncpgDriver, sql: str, params: object, **kw):  # type: ignore[no-untyped-def]
+        sent.append(sql if self.transaction is not None or kw.get("last") else "BEGIN; " + sql)
+        return await execute(self, sql, params, **kw)
+
+    async def counting_fetch(self: hot.AsyncpgDriver, sql: str, params: object, **kw):  # type: ignore[no-untyped-def]
+        sent.append(sql if self.transaction is not None or kw.get("locks") else "alone: " + sql)
+        return await fetch(self, sql, params, **kw)
+
+    monkeypatch.setattr(hot.AsyncpgDriver, "execute", counting_execute)
+    monkeypatch.setattr(hot.AsyncpgDriver, "fetch", counting_fetch)
+    began: list[bool] = []
+    begin = hot.AsyncpgDriver._begin
+
+    async def counting_begin(self: hot.AsyncpgDriver) -> None:
+        began.append(self.transaction is None)
+        await begin(self)
+
+    monkeypatch.setattr(hot.AsyncpgDriver, "_begin", counting_begin)
+
+    async with db.hot_write() as tx:  # reads only: no transaction
+        await tx.fetch(SELECT, host="192.0.2.1", now=NOW)
+    assert began == [] and sent[0].startswith("alone: SELECT")
+    sent.clear()
+    async with db.hot_write() as tx:  # deferred writes and a last one: one statement, alone
+        await tx.fetch(SELECT, host="192.0.2.1", now=NOW)
+        await tx.defer(NEW_DEVICE, id="dev-f")
+        await tx.defer(INFORM, device="dev-f", now=NOW)
+        await tx.execute_last(_insert(db), **_session(1, "dev-f"))
+    assert began == []
+    assert len(sent) == 2 and sent[1].startswith("WITH f0 AS (INSERT INTO devices")
+    assert await _counts(db) == (1, 1, 1)
+    sent.clear()
+    lock = hot.Statement("SELECT id FROM devices WHERE id = :id FOR NO KEY UPDATE", columns=("id",))
+    async with db.hot_write() as tx:  # a lock begins the transaction, and a write does
+        await tx.fetch(lock, id="dev-f")
+        await tx.execute(MODE, mode="ctc", id="dev-f")
+    assert began == [True, False]
+    began.clear()
+    async with db.hot_write() as tx:
+        await tx.execute(MODE, mode="common", id="dev-f")
+    assert began == [True]
