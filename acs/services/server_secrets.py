@@ -17,8 +17,9 @@ PostgreSQL, nothing given   a start-up error, unless the database still holds a 
 ==========================  ==========================================================
 
 A key an older acs kept in ``meta`` of a SQLite database is moved to the key file on the
-first start (same value: sealed passwords and signed URLs keep working) and deleted from
-the database.
+first start (same value: sealed passwords and signed URLs keep working; the file is synced
+to disk first) and deleted from the database. A key file that holds another key is a start-up
+error saying how to keep either: neither is dropped silently.
 
 The shared CPE password is ``ACS_CWMP_PASSWORD`` when given. Otherwise acs generates one on
 its first start, which says it once, and keeps only what Digest (and Basic over TLS, by
@@ -94,15 +95,27 @@ def read_key_file(path: Path) -> str:
 
 
 def write_key_file(path: Path, key: str) -> str:
-    """Create ``path`` (mode 0600) holding ``key``; if another process made it first, its key."""
+    """Create ``path`` (mode 0600) holding ``key``; if another process made it first, its key.
+    The file and its directory entry are on disk when this returns: a key moved out of the
+    database is deleted there next, and a crash must not lose it."""
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
         return read_key_file(path)
     except OSError as exc:
         raise SecretKeyUnavailable(f"cannot create the key file {path}: {exc}") from None
-    with os.fdopen(fd, "w", encoding="utf-8") as out:
-        out.write(key + "\n")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(key + "\n")
+            out.flush()
+            os.fsync(out.fileno())
+        directory = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)
+    except OSError as exc:
+        raise SecretKeyUnavailable(f"cannot write the key file {path}: {exc}") from None
     return key
 
 
@@ -137,6 +150,14 @@ async def _sqlite_key(db: Database, legacy: str | None) -> str:
         return legacy or secrets.token_hex(32)
     if path.exists():
         key = read_key_file(path)
+        if legacy is not None and legacy != key:
+            raise SecretKeyUnavailable(
+                f"two different server secrets: the key file {path} and the database's (table "
+                "meta, by an older acs). Keep the one the devices' file URLs and sealed "
+                "passwords were made with: that in the database is `SELECT value FROM meta "
+                f"WHERE key = 'secret_key'`; write it into {path}, or delete that row to keep "
+                "the file's"
+            )
     else:
         key = write_key_file(path, legacy or secrets.token_hex(32))
         if legacy is not None:

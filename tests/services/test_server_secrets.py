@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import shutil
 import stat
 from collections.abc import AsyncIterator
@@ -121,6 +122,39 @@ async def test_sqlite_moves_an_older_acs_key_out_of_the_database(sqlite_db, tmp_
     assert f"the server secret moved from the database to {tmp_path / 'acs.db.key'}" in (
         caplog.messages
     )
+
+
+async def test_a_moved_key_is_on_disk_before_the_database_forgets_it(
+    sqlite_db, tmp_path, monkeypatch
+):
+    """The key file and its directory are synced before the legacy row is deleted."""
+    await _put_legacy_key(sqlite_db, "legacy-key")
+    synced: list[str] = []
+    fsync = os.fsync
+
+    def recording_fsync(fd: int) -> None:
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", recording_fsync)
+    await load_secret_key(sqlite_db, make_settings(sqlite_db.url, tmp_path, secret_key=None))
+    assert synced == [str(tmp_path / "acs.db.key"), str(tmp_path)]
+    assert await _meta(sqlite_db) == {}
+
+
+async def test_a_key_file_and_a_different_database_key_are_refused(sqlite_db, tmp_path):
+    """Neither is dropped silently: the message says how to keep either."""
+    await _put_legacy_key(sqlite_db, "legacy-key")
+    path = tmp_path / "acs.db.key"
+    path.write_text("file-key\n")
+    path.chmod(0o600)
+    settings = make_settings(sqlite_db.url, tmp_path, secret_key=None)
+    with pytest.raises(SecretKeyUnavailable, match="two different server secrets"):
+        await load_secret_key(sqlite_db, settings)
+    assert await _meta(sqlite_db) == {"secret_key": "legacy-key"}
+    path.write_text("legacy-key\n")  # the same key in both: the row goes
+    assert await load_secret_key(sqlite_db, settings) == b"legacy-key"
+    assert await _meta(sqlite_db) == {}
 
 
 async def test_a_given_key_is_used_and_nothing_is_written(sqlite_db, tmp_path):
