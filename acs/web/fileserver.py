@@ -85,15 +85,20 @@ def add_file_routes(app: FastAPI, runtime: Runtime) -> None:
         header = request.headers.get("authorization")
         parsed = digest.parse_authorization(header)
         found = await resolver.credentials(parsed.username) if parsed is not None else None
-        outcome = resolver.authenticator.check(
-            header,
-            method=request.method,
-            path=request.url.path,
-            tls=request.url.scheme == "https",
-            credentials=found.credentials if found is not None else None,
-            binding=_BINDING,
-            now=time.time(),
-        )
+        asked: dict[str, Any] = {
+            "method": request.method,
+            "path": request.url.path,
+            "tls": request.url.scheme == "https",
+            "credentials": found.credentials if found is not None else None,
+            "binding": _BINDING,
+            "now": time.time(),
+        }
+        authenticator = resolver.authenticator
+        if authenticator.strict:  # a nonce count seen before is a replay: counts are kept
+            async with runtime.db.hot_write() as tx:
+                outcome = await authenticator.authenticate(tx, header, **asked)
+        else:
+            outcome = authenticator.check(header, **asked)
         if outcome.ok and found is not None:
             _note(request, auth=f"{outcome.scheme} {found.requester}")
             return found.requester

@@ -6,6 +6,7 @@ import hashlib
 import subprocess
 import sys
 import time
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import httpx
@@ -14,6 +15,7 @@ import pytest
 from acs.provisioning import configfile, crypto
 from acs.services import operators
 from acs.web.api_app import create_api_app
+from acs.web.cwmp_app import create_cwmp_app
 from tests.conftest import make_settings
 from tests.cpe_auth_client import digest_header
 
@@ -186,6 +188,40 @@ EXPECTED_MAC_FILE = (
     b"\r\n"
     b"<<END OF FILE>>\r\n"
 )
+
+
+async def test_strict_digest_refuses_a_replayed_fetch(make_runtime):
+    """ACS_CWMP_DIGEST_STRICT holds on the file server too: a request whose nonce count was
+    seen before is challenged again, a higher count is served."""
+    rt = await make_runtime(provisioning_shared_reads_all=True, cwmp_digest_strict=True)
+
+    async def chunks() -> AsyncIterator[bytes]:
+        yield b"firmware"
+
+    await rt.files.store(
+        "fw.bin",
+        chunks(),
+        file_type="1 Firmware Upgrade Image",
+        oui=None,
+        product_class=None,
+        version=None,
+        created_by="test",
+        now=NOW,
+    )
+    transport = httpx.ASGITransport(app=create_cwmp_app(rt))
+    async with httpx.AsyncClient(transport=transport, base_url="http://acs.example:7547") as c:
+        challenge = (await c.get("/files/fw.bin")).headers["www-authenticate"]
+
+        def auth(nc: int) -> dict[str, str]:
+            header = digest_header(
+                challenge, "acs", "cpe-secret", method="GET", uri="/files/fw.bin", nc=nc
+            )
+            return {"authorization": header}
+
+        assert (await c.get("/files/fw.bin", headers=auth(1))).content == b"firmware"
+        replayed = await c.get("/files/fw.bin", headers=auth(1))
+        assert (replayed.status_code, replayed.text) == (401, "authentication required\n")
+        assert (await c.get("/files/fw.bin", headers=auth(2))).content == b"firmware"
 
 
 async def test_static_provisioning_names_layers_and_versions(api, cpe):
