@@ -66,11 +66,15 @@ class Statement:
         binds: Mapping[str, TypeEngine[Any]] | None = None,
         types: Mapping[str, TypeEngine[Any]] | None = None,
         slow: bool = False,
+        fusable: bool = False,
     ):
         self.sql = dict(sql) if isinstance(sql, Mapping) else {"sqlite": sql, "postgresql": sql}
         # It may run for long (a whole parameter tree merged): SQLite's driver, which runs
         # statements inline on the event loop, runs this one in a thread.
         self.slow = slow
+        # It may go with other such writes as one statement on PostgreSQL (``fuse``): it
+        # writes one table and reads no other row a statement of the request may write.
+        self.fusable = fusable
         self.columns = columns
         self.binds = dict(binds or {})
         self.types = dict(types or {})
@@ -290,8 +294,9 @@ _FUSED: dict[tuple[Statement, ...], Statement | None] = {}
 
 def fuse(statements: tuple[Statement, ...]) -> Statement | None:
     """PostgreSQL: writes as one statement, all but the last as data-modifying CTEs, whose
-    count is the last one's; ``None`` unless each writes a table none of the others does (a
-    row changed twice in one statement is an error, or undefined). Parameters are renamed
+    count is the last one's; ``None`` unless each is ``fusable`` and writes a table none of the
+    others does (a row changed twice in one statement is an error, or undefined). Parameters
+    are renamed
     ``f<i>_<name>``. The CTEs run on one snapshot and cannot see one another's rows, but
     foreign keys are checked at the end of the statement, so a device's inform record may
     come with its row."""
@@ -302,7 +307,12 @@ def fuse(statements: tuple[Statement, ...]) -> Statement | None:
     for i, statement in enumerate(statements):
         sql = statement.text_for("postgresql")
         target = _WRITES.match(sql)
-        if target is None or target.group(1).lower() in tables or statement.columns:
+        if (
+            not statement.fusable
+            or target is None
+            or target.group(1).lower() in tables
+            or statement.columns
+        ):
             break
         tables.add(target.group(1).lower())
         texts.append(_PARAM.sub(f":f{i}_\\1", sql))

@@ -174,6 +174,7 @@ def _upsert_statement(bootstrap: bool, unchanged: frozenset[str]) -> hot.Stateme
         stmt = _UPSERTS[key] = hot.Statement(
             {d: _upsert_sql(d, bootstrap, unchanged) for d in ("sqlite", "postgresql")},
             binds=_UPSERT_BINDS,
+            fusable=True,
         )
     return stmt
 
@@ -294,6 +295,7 @@ _INSERT_INFORM = hot.Statement(
     "INSERT INTO informs (device_id, received, events, retry_count, peer_host) "
     "VALUES (:device_id, :received, :events, :retry_count, :peer_host)",
     binds={"received": UTCDateTime(), "events": JSONDoc},
+    fusable=True,
 )
 
 
@@ -356,6 +358,7 @@ _INSERT_SESSION = hot.Statement(
     "expires) VALUES (:id, :device_id, :state, :peer_host, :peer_port, :now, :now, :expires) "
     "ON CONFLICT DO NOTHING",
     binds=_SESSION_BINDS,
+    fusable=True,
 )
 _SAVE_SESSION = hot.Statement(
     "UPDATE cwmp_sessions SET state = :state, peer_host = :peer_host, peer_port = :peer_port, "

@@ -26,6 +26,7 @@ def _insert(db: Database) -> hot.Statement:
         "updated, expires) VALUES (:id, :device, :state, :host, :port, "
         ":now, :now, :expires) ON CONFLICT DO NOTHING",
         binds={"now": UTCDateTime(), "expires": UTCDateTime(), "state": JSONDoc},
+        fusable=True,
     )
 
 
@@ -252,10 +253,12 @@ INFORM = hot.Statement(
     "INSERT INTO informs (device_id, received, events, retry_count) "
     "VALUES (:device, :now, '[]', 0)",
     binds={"now": UTCDateTime()},
+    fusable=True,
 )
 NEW_DEVICE = hot.Statement(
     "INSERT INTO devices (id, manufacturer, oui, product_class, serial_number, last_events, "
-    "tags, parameters) VALUES (:id, 'Acme', 'OUI', 'PC', :id, '[]', '[]', '{}')"
+    "tags, parameters) VALUES (:id, 'Acme', 'OUI', 'PC', :id, '[]', '[]', '{}')",
+    fusable=True,
 )
 COUNTS = (
     "SELECT (SELECT count(*) FROM devices), (SELECT count(*) FROM informs), "
@@ -350,6 +353,17 @@ async def test_postgresql_begins_on_demand_and_fuses_deferred_writes(db: Databas
     assert len(sent) == 2 and sent[1].startswith("WITH f0 AS (INSERT INTO devices")
     assert await _counts(db) == (1, 1, 1)
     sent.clear()
+    plain = hot.Statement(INFORM.text_for("postgresql"), binds=INFORM.binds)  # not fusable
+    async with db.hot_write() as tx:  # what is not fusable goes on its own, after them
+        await tx.defer(NEW_DEVICE, id="dev-g")
+        await tx.execute(plain, device="dev-g", now=NOW)
+    assert [sql.split(" (")[0] for sql in sent] == [
+        "BEGIN; INSERT INTO devices",
+        "INSERT INTO informs",
+    ]
+    assert await _counts(db) == (2, 2, 1)
+    sent.clear()
+    began.clear()
     lock = hot.Statement("SELECT id FROM devices WHERE id = :id FOR NO KEY UPDATE", columns=("id",))
     async with db.hot_write() as tx:  # a lock begins the transaction, and a write does
         await tx.fetch(lock, id="dev-f")
