@@ -24,9 +24,13 @@ async def fleet_run(
     auth: str = "digest",
     interval: float = 0.0,
     stop: asyncio.Event | None = None,
+    first_index: int = 0,
+    state: str | None = None,
 ) -> dict[str, Any]:
     """The fleet's sessions until ``duration``, ``sessions`` per device, or ``stop`` is set
-    (sessions in flight then finish); its summary."""
+    (sessions in flight then finish); its summary. ``state``: the simulator's state file, so
+    that a later run's devices are these as they were left (the credentials the ACS gave
+    them, what it set)."""
     fleet = Fleet(
         FleetConfig(
             acs_url=url,
@@ -38,6 +42,8 @@ async def fleet_run(
             password=PASSWORD,
             auth=auth,
             serial_prefix=prefix,
+            first_index=first_index,
+            state=state,
             concurrency=concurrency,
             ramp=ramp,
             bootstrap=bootstrap,

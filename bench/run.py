@@ -17,9 +17,11 @@ Scenarios (bench/scenarios.py; each brings what it needs):
   9 console    the console's device list (first page, filtered) and overview, at 1,000,000
   10 prov      phones fetching their general and MAC files over HTTP at once (own Digest
                credentials); CPU per fetch of a kept rendering next to a stored file's
+  11 headline  1,000,000 devices in the database informing every 15 minutes: 1,111 sessions/s
+               held for 2 minutes, open loop (33,334 of them, every 30 s); the rate it held
 
 Prints a table (sessions/s, p50/p99 session latency, errors, server peak RSS, ratio to the
-ceiling) and writes it as JSON under bench/results/. With scenario 1 or 4 it measures the
+ceiling) and writes it as JSON under bench/results/. With scenario 1, 4 or 11 it measures the
 floor of an empty session too (the ceiling's server CPU per session, HTTP alone, plus
 bench.floor's storage-free protocol work) and gives their rows server_x_floor and
 postgres_x_floor: CPU per empty session as a multiple of it, in the same run.
@@ -209,6 +211,21 @@ def main() -> None:
         "--soak-interval", type=float, default=10.0, help="scenario 8's inform interval"
     )
     parser.add_argument(
+        "--headline-rate",
+        type=float,
+        default=1_000_000 / 900,
+        help="scenario 11's sessions per second (a million devices every 15 minutes)",
+    )
+    parser.add_argument(
+        "--headline-devices",
+        type=int,
+        default=33_334,
+        help="scenario 11's informing devices (of the filled ones): the interval is theirs/rate",
+    )
+    parser.add_argument(
+        "--headline-seconds", type=float, default=120.0, help="how long scenario 11 holds it"
+    )
+    parser.add_argument(
         "--contention",
         type=int,
         default=0,
@@ -218,7 +235,7 @@ def main() -> None:
     )
     parser.add_argument(
         "--scenarios",
-        default="1,2,3,4,5,6,7,9",
+        default="1,2,3,4,5,6,7,9,11",
         help="which scenarios to run; each brings those it is compared with (4 brings 1)",
     )
     parser.add_argument(
@@ -237,6 +254,7 @@ def main() -> None:
         args.seconds, args.api_repeat, args.repeat = 5.0, 20, 1
         args.large_answer = args.large_answer or 8_000
         args.soak_devices, args.soak_seconds = 200, 30.0
+        args.headline_rate, args.headline_devices, args.headline_seconds = 100.0, 1_000, 15.0
     sizes = Sizes(
         devices=args.devices,
         fleet=args.fleet,
@@ -250,6 +268,9 @@ def main() -> None:
         soak_devices=args.soak_devices,
         soak_seconds=args.soak_seconds,
         soak_interval=args.soak_interval,
+        headline_rate=args.headline_rate,
+        headline_devices=args.headline_devices,
+        headline_seconds=args.headline_seconds,
     )
     work = Path(tempfile.mkdtemp(prefix="acs-bench-"))
     started = datetime.now(UTC)

@@ -43,6 +43,9 @@ from bench.meter import CpuMeter, open_fds, peak_rss_mb, rss_mb
 from bench.serve import Process, free_port
 
 BASE = "BASE"  # serial prefix of the base fleet (Need.DEVICES)
+# The simulator's serial prefix that names the filled devices (bench.backend.fill: serials
+# FILL000000001...; the simulator pads its index to 8 digits)
+FILLED = "FILL0"
 
 
 @dataclass
@@ -77,6 +80,9 @@ class Sizes:
     soak_devices: int = 2_000  # scenario 8
     soak_seconds: float = 600.0
     soak_interval: float = 10.0  # their periodic inform interval
+    headline_rate: float = 1_000_000 / 900  # scenario 11: a million devices every 15 minutes
+    headline_devices: int = 33_334  # the filled devices that inform at that rate
+    headline_seconds: float = 120.0
 
 
 class Need(enum.Enum):
@@ -644,6 +650,69 @@ async def sample_loop_stall(api_url: str, stop: asyncio.Event, into: list[float]
                 await asyncio.wait_for(stop.wait(), 0.5)
 
 
+class Headline(Scenario):
+    """The fleet the product is sized for: --fleet devices in the database informing every 15
+    minutes, 1,111 sessions a second (--headline-rate), held for --headline-seconds, open
+    loop: each device informs on its interval whether or not the ACS keeps up, so a server
+    that falls behind shows it in its rate and latency, not in a slower load.
+
+    The load generator cannot run a million simulated CPEs: --headline-devices of the filled
+    devices inform at the interval that makes the rate (33,334 every 30 s). They are brought
+    to their steady state first (the first sessions of a filled device provision it), so the
+    measured sessions are periodic Informs of converged devices, as a fleet's are."""
+
+    key = "11"
+    against_floor = True
+    name = "11 headline"
+    title = "11 {headline_rate:.0f} sessions/s for {headline_seconds:.0f} s at {fleet} devices"
+    needs = frozenset({Need.FLEET})
+
+    async def run(self, ctx: Context) -> list[Row]:
+        s = ctx.sizes
+        devices = min(s.headline_devices, s.fleet)
+        interval = devices / s.headline_rate
+        # the devices as their first sessions left them (their own CWMP credentials...), in
+        # every run of this backend
+        state = str(ctx.backend.work / "headline.json")
+        warm = await fleet_run(
+            ctx.cwmp_url,
+            devices=devices,
+            prefix=FILLED,
+            first_index=1,
+            state=state,
+            sessions=2,
+            concurrency=max(s.concurrency, 200),
+        )
+        if errors_of(warm):
+            raise RuntimeError(f"bringing the filled devices up failed: {warm['errors']}")
+        meter = CpuMeter(ctx.server, postgres=ctx.backend.kind == "postgresql")
+        before = meter.sample()
+        summary = await fleet_run(
+            ctx.cwmp_url,
+            devices=devices,
+            prefix=FILLED,
+            first_index=1,
+            state=state,
+            duration=s.headline_seconds,
+            interval=interval,
+            ramp=interval,
+            concurrency=devices,
+        )
+        summary["cpu"] = meter.per_session(before, int(summary["sessions_ok"]))
+        held = summary["sessions_per_s"]
+        row = ctx.row(
+            self,
+            summary,
+            target_per_s=round(s.headline_rate, 1),
+            held=round(held / s.headline_rate, 3),
+            informing=devices,
+            interval_s=round(interval, 1),
+            devices_in_db=await ctx.backend.scalar("SELECT count(*) FROM devices"),
+            acs_requests=sum(summary["acs_requests"].values()),
+        )
+        return [row]
+
+
 class Soak(Scenario):
     """--soak-devices devices on a short periodic interval for --soak-seconds: the server's
     RSS, open descriptors and longest event loop stall sampled every 10 s (the first and last
@@ -767,6 +836,7 @@ SCENARIOS: tuple[Scenario, ...] = (
     LargeAnswer(),
     Soak(),
     Scale(),
+    Headline(),
     ApiSearch(),
     ConsolePages(),
 )

@@ -16,9 +16,9 @@ def run_order(asked):
 
 def test_everything_runs_as_before_the_scenarios_were_objects():
     assert run_order({"1", "2", "3", "4", "5"}) == [(False, ["1", "2", "3"]), (True, ["4", "5"])]
-    assert run_order({"1", "2", "3", "4", "5", "6", "7", "8", "9", "10"}) == [
+    assert run_order({"1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11"}) == [
         (False, ["1", "2", "3", "6", "10", "7", "8"]),
-        (True, ["4", "5", "9"]),
+        (True, ["4", "11", "5", "9"]),
     ]
 
 
@@ -33,6 +33,7 @@ def test_a_scenario_alone_brings_only_what_it_needs():
     assert run_order({"9"}) == [(True, ["9"])]
     assert run_order({"10"}) == [(False, ["10"])]
     assert run_order({"10", "6"}) == [(False, ["6", "10"])]
+    assert run_order({"11"}) == [(True, ["11"])]
 
 
 def test_scale_brings_the_empty_sessions_it_is_compared_with():
@@ -46,9 +47,9 @@ def test_the_order_is_fixed_whatever_the_order_asked():
 
 def test_an_unknown_scenario_is_refused():
     with pytest.raises(
-        ValueError, match=r"no scenario 11, x \(there are 1, 2, 3, 6, 10, 7, 8, 4, 5, 9\)"
+        ValueError, match=r"no scenario 12, x \(there are 1, 2, 3, 6, 10, 7, 8, 4, 11, 5, 9\)"
     ):
-        plan({"1", "11", "x"})
+        plan({"1", "12", "x"})
 
 
 def test_needs_are_declared():
@@ -62,6 +63,7 @@ def test_needs_are_declared():
     assert BY_KEY["8"].needs == frozenset()
     assert BY_KEY["10"].needs == frozenset()
     assert BY_KEY["9"].needs == {Need.FLEET}
+    assert BY_KEY["11"].needs == {Need.FLEET}
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda s: s.name)
