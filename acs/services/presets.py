@@ -32,6 +32,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from sqlalchemy import and_, delete, func, literal, or_, select, text, update
+from sqlalchemy.exc import IntegrityError
 
 from acs.cwmp import datamodel, xsd
 from acs.db import hot, param_index, tables
@@ -735,45 +736,56 @@ class PresetStore:
         p = tables.presets
         async with self.db.write() as conn:
             await self._check(conn, spec)
-            if (await conn.execute(select(p.c.id).where(p.c.name == spec.name))).first():
-                raise Conflict(f"a preset named {spec.name!r} exists")
-            await conn.execute(
-                p.insert().values(
-                    **_dump(spec), version=1, created=now, updated=now, created_by=created_by
-                )
+            # one statement decides, so two creates of one name at once are a 409, not an
+            # integrity error
+            made = await conn.execute(
+                insert_for(conn, p)
+                .values(**_dump(spec), version=1, created=now, updated=now, created_by=created_by)
+                .on_conflict_do_nothing(index_elements=[p.c.name])
             )
+            if not made.rowcount:
+                raise Conflict(f"a preset named {spec.name!r} exists")
             await _bump(conn)
         return await self.get(spec.name)
 
     async def update(
         self, name: str, changes: Mapping[str, Any], *, now: datetime
     ) -> dict[str, Any]:
-        """Replace the fields given (``changes``: PresetSpec's fields, validated here)."""
-        current = await self.get(name)
-        merged = {
-            k: current[k]
-            for k in ("name", "enabled", "weight", "filter", "events", "schedule", "desired")
-        }
-        merged.update(changes)
-        try:
-            spec = PresetSpec.model_validate(merged)
-        except ValidationError as exc:
-            raise BadPreset(_first_error(exc)) from None
+        """Replace the fields given (``changes``: PresetSpec's fields, validated here). The
+        row is read locked in the transaction that writes it: two changes at once apply one
+        after the other, neither lost."""
         p = tables.presets
         async with self.db.write() as conn:
+            row = (await conn.execute(select(p).where(p.c.name == name).with_for_update())).first()
+            if row is None:
+                raise NotFound(f"no preset {name!r}")
+            current = _view(row)
+            merged = {
+                k: current[k]
+                for k in ("name", "enabled", "weight", "filter", "events", "schedule", "desired")
+            }
+            merged.update(changes)
+            try:
+                spec = PresetSpec.model_validate(merged)
+            except ValidationError as exc:
+                raise BadPreset(_first_error(exc)) from None
             await self._check(conn, spec)
+            if name == DEFAULT_PRESET and spec.name != name:
+                raise Conflict("the default preset keeps its name (switch it off instead)")
+            taken = Conflict(f"a preset named {spec.name!r} exists")
             if (
                 spec.name != name
                 and (await conn.execute(select(p.c.id).where(p.c.name == spec.name))).first()
             ):
-                raise Conflict(f"a preset named {spec.name!r} exists")
-            if name == DEFAULT_PRESET and spec.name != name:
-                raise Conflict("the default preset keeps its name (switch it off instead)")
-            await conn.execute(
-                update(p)
-                .where(p.c.name == name)
-                .values(**_dump(spec), version=p.c.version + 1, updated=now)
-            )
+                raise taken
+            try:
+                await conn.execute(
+                    update(p)
+                    .where(p.c.id == row.id)
+                    .values(**_dump(spec), version=p.c.version + 1, updated=now)
+                )
+            except IntegrityError:  # the name was taken meanwhile
+                raise taken from None
             await _bump(conn)
         return await self.get(spec.name)
 

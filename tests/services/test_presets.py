@@ -3,6 +3,7 @@ failures backed off per preset, loops reported, the default preset, inform storm
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import UTC, datetime
 from typing import Any
@@ -13,6 +14,7 @@ from sqlalchemy import text
 from acs.cwmp import faults, xsd
 from acs.cwmp import messages as m
 from acs.services import presets
+from acs.services.errors import Conflict, NotFound
 from acs.simulator import datamodels
 from tests.fake_cpe import FakeCpe, device_id
 from tests.services.harness import ServiceCpe, counted, device_columns, rows, session
@@ -442,3 +444,25 @@ async def test_too_many_waiting_presets_to_name_in_the_mark_leave_no_mark(runtim
     (mark,) = await device_columns(runtime.db, "presets_mark")
     assert mark is None
     assert ("SPV", {NTP: "ntp79.example"}) in sent(await session(cpe, "1 BOOT"))
+
+
+async def test_changes_at_once_are_all_kept_and_a_name_taken_twice_is_a_conflict(runtime, clock):
+    """Two updates of one preset at once apply one after the other (the row is read locked
+    where it is written), and two creates of one name at once make one preset and one 409."""
+    await make(runtime, clock, name="ntp", desired={"parameters": {NTP: "a"}})
+    await asyncio.gather(
+        runtime.presets.update("ntp", {"weight": 7}, now=clock.dt),
+        runtime.presets.update("ntp", {"enabled": False}, now=clock.dt),
+    )
+    view = await runtime.presets.get("ntp")
+    assert (view["weight"], view["enabled"], view["version"]) == (7, False, 3)
+    spec = presets.PresetSpec.model_validate({"name": "twice", "desired": {}})
+    outcomes = await asyncio.gather(
+        *(runtime.presets.create(spec, now=clock.dt, created_by="test") for _ in range(2)),
+        return_exceptions=True,
+    )
+    assert sorted(type(o).__name__ for o in outcomes) == ["Conflict", "dict"]
+    with pytest.raises(Conflict, match="a preset named 'ntp' exists"):
+        await runtime.presets.update("twice", {"name": "ntp"}, now=clock.dt)
+    with pytest.raises(NotFound):
+        await runtime.presets.update("nobody", {"weight": 1}, now=clock.dt)
