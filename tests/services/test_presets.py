@@ -161,6 +161,9 @@ async def test_a_failing_preset_is_backed_off_alone_and_recorded_on_its_channel(
     first = sent(await session(cpe, "0 BOOTSTRAP", "1 BOOT"))
     assert first[1:] == [
         ("GPV", sorted([NTP, f"{IGD}.X_Nope.Value", WLAN + "1.Channel"])),  # faults: 9005
+        ("GPV", [WLAN + "1.Channel"]),  # so each path is asked alone
+        ("GPV", [NTP]),
+        ("GPV", [f"{IGD}.X_Nope.Value"]),  # faults: the device lacks it
         ("SPV", {NTP: "ntp.example.net", f"{IGD}.X_Nope.Value": "1"}),  # faults
         ("SPV", {WLAN + "1.Channel": 1}),  # the other preset goes on
     ]
@@ -466,3 +469,31 @@ async def test_changes_at_once_are_all_kept_and_a_name_taken_twice_is_a_conflict
         await runtime.presets.update("twice", {"name": "ntp"}, now=clock.dt)
     with pytest.raises(NotFound):
         await runtime.presets.update("nobody", {"weight": 1}, now=clock.dt)
+
+
+async def test_a_filter_path_the_device_lacks_does_not_hide_the_other_presets(runtime, clock):
+    """A refresh of several filter paths that faults (one the device lacks: 9005 for all)
+    asks each path alone: the others' values are learnt and their presets act."""
+    tz = f"{IGD}.Time.LocalTimeZoneName"
+    missing = f"{IGD}.X_VENDOR_Missing.Flag"
+    await make(
+        runtime,
+        clock,
+        name="by-zone",
+        filter={"parameters": {"Time.LocalTimeZoneName": "UTC"}},
+        desired={"parameters": {"Time.NTPServer1": "ntp.zone"}},
+    )
+    await make(
+        runtime,
+        clock,
+        name="by-missing",
+        filter={"parameters": {"X_VENDOR_Missing.Flag": "1"}},
+        desired={"parameters": {"Time.NTPServer1": "ntp.missing"}},
+    )
+    cpe = ServiceCpe(runtime)
+    asked = sent(await session(cpe, "0 BOOTSTRAP", "1 BOOT"))
+    gpvs = [names for rpc, names in asked if rpc == "GPV"]
+    assert gpvs == [sorted([tz, missing]), [tz], [missing]]
+    assert asked[-1] == ("SPV", {NTP: "ntp.zone"})
+    assert cpe.fake.model.get(NTP) == "ntp.zone"
+    assert await session(cpe, "2 PERIODIC") == []  # converged: nothing more

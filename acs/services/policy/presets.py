@@ -7,6 +7,7 @@ presets that match the device and act on this session (events, schedule window),
 of weight, each ``presets.plan`` at a time:
 
     refresh --GetParameterValues(what the ACS does not know)--> (evaluate again)
+            --fault (a path the device lacks faults them all)--> each path alone, then again
     a preset's plan --AddObject / SetParameterValues--> (evaluate again)
                     --tags, phone profile (rows)--> (evaluate again)
                     --firmware: a Download task queued (the task queue runs it)
@@ -63,6 +64,8 @@ class PresetsState(JsonState):
     table: str = ""  # add: its table
     values: tuple[tuple[str, Any, str], ...] = ()  # set: what was sent
     refreshed: bool = False  # asked this round already: unknown now means absent
+    asking: tuple[str, ...] = ()  # refresh: the paths asked
+    probe: tuple[str, ...] = ()  # paths still to ask one by one (a refresh of many faulted)
     changed: bool = False  # this round changed something
     done: tuple[int, ...] = ()  # presets settled this round
     failed: tuple[int, ...] = ()  # presets that failed this session
@@ -76,7 +79,7 @@ class PresetsState(JsonState):
         fields = dict(data)
         for name in ("values", "history", "added"):
             fields[name] = tuple(tuple(v) for v in fields.get(name, ()))
-        for name in ("done", "failed"):
+        for name in ("done", "failed", "asking", "probe"):
             fields[name] = tuple(fields.get(name, ()))
         return cls(**fields)
 
@@ -166,6 +169,12 @@ class Presets(Component[PresetsState]):
     ) -> Offer[PresetsState] | None:
         if state is None or state.finished:
             return None
+        if state.probe:  # one path a device lacks faulted them all: ask each alone
+            path, rest = state.probe[0], state.probe[1:]
+            request = m.GetParameterValues((path,))
+            return Offer(
+                request, "refresh", replace(state, pending="refresh", asking=(path,), probe=rest)
+            )
         queued = False
         for _ in range(8 * presets.MAX_ROUNDS):  # bounded: each turn settles a preset or sends
             catalog = await self.cache.get(tx, state.version)
@@ -236,7 +245,8 @@ class Presets(Component[PresetsState]):
             refresh = sorted({q for pl in plans for q in pl.refresh})
             if refresh and not state.refreshed:
                 request = m.GetParameterValues(tuple(refresh))
-                return Offer(request, "refresh", replace(state, pending="refresh", refreshed=True))
+                asked = replace(state, pending="refresh", refreshed=True, asking=tuple(refresh))
+                return Offer(request, "refresh", asked)
             for pl in plans:
                 if pl.refresh:  # asked this round, still unknown: set what it wants anyway
                     pl = self._set_unknown(pl, facts, owned)
@@ -411,7 +421,7 @@ class Presets(Component[PresetsState]):
     ) -> Answered[PresetsState]:
         if state is None or not state.pending:
             return Answered(state)
-        pending = replace(state, pending="", values=())
+        pending = replace(state, pending="", values=(), asking=())
         applying = results.Applying(
             tx,
             ctx.device_id,
@@ -424,7 +434,9 @@ class Presets(Component[PresetsState]):
             if isinstance(answer, cs.ResponseReceived):
                 asked = {"name": "GetParameterValues", "parameter_names": ["x"]}
                 await results.apply(applying, "GetParameterValues", asked, answer.response)
-            return Answered(pending)  # a fault (an unknown path): what is unknown stays so
+            elif len(state.asking) > 1:  # one path the device lacks faults them all (9005)
+                return Answered(replace(pending, probe=state.asking))
+            return Answered(pending)  # a path the device lacks: unknown now means absent
         if not isinstance(answer, cs.ResponseReceived):
             return Answered(await self._failed(tx, ctx, pending, state.preset, answer))
         if state.pending == "add":
