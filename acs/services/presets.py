@@ -30,7 +30,16 @@ from datetime import UTC, datetime, time, timedelta
 from typing import Annotated, Any, Final
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+    field_validator,
+)
 from sqlalchemy import and_, delete, func, literal, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 
@@ -75,7 +84,10 @@ class TypedValue(BaseModel):
     type: str | None = Field(None, description="xsd type; default: the standard's, else inferred")
 
 
-ParameterValue = Annotated[Scalar | TypedValue, Field(union_mode="left_to_right")]
+# Strict members: in a left-to-right union a lax int took JSON true as 1 (sent as xsd:int).
+ParameterValue = Annotated[
+    StrictStr | StrictInt | StrictBool | TypedValue, Field(union_mode="left_to_right")
+]
 
 
 class PresetFilter(BaseModel):

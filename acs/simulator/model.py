@@ -147,7 +147,9 @@ class CpeModel:
     def _match(self, name: str) -> list[str] | None:
         if name == "" or name.endswith("."):
             found = [n for n in self.parameters if n.startswith(name)]
-            return found if found or name == "" else None
+            if found or name == "" or self._template(name) is not None:
+                return found  # a table with no instance yet is there, and empty
+            return None
         return [name] if name in self.parameters else None
 
     def _rpc_GetParameterValues(self, req: m.GetParameterValues) -> Any:

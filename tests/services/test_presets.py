@@ -497,3 +497,41 @@ async def test_a_filter_path_the_device_lacks_does_not_hide_the_other_presets(ru
     assert asked[-1] == ("SPV", {NTP: "ntp.zone"})
     assert cpe.fake.model.get(NTP) == "ntp.zone"
     assert await session(cpe, "2 PERIODIC") == []  # converged: nothing more
+
+
+async def test_an_object_that_must_exist_is_added_to_an_empty_table(runtime, clock):
+    """A table the device has but holds no instance answers the refresh with nothing: it is
+    known as empty then, and the instance the preset wants is added and set."""
+    xmpp = "Device.XMPP.Connection."
+    await make(
+        runtime,
+        clock,
+        name="xmpp",
+        desired={
+            "objects": [
+                {
+                    "path": "XMPP.Connection.",
+                    "keys": {"Username": "u1"},
+                    "parameters": {"Enable": True},
+                }
+            ]
+        },
+    )
+    cpe = ServiceCpe(runtime, FakeCpe(datamodels.phone("00:15:65:11:3a:f8")))
+    asked = [
+        (rpc, what)
+        for rpc, what in sent(await session(cpe, "0 BOOTSTRAP", "1 BOOT"))
+        if rpc == "AddObject" or xmpp in str(what)
+    ]
+    assert asked == [
+        ("GPV", [xmpp]),
+        ("AddObject", xmpp),
+        ("SPV", {f"{xmpp}1.Username": "u1", f"{xmpp}1.Enable": True}),
+    ]
+    spv = [r for r in cpe.answered if isinstance(r, m.SetParameterValues)][-1]
+    assert [(p.value, p.type) for p in spv.parameter_list] == [
+        ("u1", xsd.STRING),
+        (True, xsd.BOOLEAN),  # JSON true: a boolean, not 1
+    ]
+    assert cpe.fake.model.get(f"{xmpp}1.Username") == "u1"
+    assert await session(cpe, "2 PERIODIC") == []

@@ -434,6 +434,13 @@ class Presets(Component[PresetsState]):
             if isinstance(answer, cs.ResponseReceived):
                 asked = {"name": "GetParameterValues", "parameter_names": ["x"]}
                 await results.apply(applying, "GetParameterValues", asked, answer.response)
+                got = [p.name for p in answer.response.parameter_list]
+                empty = {  # objects that are there and hold nothing: known now, as empty
+                    path: {"object": True}
+                    for path in state.asking
+                    if path.endswith(".") and not any(n.startswith(path) for n in got)
+                }
+                await queries.merge_parameters(tx, ctx.device_id, empty)
             elif len(state.asking) > 1:  # one path the device lacks faults them all (9005)
                 return Answered(replace(pending, probe=state.asking))
             return Answered(pending)  # a path the device lacks: unknown now means absent
