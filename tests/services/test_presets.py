@@ -535,3 +535,21 @@ async def test_an_object_that_must_exist_is_added_to_an_empty_table(runtime, clo
     ]
     assert cpe.fake.model.get(f"{xmpp}1.Username") == "u1"
     assert await session(cpe, "2 PERIODIC") == []
+
+
+async def test_presets_giving_a_phone_different_profiles_are_a_loop_backed_off(runtime, clock):
+    for name, profile in (("office", "office"), ("lobby", "lobby")):
+        await make(runtime, clock, name=name, desired={"phone_profile": profile})
+    phone = ServiceCpe(runtime, FakeCpe(datamodels.phone(PHONE_MAC)))
+    await session(phone, "0 BOOTSTRAP", "1 BOOT")
+    [event] = await rows(runtime.db, "SELECT details FROM events WHERE type = 'preset.loop'")
+    details = event.details if isinstance(event.details, dict) else json.loads(event.details)
+    assert (sorted(details["presets"]), details["paths"]) == (
+        ["lobby", "office"],
+        ["phone profile"],
+    )
+    # both backed off: the next Informs do not fight again, nor report it again
+    for _ in range(2):
+        clock.now += presets.backoff(1) / 3
+        assert await session(phone, "2 PERIODIC") == []
+    assert len(await rows(runtime.db, "SELECT 1 FROM events WHERE type = 'preset.loop'")) == 1

@@ -118,6 +118,9 @@ _TASK_STATUS = hot.Statement(
     "SELECT status FROM tasks WHERE id = :id AND device_id = :device_id", columns=("status",)
 )
 _ACTIVE = ("queued", "sent", "awaiting_transfer", "awaiting_boot")
+# The phone row's profile, in a session's history of what it set: two presets that give a
+# phone different profiles undo each other as two that set one path do.
+PHONE_PROFILE: Final = "phone profile"
 
 
 class Presets(Component[PresetsState]):
@@ -312,7 +315,10 @@ class Presets(Component[PresetsState]):
     ) -> tuple[Offer[PresetsState] | None, PresetsState, bool]:
         """The next step of one preset's plan: a request to send, or rows written."""
         p = pl.preset
-        looping = [s.path for s in pl.set if any(path == s.path for path, _ in state.history)]
+        writes = [s.path for s in pl.set]
+        if pl.phone_profile is not None and mac:
+            writes.append(PHONE_PROFILE)
+        looping = [w for w in writes if any(path == w for path, _ in state.history)]
         if looping:
             await self._loop(
                 tx,
@@ -335,7 +341,8 @@ class Presets(Component[PresetsState]):
                 modules={},
                 now=ctx.now,
             )
-            return None, replace(state, changed=True), True
+            history = (*state.history, (PHONE_PROFILE, p.id))
+            return None, replace(state, changed=True, history=history), True
         if pl.firmware is not None:
             spec = task_specs.TASK_ADAPTER.validate_python(
                 {"name": "Download", "file": pl.firmware}
