@@ -179,8 +179,15 @@ async def test_a_failing_preset_is_backed_off_alone_and_recorded_on_its_channel(
     (state,) = await device_columns(runtime.db, "presets_state")
     preset_id = (await runtime.presets.get("broken"))["id"]
     assert state[str(preset_id)]["failures"] == 1
-    # backed off: the next sessions leave it alone (and, failing, the device has no mark)
+    # backed off: the next sessions leave it alone, and until its time the device's mark
+    # says so (its Informs read neither presets nor the tree)
     assert await session(cpe, "2 PERIODIC") == []
+    (mark,) = await device_columns(runtime.db, "presets_mark")
+    assert mark is not None and f"{preset_id}@" in mark
+    with counted() as statements:
+        assert await session(cpe, "2 PERIODIC") == []
+    assert not [s for s in statements if "presets" in s and "meta" not in s]
+    assert not [s for s in statements if "parameters" in s and s.startswith("SELECT")]
     clock.now += presets.backoff(1) + 1
     assert sent(await session(cpe, "2 PERIODIC"))[-1][0] == "SPV"  # tried again
     (state,) = await device_columns(runtime.db, "presets_state")

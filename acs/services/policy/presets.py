@@ -156,10 +156,13 @@ class Presets(Component[PresetsState]):
         return PresetsState(mark=mark, version=catalog.version)
 
     def _due(self, catalog: Catalog, waiting: str, ctx: SessionContext) -> bool:
-        """Whether a preset the mark left waiting (matching, not converged, not acting
-        then) acts in this session."""
+        """Whether a preset the mark left waiting (matching, not converged, and not acting
+        then or backed off: ``<id>@<retry, epoch seconds>``) acts in this session."""
         local = ctx.now.astimezone(self.zone)
-        for ident in filter(None, waiting.split(",")):
+        for entry in filter(None, waiting.split(",")):
+            ident, _, retry = entry.partition("@")
+            if retry and int(retry) > ctx.now.timestamp():
+                continue  # backed off until then
             preset = catalog.by_id(int(ident))
             if preset is None or preset.acts_on(ctx.facts.events, local):
                 return True
@@ -394,23 +397,21 @@ class Presets(Component[PresetsState]):
                     kept[str(p.id)] = entry
                 else:
                     kept.pop(str(p.id))
-        # a failure, a backoff or a Download under way: not converged yet
-        blocked = state.failed or any(
-            str(p.id) in kept and ("retry" in kept[str(p.id)] or "task" in kept[str(p.id)])
-            for p in matching
-        )
+        # a Download under way: not converged yet (its end is seen by evaluating)
+        blocked = any(str(p.id) in kept and "task" in kept[str(p.id)] for p in matching)
         mark = None
         if not blocked and catalog.version == state.version:
-            waiting = [
-                str(p.id)
-                for p in matching
-                if p not in acting
-                and (
+            waiting = []
+            for p in matching:
+                retry = xsd.parse_datetime((kept.get(str(p.id)) or {}).get("retry"))
+                if retry is not None:  # failed, backed off: waits for its time
+                    waiting.append(f"{p.id}@{int(retry.timestamp())}")
+                elif p not in acting and (
                     p.invalid is not None  # it faults when it acts
                     or presets.matches(p.filter, facts) is None
                     or not presets.plan(p, facts, spread=self.spread).converged
-                )
-            ]
+                ):
+                    waiting.append(str(p.id))
             mark = f"{state.mark}|{','.join(waiting)}" if waiting else state.mark
             if len(mark) > _MARK_LENGTH:  # too many waiting to name: evaluated at every Inform
                 mark = None
