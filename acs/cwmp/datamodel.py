@@ -36,6 +36,15 @@ _DT, _B64, _HEX = xsd.DATE_TIME, xsd.BASE64, xsd.HEX_BINARY
 # (object path, {xsd type: parameter names}), one block per object of the data model.
 _Block = tuple[str, dict[str, str]]
 
+# The data models' root objects: TR-098's (gateways) and TR-181's (everything since).
+ROOTS: Final = ("InternetGatewayDevice", "Device")
+
+
+def under_roots(path: str) -> list[str]:
+    """``path`` (``DeviceInfo.ModelName``) under each root."""
+    return [f"{root}.{path}" for root in ROOTS]
+
+
 _IGD = "InternetGatewayDevice."
 _LAN = _IGD + "LANDevice.{i}."
 _WLAN = _LAN + "WLANConfiguration.{i}."

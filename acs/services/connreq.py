@@ -40,7 +40,7 @@ from sqlalchemy import literal_column, select, update
 
 from acs import logs
 from acs.config import Settings
-from acs.cwmp import digest, xsd
+from acs.cwmp import datamodel, digest, xsd
 from acs.db import param_index, tables
 from acs.db.engine import Database
 from acs.services import metrics
@@ -49,8 +49,6 @@ from acs.services.secretbox import SecretBox
 from acs.services.stun import StunServer, fresh_for
 
 log = logging.getLogger("acs.connreq")
-
-_ROOTS = ("InternetGatewayDevice", "Device")
 
 
 @dataclass(frozen=True, slots=True)
@@ -286,7 +284,7 @@ class ConnectionRequester:
 
         def parameter(name: str) -> Any:
             # the value the device reported, under either root object
-            paths = [f"{root}.ManagementServer.{name}" for root in _ROOTS]
+            paths = datamodel.under_roots(f"ManagementServer.{name}")
             exprs = ", ".join(param_index.value_expression(dialect, p) for p in paths)
             return literal_column(f"COALESCE({exprs})").label(name)
 

@@ -16,12 +16,14 @@ from sqlalchemy import (
     func,
     literal_column,
     not_,
+    or_,
     select,
     text,
     update,
 )
 from sqlalchemy.sql.expression import Grouping
 
+from acs.cwmp import datamodel
 from acs.cwmp.messages import DeviceIdStruct
 from acs.db import param_index, tables
 from acs.db.engine import Database
@@ -189,20 +191,28 @@ def conditions(conn_dialect: str, f: DeviceFilter, now: datetime) -> list[Any]:
                 ).bindparams(tag=f.tag)
             )
     for i, (path, value) in enumerate(f.parameters):
-        try:
-            expression = param_index.value_expression(conn_dialect, path)
-        except ValueError as exc:
-            raise BadFilter(str(exc)) from None
-        if conn_dialect == "postgresql":
-            # ->> gives every JSON scalar as text: "42" matches 42 and "42" alike
-            c.append(text(f"{expression} = :pv{i}").bindparams(**{f"pv{i}": value}))
-        else:
-            candidates = [int(v) if isinstance(v, bool) else v for v in _typed_candidates(value)]
-            c.append(
-                text(f"{expression} IN :pv{i}").bindparams(
-                    bindparam(f"pv{i}", candidates, expanding=True)
+        # a path under no root ("DeviceInfo.ModelName") is under the device's, either one
+        full = [path] if path.partition(".")[0] in datamodel.ROOTS else datamodel.under_roots(path)
+        either = []
+        for j, one in enumerate(full):
+            try:
+                expression = param_index.value_expression(conn_dialect, one)
+            except ValueError as exc:
+                raise BadFilter(str(exc)) from None
+            name = f"pv{i}_{j}"
+            if conn_dialect == "postgresql":
+                # ->> gives every JSON scalar as text: "42" matches 42 and "42" alike
+                either.append(text(f"{expression} = :{name}").bindparams(**{name: value}))
+            else:
+                candidates = [
+                    int(v) if isinstance(v, bool) else v for v in _typed_candidates(value)
+                ]
+                either.append(
+                    text(f"{expression} IN :{name}").bindparams(
+                        bindparam(name, candidates, expanding=True)
+                    )
                 )
-            )
+        c.append(or_(*either) if len(either) > 1 else either[0])
     return c
 
 

@@ -40,18 +40,18 @@ from pydantic import (
     ValidationError,
     field_validator,
 )
-from sqlalchemy import and_, delete, func, literal, or_, select, text, update
+from sqlalchemy import and_, delete, func, literal, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from acs.cwmp import datamodel, xsd
-from acs.db import hot, param_index, tables
+from acs.db import hot, tables
 from acs.db.engine import Database
 from acs.db.tables import insert_for
 from acs.db.types import JSONDoc
 from acs.services import devices as device_search
 from acs.services.errors import Conflict, Invalid, NotFound
 
-ROOTS: Final = ("Device", "InternetGatewayDevice")
+ROOTS: Final = datamodel.ROOTS
 DEFAULT_PRESET: Final = "bootstrap"  # the built-in provisioning, as a preset (migration 0012)
 ANY_EVENT: Final = "*"
 MAX_ROUNDS: Final = 4  # evaluations per session: more means presets undo each other
@@ -819,7 +819,9 @@ class PresetStore:
             product_class=f.product_class,
             software_version=f.software_version,
             tag=f.tag,
-            parameters=sorted(f.parameters.items()),
+            # relative paths are under the device's root, as in sessions (either, here)
+            parameters=sorted(f.parameters.items())
+            + ([("DeviceInfo.ModelName", f.model)] if f.model is not None else []),
         )
         out = device_search.conditions(dialect, search, now)
         d = tables.devices
@@ -827,15 +829,6 @@ class PresetStore:
             out.append(
                 or_(d.c.mode == f.mode, and_(d.c.mode.is_(None), literal(f.mode == self.mode)))
             )
-        if f.model is not None:
-            either = [
-                text(
-                    f"{param_index.value_expression(dialect, root + '.DeviceInfo.ModelName')}"
-                    f" = :model{n}"
-                ).bindparams(**{f"model{n}": f.model})
-                for n, root in enumerate(ROOTS)
-            ]
-            out.append(or_(*either))
         return out
 
     async def dry_run(

@@ -141,3 +141,27 @@ async def test_dry_run_matches_the_model_on_either_root(api, runtime):
     await runtime.presets.update("x6", {"filter": {"model": "X6", "oui": "0C383E"}}, now=NOW)
     run = (await api.get("/api/v1/presets/x6/dry-run")).json()
     assert (run["count"], run["devices"]) == (1, [device_id(phone.fake)])
+
+
+async def test_dry_run_reads_relative_filter_paths_under_the_devices_root(api, runtime):
+    """A filter path under no root is under the device's, as in sessions: the dry-run counts
+    a gateway and a phone for it, and a full path only the devices of its root."""
+    gateway = ServiceCpe(runtime)
+    phone = ServiceCpe(runtime, FakeCpe(datamodels.phone("0c:38:3e:12:34:56")))
+    for cpe in (gateway, phone):
+        await session(cpe, "0 BOOTSTRAP", "1 BOOT")
+    version = "DeviceInfo.SoftwareVersion"  # in every Inform, so in both trees
+    body = {"name": "any-root", "filter": {"parameters": {version: "1.0.0"}}}
+    assert (await api.post("/api/v1/presets", json=body)).status_code == 201
+    assert (await api.get("/api/v1/presets/any-root/dry-run")).json()["devices"] == [
+        device_id(gateway.fake)
+    ]
+    phone_version = phone.fake.model.get(f"Device.{version}")
+    await runtime.presets.update(
+        "any-root", {"filter": {"parameters": {version: phone_version}}}, now=NOW
+    )
+    run = (await api.get("/api/v1/presets/any-root/dry-run")).json()
+    assert run["devices"] == [device_id(phone.fake)]
+    full = {f"InternetGatewayDevice.{version}": phone_version}
+    await runtime.presets.update("any-root", {"filter": {"parameters": full}}, now=NOW)
+    assert (await api.get("/api/v1/presets/any-root/dry-run")).json()["count"] == 0

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar, Generic, Self, TypeVar
 
-from acs.cwmp import faults
+from acs.cwmp import datamodel, faults
 from acs.cwmp import messages as m
 from acs.cwmp import session as cs
 from acs.db import hot
@@ -99,7 +99,7 @@ class SessionFacts(JsonState):
         root, version = "InternetGatewayDevice", None
         for p in inform.parameter_list:
             head = p.name.partition(".")[0]
-            if head in ("Device", "InternetGatewayDevice"):
+            if head in datamodel.ROOTS:
                 root = head
                 break
         for p in inform.parameter_list:

@@ -47,7 +47,11 @@ async def list_devices(
     last_inform_after: datetime | None = None,
     last_inform_before: datetime | None = None,
     parameter: Annotated[
-        list[str], Query(description="PATH=VALUE, e.g. Device.DeviceInfo.ModelName=X6; repeatable")
+        list[str],
+        Query(
+            description="PATH=VALUE, e.g. Device.DeviceInfo.ModelName=X6 (DeviceInfo.ModelName=X6: "
+            "under either root); repeatable"
+        ),
     ] = [],  # noqa: B006
     sort: Annotated[str, Query(description="column, '-' prefix for descending")] = "id",
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
