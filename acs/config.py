@@ -351,6 +351,12 @@ class Settings(BaseSettings):
         description="comma-separated networks (CIDR) whose phones may fetch over TFTP, which "
         "has no authentication; required with ACS_TFTP_PORT",
     )
+    file_cache_mb: int = Field(
+        64,
+        ge=0,
+        description="MiB of stored files each worker keeps in memory for TFTP and FTP, so a "
+        "firmware 1,000 phones fetch at once is read once; 0: read each time",
+    )
     tftp_max_transfers: int = Field(
         1000,
         ge=1,

@@ -129,7 +129,7 @@ FILE_TRANSFERS: Final = Counter(
     "Transfers of provisioning files (stored files and phone configurations) over HTTP(S), "
     "TFTP and FTP, by protocol and outcome (ok: sent, or HTTP 304; refused: not authorised, "
     "not allowed, a write; missing: no such file; redirected: HTTP 302 to another server; "
-    "failed: anything else).",
+    "aborted: the client ended it or went away, or the server stopped; failed: anything else).",
     ["protocol", "outcome"],
     registry=REGISTRY,
 )

@@ -201,7 +201,7 @@ class ProvisioningFiles:
         self.provisioning = provisioning
         self.authenticator = authenticator
         self.settings = provisioning.settings
-        self.chunks = Chunks()
+        self.chunks = Chunks(self.settings.file_cache_mb << 20)
         self._opening: SingleFlight[tuple[Any, ...], ProvisioningFile] = SingleFlight()
 
     def reader(self, found: ProvisioningFile, offset: int = 0) -> Reader:
@@ -440,7 +440,6 @@ _LOOKUP: Final = select(
 )
 
 READ_AHEAD: Final = 64 * 1024
-CHUNK_CACHE: Final = 64 << 20  # bytes of stored files' chunks a worker keeps
 
 
 class Chunks:
@@ -450,7 +449,7 @@ class Chunks:
     same firmware: 1,000 phones booting at once read it once, not once each, and a transfer
     that finds its chunk here needs no thread. Reads of the same chunk in flight are shared."""
 
-    def __init__(self, budget: int = CHUNK_CACHE):
+    def __init__(self, budget: int):
         self.budget = budget
         self.size = 0
         self._kept: OrderedDict[tuple[str, int], bytes] = OrderedDict()
@@ -533,7 +532,7 @@ def _names_file(query: str) -> bool:
 
 class Outcome(StrEnum):
     """How a transfer ended, for its log line; ``metric`` is the ``acs_file_transfers``
-    label it counts under (ok, refused, missing, failed)."""
+    label it counts under (ok, refused, missing, redirected, aborted, failed)."""
 
     OK = "ok"
     NOT_MODIFIED = "not_modified"  # HTTP 304: the phone has it
@@ -557,6 +556,7 @@ _METRIC_OUTCOMES: Final = {
     Outcome.REFUSED: "refused",
     Outcome.NOT_FOUND: "missing",
     Outcome.REDIRECTED: "redirected",
+    Outcome.ABORTED: "aborted",
 }
 
 

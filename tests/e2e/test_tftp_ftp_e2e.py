@@ -619,6 +619,8 @@ async def test_a_phone_that_goes_away_frees_its_place_at_once(start_server, tmp_
     # asked every 0.5 s for 10 s: the place is free after the server's first retransmission
     got = await tftp_client.fetch("127.0.0.1", server.tftp_port, "500.csv", timeout=0.5, retries=20)
     assert (got.complete, got.content) == (True, b"a,1001\r\n")
+    # the phone that left counts as aborted (requests dropped meanwhile, busy: as failed)
+    assert (await metrics(server)).get(("tftp", "aborted")) == 1.0
     server.process.stop()
     output = server.output()
     assert (

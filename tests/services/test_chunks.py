@@ -47,7 +47,7 @@ def disk_reads(monkeypatch) -> list[int]:
 async def test_a_hundred_readers_of_one_file_read_each_chunk_once(tmp_path, disk_reads):
     content = os.urandom(3 * READ_AHEAD + 1000)
     found = stored(tmp_path, content)
-    chunks = Chunks()
+    chunks = Chunks(64 << 20)
     got = await asyncio.gather(*(read_all(Reader(found, chunks)) for _ in range(100)))
     assert got == [content] * 100
     assert disk_reads == [0, READ_AHEAD, 2 * READ_AHEAD, 3 * READ_AHEAD]
@@ -57,7 +57,7 @@ async def test_a_hundred_readers_of_one_file_read_each_chunk_once(tmp_path, disk
 async def test_a_reader_from_an_offset_and_the_size_resolved(tmp_path, disk_reads):
     content = os.urandom(2 * READ_AHEAD)
     found = stored(tmp_path, content)
-    chunks = Chunks()
+    chunks = Chunks(64 << 20)
     assert await read_all(Reader(found, chunks, offset=READ_AHEAD + 7)) == content[READ_AHEAD + 7 :]
     assert await read_all(Reader(found, chunks, offset=5)) == content[5:]
     assert disk_reads == [READ_AHEAD, 0]  # the second chunk was kept
@@ -80,7 +80,7 @@ async def test_a_missing_blob_fails_every_reader_and_is_not_kept(tmp_path, disk_
     found = stored(tmp_path, os.urandom(1000))
     assert found.path is not None
     found.path.unlink()
-    chunks = Chunks()
+    chunks = Chunks(64 << 20)
     results = await asyncio.gather(
         *(read_all(Reader(found, chunks)) for _ in range(5)), return_exceptions=True
     )
@@ -89,3 +89,15 @@ async def test_a_missing_blob_fails_every_reader_and_is_not_kept(tmp_path, disk_
     found.path.write_bytes(b"x" * 1000)  # back (the digest is not checked here)
     assert await read_all(Reader(found, chunks)) == b"x" * 1000
     assert chunks.size == 1000
+
+
+async def test_the_budget_is_the_setting_and_none_keeps_nothing(make_runtime, tmp_path, disk_reads):
+    runtime = await make_runtime(file_cache_mb=3)
+    assert runtime.provisioning_files.chunks.budget == 3 << 20
+    runtime = await make_runtime(file_cache_mb=0)
+    chunks = runtime.provisioning_files.chunks
+    content = os.urandom(READ_AHEAD + 10)
+    found = stored(tmp_path, content)
+    for _ in range(2):
+        assert await read_all(Reader(found, chunks)) == content
+    assert (chunks.size, disk_reads) == (0, [0, READ_AHEAD, 0, READ_AHEAD])
