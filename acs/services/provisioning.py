@@ -486,6 +486,9 @@ class Provisioning:
         async with self.db.hot_write() as tx:
             await renderings.before_render(tx)
             rendered = await self.render_in(tx, request, base_url=base_url, now=now)
+            others = await tx.first(renderings.OTHER_BASES, key=key, base_url=base_url)
+            if others.n >= renderings.BASES_PER_KEY:  # made-up Hosts: render, keep nothing
+                return rendered
             await tx.execute(
                 renderings.KEEP,
                 key=key,

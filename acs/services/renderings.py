@@ -58,6 +58,15 @@ async def before_render(tx: hot.Transaction) -> None:
 
 _RENDER_LOCK: Final = hot.Statement("SELECT pg_advisory_xact_lock_shared(:key)")
 
+# Where the file server is reached (the Host a phone sent, without ACS_PUBLIC_URL) is part of
+# a kept rendering's key: its URLs point there. A key is kept for this many at most, so
+# clients sending made-up Hosts cannot grow the table without bound (beyond: render only).
+BASES_PER_KEY: Final = 8
+#: How many other bases a key is kept for.
+OTHER_BASES: Final = hot.Statement(
+    "SELECT count(*) FROM provisioning_renderings WHERE key = :key AND base_url <> :base_url",
+    columns=("n",),
+)
 #: Keep a rendering (``key``, ``base_url``) made in this transaction, replacing an older one.
 KEEP: Final = hot.Statement(
     "INSERT INTO provisioning_renderings "

@@ -13,6 +13,7 @@ from sqlalchemy import event, select
 
 from acs.db import tables
 from acs.provisioning.errors import MissingVariablesError, ProvisioningError
+from acs.services import renderings
 from acs.services.provisioning import NotFound
 from acs.services.provisioning_files import (
     OPEN,
@@ -26,7 +27,7 @@ from acs.services.provisioning_files import (
     may_read,
     split_path,
 )
-from tests.services.harness import counted
+from tests.services.harness import counted, rows
 
 NOW = datetime(2026, 12, 1, tzinfo=UTC)
 MAC = "001565113af8"
@@ -321,6 +322,24 @@ async def test_a_fetch_of_an_unchanged_rendering_is_one_select(runtime, phones):
     # another address the phone reached: its URLs differ, so it is another rendering
     other = await phones.open(f"{MAC}.cfg", base_url=BASE + "0", now=NOW, requester=OPEN)
     assert other.content is not None
+
+
+async def test_a_file_is_kept_for_a_few_addresses_and_made_up_hosts_are_rendered_only(
+    runtime, phones
+):
+    """The base URL (the Host a phone sent) is part of a kept rendering's key: a client sending
+    made-up Hosts gets its file rendered each time, and the table no more rows for it."""
+    bases = [f"http://acs{n}.example:7547" for n in range(renderings.BASES_PER_KEY + 4)]
+    for base in bases:
+        opened = await phones.open(f"{MAC}.cfg", base_url=base, now=NOW, requester=OPEN)
+        assert opened.content is not None
+    kept = await rows(
+        runtime.db, "SELECT base_url FROM provisioning_renderings WHERE key LIKE 'mac:%'"
+    )
+    assert sorted(r.base_url for r in kept) == sorted(bases[: renderings.BASES_PER_KEY])
+    with statements(runtime) as seen:  # one of those kept: still a read
+        await phones.open(f"{MAC}.cfg", base_url=bases[0], now=NOW, requester=OPEN)
+    assert seen == ["SELECT"]
 
 
 async def test_identical_requests_in_flight_share_one_lookup(runtime, phones):
