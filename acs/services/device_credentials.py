@@ -12,6 +12,9 @@ Lifecycle (``devices.cwmp_credentials``, a JSON value; NULL is ``new``)::
     any     --an operator's reset (a factory-reset device...)-----------> new
     any     --a FactoryReset the ACS sent was answered-------------------> new
 
+A reset leads every state to ``new``: it clears the value (``forget``, the API), and is not
+a move of ``TRANSITIONS``, which holds what depends on the state.
+
 While ``pending`` both pairs are accepted: the device may not have applied the new one yet
 (some apply ManagementServer changes at the end of the session or on reboot). The pending
 pair is written when the request is sent, not when it is answered: a device that applied it
@@ -36,7 +39,7 @@ from acs.db.tables import meta
 from acs.services.cpe_auth import DeviceCredentials
 
 State = Literal["new", "pending", "own", "shared"]
-Event = Literal["sent", "refused", "own_pair_used", "shared_pair_used", "not_taken", "reset"]
+Event = Literal["sent", "refused", "own_pair_used", "shared_pair_used", "not_taken"]
 
 TRANSITIONS: Final[Mapping[tuple[State, Event], State]] = {
     ("new", "sent"): "pending",
@@ -44,10 +47,6 @@ TRANSITIONS: Final[Mapping[tuple[State, Event], State]] = {
     ("pending", "own_pair_used"): "own",
     ("pending", "shared_pair_used"): "pending",
     ("pending", "not_taken"): "shared",
-    ("new", "reset"): "new",
-    ("pending", "reset"): "new",
-    ("own", "reset"): "new",
-    ("shared", "reset"): "new",
 }
 
 # Sessions a device may go on authenticating with the shared pair after it was given its
