@@ -18,7 +18,7 @@ Scenarios (bench/scenarios.py; each brings what it needs):
   10 prov      phones fetching their general and MAC files over HTTP at once (own Digest
                credentials); CPU per fetch of a kept rendering next to a stored file's
   11 headline  1,000,000 devices in the database informing every 15 minutes: 1,111 sessions/s
-               held for 2 minutes, open loop (33,334 of them, every 30 s); the rate it held
+               held for 2 minutes (33,334 of them every 30 s, 512 in flight at most); the rate held
 
 Prints a table (sessions/s, p50/p99 session latency, errors, server peak RSS, ratio to the
 ceiling) and writes it as JSON under bench/results/. With scenario 1, 4 or 11 it measures the
