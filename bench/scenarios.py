@@ -26,6 +26,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
@@ -676,26 +677,20 @@ class Headline(Scenario):
         interval = devices / s.headline_rate
         # the devices as their first sessions left them (their own CWMP credentials...), in
         # every run of this backend
-        state = str(ctx.backend.work / "headline.json")
-        warm = await fleet_run(
+        filled = partial(
+            fleet_run,
             ctx.cwmp_url,
             devices=devices,
             prefix=FILLED,
             first_index=1,
-            state=state,
-            sessions=2,
-            concurrency=max(s.concurrency, 200),
+            state=str(ctx.backend.work / "headline.json"),
         )
+        warm = await filled(sessions=2, concurrency=max(s.concurrency, 200))
         if errors_of(warm):
             raise RuntimeError(f"bringing the filled devices up failed: {warm['errors']}")
         meter = CpuMeter(ctx.server, postgres=ctx.backend.kind == "postgresql")
         before = meter.sample()
-        summary = await fleet_run(
-            ctx.cwmp_url,
-            devices=devices,
-            prefix=FILLED,
-            first_index=1,
-            state=state,
+        summary = await filled(
             duration=s.headline_seconds,
             interval=interval,
             ramp=interval,
