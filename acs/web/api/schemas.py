@@ -16,7 +16,11 @@ class ParameterPublic(BaseModel):
     value: Any = None
     type: str | None = None
     writable: bool | None = None
-    updated: str | None = None
+    updated: str | None = Field(
+        None,
+        description="when the ACS last wrote this value: read or set it, or an Inform changed "
+        "it (an Inform repeating it does not; the device's last_inform says when it was seen)",
+    )
     object: bool | None = None
     notification: int | None = None
     access_list: list[str] | None = None
