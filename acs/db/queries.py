@@ -92,6 +92,21 @@ async def device_auth(tx: hot.Transaction, device_id: str) -> DeviceAuth:
     return DeviceAuth(**row._asdict(), exists=True)
 
 
+_DEVICE_PAIRS = hot.Statement(
+    "SELECT cwmp_username, cwmp_ha1_md5, cwmp_ha1_sha256, cwmp_credentials FROM devices "
+    "WHERE id = :device_id",
+    columns=("cwmp_username", "cwmp_ha1_md5", "cwmp_ha1_sha256", "cwmp_credentials"),
+    types={"cwmp_credentials": JSONDoc},
+)
+
+
+async def device_pairs(tx: hot.Transaction, device_id: str) -> DeviceAuth:
+    """The device's own pair and its credentials lifecycle as they are now (written by this
+    session perhaps): what ``device_auth`` reads of them, without the rest or a lock."""
+    row = await tx.first(_DEVICE_PAIRS, device_id=device_id)
+    return DeviceAuth() if row is None else DeviceAuth(**row._asdict(), exists=True)
+
+
 _UPSERT_COLUMNS = (
     "id",
     "manufacturer",

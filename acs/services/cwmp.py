@@ -659,17 +659,8 @@ class CwmpService:
                 return HttpReply.text(400, "CWMP session state unreadable; session closed")
             authorization = request.headers.get("authorization")
             if authorization is not None:
-                # The session was authenticated at its Inform; a request that shows
-                # credentials again must show the right ones (checked without a lookup).
-                outcome = await self.auth.authenticate(
-                    tx,
-                    authorization,
-                    method=request.method,
-                    path=request.path,
-                    tls=request.tls,
-                    credentials=stored.auth,
-                    binding=row.device_id,
-                    now=now_ts,
+                outcome, stored = await self._reauthenticate(
+                    tx, request, authorization, stored, row.device_id, now_ts
                 )
                 if not outcome.ok:
                     return self._unauthorized(outcome, request, row.device_id, in_session=True)
@@ -808,6 +799,44 @@ class CwmpService:
         return closed
 
     # --- replies -----------------------------------------------------------------------
+
+    async def _reauthenticate(
+        self,
+        tx: hot.Transaction,
+        request: HttpRequest,
+        authorization: str,
+        stored: StoredSession,
+        device_id: str,
+        now: float,
+    ) -> tuple[AuthOutcome, StoredSession]:
+        """The session was authenticated at its Inform; a request that shows credentials
+        again must show the session's pair (checked without a lookup), or the pair the ACS
+        gave the device in this session: a CPE may take it at once, right after the
+        SetParameterValues. The session's later requests are then checked against that."""
+
+        async def check(pending: DeviceCredentials | None) -> AuthOutcome:
+            return await self.auth.authenticate(
+                tx,
+                authorization,
+                method=request.method,
+                path=request.path,
+                tls=request.tls,
+                credentials=stored.auth,
+                binding=device_id,
+                now=now,
+                pending=pending,
+            )
+
+        outcome = await check(None)
+        if outcome.ok:
+            return outcome, stored
+        pending = pending_pair(await queries.device_pairs(tx, device_id))
+        if pending is None:
+            return outcome, stored
+        retried = await check(pending)
+        if retried.ok and retried.username == pending.username:
+            return retried, replace(stored, auth=pending)
+        return outcome, stored
 
     def _unauthorized(
         self,

@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import text
 
 from acs.cwmp import messages as m
+from acs.cwmp import soap
 from acs.services import device_credentials as dc
 from acs.services import devices, task_specs, tasks
 from acs.simulator import datamodels
@@ -75,6 +76,38 @@ async def test_first_session_gives_the_device_its_own_pair_then_only_that_admits
     assert (await ServiceCpe(rt, FakeCpe()).inform()).status == 401
     other = ServiceCpe(rt, FakeCpe(datamodels.gateway("SN0002")))
     assert (await other.inform()).status == 200
+
+
+async def test_a_cpe_that_takes_its_own_pair_at_once_stays_in_its_session(make_runtime):
+    """Some CPEs apply new ManagementServer credentials at once and sign the session's next
+    request with them: the pair the ACS gave in this session admits it (a 401 there broke
+    the session), and a wrong password under that username still does not."""
+    rt = await make_runtime(cwmp_device_credentials=True)
+    cpe = ServiceCpe(rt)
+    device = device_id(cpe.fake)
+    assert (await cpe.inform("0 BOOTSTRAP", "1 BOOT")).status == 200
+    reply = await cpe.post(b"")
+    switched = 0
+    for _ in range(20):
+        if reply.status != 200:
+            break
+        request = soap.parse_envelope(reply.body).message
+        answer = cpe.fake.answer(reply.body)
+        if isinstance(request, m.SetParameterValues) and any(
+            p.name == MS + "Password" for p in request.parameter_list
+        ):
+            username = str(cpe.fake.model.get(MS + "Username"))
+            cpe.session_credentials = (username, "not-the-password")
+            wrong = await cpe.raw(answer, {"authorization": cpe._auth() or ""})
+            assert wrong.status == 401
+            cpe.session_credentials = None  # from now on: the model's, the new pair
+            switched = cpe.nc
+        reply = await cpe.post(answer)
+    assert switched and cpe.nc > switched  # requests after the switch were signed anew
+    assert reply.status == 204, reply.body
+    assert await _view(rt, device) == ("pending", None)
+    await session(cpe)
+    assert await _view(rt, device) == ("own", None)
 
 
 async def test_a_device_whose_set_faults_keeps_the_shared_pair(make_runtime):
