@@ -30,7 +30,6 @@ postgres_x_floor: CPU per empty session as a multiple of it, in the same run.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import json
 import os
@@ -43,6 +42,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from acs.server import run_loop
 from bench import floor
 from bench.backend import Backend, fill
 from bench.load import register
@@ -285,7 +285,8 @@ def main() -> None:
             rows += floor_rows(rows)
             floors = {r.workers: r.extra["floor_ms"] for r in rows if r.scenario == "floor"}
         for kind in args.backends.split(","):
-            rows += asyncio.run(
+            # on uvloop, as the server: the load generator shares the cores it measures
+            rows += run_loop(
                 run_backend(kind, scenarios, sizes, args.workers, work, ceilings, floors)
             )
     print()

@@ -34,6 +34,7 @@ from urllib.parse import urlsplit
 import httpx
 from sqlalchemy import text
 
+from acs.server import run_loop
 from acs.services import task_specs, tasks
 from acs.simulator import datamodels
 from acs.simulator.agent import CpeAgent
@@ -688,8 +689,6 @@ class Headline(Scenario):
         warm = await filled(sessions=2, concurrency=max(s.concurrency, 200))
         if errors_of(warm):
             raise RuntimeError(f"bringing the filled devices up failed: {warm['errors']}")
-        meter = CpuMeter(ctx.server, postgres=ctx.backend.kind == "postgresql")
-        before = meter.sample()
         summary = await filled(
             duration=s.headline_seconds,
             interval=interval,
@@ -698,8 +697,8 @@ class Headline(Scenario):
             # holds, sessions wait their turn here (and start late) instead of piling up into
             # timeouts that measure the load generator; the rate held is what it sustains
             concurrency=HEADLINE_IN_FLIGHT,
+            meter=CpuMeter(ctx.server, postgres=ctx.backend.kind == "postgresql"),
         )
-        summary["cpu"] = meter.per_session(before, int(summary["sessions_ok"]))
         held = summary["sessions_per_s"]
         row = ctx.row(
             self,
@@ -889,7 +888,7 @@ def ceiling(workers: int, work: Path, sizes: Sizes) -> Row:
     )
     try:
         server.wait_serving(f"http://127.0.0.1:{port}/acs", 30)  # 204 to a request with no body
-        summary = asyncio.run(
+        summary = run_loop(
             measure_empty(
                 f"http://127.0.0.1:{port}/acs",
                 sizes.devices,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ DEFAULT_SIM_INTERVAL = 60.0
 def cmd_simulate(args: argparse.Namespace) -> int:
     import json
 
+    from acs.server import run_loop
     from acs.simulator import nat
     from acs.simulator.fleet import FleetConfig, simulate
     from acs.simulator.state import StateFileError
@@ -49,7 +49,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         **nat.config_of(args),
     )
     try:
-        summary = asyncio.run(simulate(config))
+        # uvloop where installed, as `acs serve`: one process drives thousands of CPEs
+        summary = run_loop(simulate(config))
     except StateFileError as exc:
         print(f"state file: {exc}", file=sys.stderr)
         return 2
