@@ -10,24 +10,19 @@ workers) the busy handler still arbitrates. Readers never block writers (WAL).
 path's transactions are a handful of indexed statements, and aiosqlite's thread hand-offs
 (three or four per statement, while the write lock is held) cost more than the statements.
 It shares the write lock; a ``BEGIN IMMEDIATE`` refused because another process writes is
-retried without blocking the loop. Between workers, hot transactions also take turns on an
-advisory file lock (``<db>-lock``, ``ProcessTurns``): a worker waiting for it is woken the
-moment the other lets go, where SQLite's busy handler and the retries only poll. That
-connection leaves WAL checkpoints to a task on the threaded engine instead of running them
-inside its commits. Searches and bulk work keep the threaded driver, so a long scan never
-stalls CPE traffic.
+retried without blocking the loop. That connection leaves WAL checkpoints to a task on the
+threaded engine instead of running them inside its commits. Searches and bulk work keep the
+threaded driver, so a long scan never stalls CPE traffic.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
 import logging
 import os
 import sqlite3
 from collections.abc import AsyncIterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -70,7 +65,6 @@ class SqliteDatabase(Database):
         )
         _configure(self.engine.sync_engine)
         self._write_lock = asyncio.Lock()
-        self._turns = ProcessTurns(Path(f"{self.path}-lock")) if self.path is not None else None
         self._hot: sqlite3.Connection | None = None
         self._hot_commits = 0
         self._checkpoint_due = asyncio.Event()
@@ -130,8 +124,7 @@ class SqliteDatabase(Database):
             except DRIVER_ERRORS as exc:
                 raise StorageError(str(exc)) from exc
             return
-        assert self._turns is not None
-        async with self._write_lock, self._turns:
+        async with self._write_lock:
             raw = self._hot_connection()
             await _begin_immediate(raw)
             try:
@@ -229,86 +222,7 @@ class SqliteDatabase(Database):
             with contextlib.suppress(sqlite3.Error):
                 self._hot.close()
             self._hot = None
-        if self._turns is not None:
-            self._turns.close()
         await self.engine.dispose()
-
-
-class ProcessTurns:
-    """The workers' hot transactions take turns on an advisory lock of a file next to the
-    database (``flock``), held from before ``BEGIN IMMEDIATE`` to after ``COMMIT``.
-
-    SQLite's lock decides who writes; this one only decides who tries next. A worker whose
-    ``BEGIN IMMEDIATE`` met another's write slept in the busy handler (1-5 ms) and then on the
-    event loop (backing off to 50 ms) while the lock it wanted was free again in a few hundred
-    microseconds: with two workers, the pair served fewer sessions than one worker alone. A
-    worker waiting here blocks in a thread of its own and the kernel wakes it when the other
-    lets go. At most one transaction of a process waits (the caller holds the process's own
-    lock). A wait a cancellation abandons releases the lock once it is granted. A file system
-    without ``flock`` turns this off: SQLite's lock still decides."""
-
-    def __init__(self, path: Path):
-        self.path = path
-        self._fd: int | None = None
-        self._pid = 0
-        self._off = False
-        self._waiter: ThreadPoolExecutor | None = None
-
-    def _descriptor(self) -> int | None:
-        # Opened in the process that uses it: a descriptor inherited across a fork would share
-        # the parent's lock, and two workers holding one lock exclude nothing.
-        if self._off:
-            return None
-        if self._fd is None or self._pid != os.getpid():
-            try:
-                self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-            except OSError as exc:
-                log.warning("%s: %s; workers take turns by SQLite's lock alone", self.path, exc)
-                self._off = True
-                return None
-            self._pid = os.getpid()
-        return self._fd
-
-    async def __aenter__(self) -> None:
-        fd = self._descriptor()
-        if fd is None:
-            return
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return
-        except BlockingIOError:
-            pass
-        except OSError as exc:
-            log.warning("%s: flock: %s; workers take turns by SQLite's lock alone", self.path, exc)
-            self._off = True
-            return
-        if self._waiter is None:
-            self._waiter = ThreadPoolExecutor(1, thread_name_prefix="acs-sqlite-turn")
-        granted = asyncio.get_running_loop().run_in_executor(
-            self._waiter, fcntl.flock, fd, fcntl.LOCK_EX
-        )
-        try:
-            await asyncio.shield(granted)
-        except asyncio.CancelledError:
-            granted.add_done_callback(lambda _: self._release())
-            raise
-
-    async def __aexit__(self, *exc: object) -> None:
-        self._release()
-
-    def _release(self) -> None:
-        if self._fd is not None and self._pid == os.getpid():
-            with contextlib.suppress(OSError):
-                fcntl.flock(self._fd, fcntl.LOCK_UN)
-
-    def close(self) -> None:
-        if self._fd is not None and self._pid == os.getpid():
-            with contextlib.suppress(OSError):
-                os.close(self._fd)
-        self._fd = None
-        if self._waiter is not None:
-            self._waiter.shutdown(wait=False)
-            self._waiter = None
 
 
 def _backup(source: Path, target: Path) -> int:

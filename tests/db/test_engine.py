@@ -5,8 +5,6 @@ across processes."""
 from __future__ import annotations
 
 import asyncio
-import fcntl
-import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -15,7 +13,7 @@ from sqlalchemy import text
 
 from acs.db import hot as hot_statements
 from acs.db.engine import Database
-from acs.db.sqlite import ProcessTurns, SqliteDatabase
+from acs.db.sqlite import SqliteDatabase
 
 COUNTER = "test-counter"
 # SQLite: the whole database is locked by the write transaction
@@ -100,86 +98,6 @@ async def test_hot_write_waits_out_a_writer_of_another_process(counter: Database
     finally:
         await other.dispose()
     assert await _value(counter) == 11
-
-
-async def _waits(task: asyncio.Task[None]) -> bool:
-    """True if ``task`` is still waiting a moment later (it would be done by then otherwise)."""
-    done, _ = await asyncio.wait({task}, timeout=0.1)
-    return not done
-
-
-async def _enter(turns: ProcessTurns, entered: asyncio.Event, leave: asyncio.Event) -> None:
-    async with turns:
-        entered.set()
-        await leave.wait()
-
-
-async def test_workers_take_turns_and_a_waiting_one_is_woken_when_the_other_lets_go(tmp_path):
-    """Two ``ProcessTurns`` on one file stand for two workers (each its own descriptor, so
-    ``flock`` keeps them apart as it does processes)."""
-    first, second = ProcessTurns(tmp_path / "db-lock"), ProcessTurns(tmp_path / "db-lock")
-    try:
-        leave_first, leave_second = asyncio.Event(), asyncio.Event()
-        entered_first, entered_second = asyncio.Event(), asyncio.Event()
-        holder = asyncio.create_task(_enter(first, entered_first, leave_first))
-        await asyncio.wait_for(entered_first.wait(), 5)
-        waiter = asyncio.create_task(_enter(second, entered_second, leave_second))
-        assert await _waits(waiter) and not entered_second.is_set()
-        leave_first.set()
-        await asyncio.wait_for(entered_second.wait(), 5)  # woken, not polled for
-        await holder
-        leave_second.set()
-        await asyncio.wait_for(waiter, 5)
-    finally:
-        first.close()
-        second.close()
-
-
-async def test_a_wait_cancelled_lets_go_of_the_turn_once_granted(tmp_path):
-    path = tmp_path / "db-lock"
-    first, second = ProcessTurns(path), ProcessTurns(path)
-    try:
-        leave = asyncio.Event()
-        entered = asyncio.Event()
-        holder = asyncio.create_task(_enter(first, entered, leave))
-        await asyncio.wait_for(entered.wait(), 5)
-        abandoned = asyncio.create_task(_enter(second, asyncio.Event(), asyncio.Event()))
-        assert await _waits(abandoned)
-        abandoned.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await abandoned
-        leave.set()
-        await holder
-        # the abandoned wait is granted in its thread (nobody else wants the lock now)...
-        assert second._waiter is not None
-        await asyncio.wait_for(asyncio.to_thread(second._waiter.shutdown, wait=True), 5)
-        # ...and let go of: anyone gets it
-        probe = os.open(path, os.O_RDWR)
-        try:
-            for _ in range(500):
-                try:
-                    fcntl.flock(probe, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    await asyncio.sleep(0.01)
-            else:
-                raise AssertionError("the abandoned wait kept the turn")
-        finally:
-            os.close(probe)
-    finally:
-        first.close()
-        second.close()
-
-
-def test_turns_are_off_where_the_lock_file_cannot_be_made(tmp_path, caplog):
-    turns = ProcessTurns(tmp_path / "no-such-dir" / "db-lock")
-
-    async def enter() -> None:
-        async with turns:
-            pass
-
-    asyncio.run(enter())  # SQLite's own lock still decides
-    assert "workers take turns by SQLite's lock alone" in caplog.text
 
 
 @pytest.mark.parametrize("backend", ["postgresql"])
