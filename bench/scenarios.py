@@ -700,11 +700,17 @@ class Headline(Scenario):
             meter=CpuMeter(ctx.server, postgres=ctx.backend.kind == "postgresql"),
         )
         held = summary["sessions_per_s"]
+        cpu = summary["cpu"]
         row = ctx.row(
             self,
             summary,
             target_per_s=round(s.headline_rate, 1),
             held=round(held / s.headline_rate, 3),
+            # what a session cost in all (server, PostgreSQL, load generator) next to what the
+            # machine's cores give each session at the target rate: past it, no design of the
+            # server holds the target on this machine
+            cpu_all_ms=round(sum(v for v in cpu.values() if v is not None), 3),
+            cpu_budget_ms=round(1000 * (os.cpu_count() or 1) / s.headline_rate, 3),
             informing=devices,
             interval_s=round(interval, 1),
             devices_in_db=await ctx.backend.scalar("SELECT count(*) FROM devices"),
