@@ -31,7 +31,7 @@ async def fleet_run(
     """The fleet's sessions until ``duration``, ``sessions`` per device, or ``stop`` is set
     (sessions in flight then finish); its summary. ``state``: the simulator's state file, so
     that a later run's devices are these as they were left (the credentials the ACS gave
-    them, what it set). ``meter``: the summary's ``cpu`` per session, measured from when the
+    them, what it set). ``meter``: the summary's ``cpu`` per session, measured from once the
     fleet is made (30,000 simulated CPEs take seconds to make: not a session's cost) to the
     end of its last session."""
     fleet = Fleet(
@@ -66,10 +66,11 @@ async def fleet_run(
 
         watcher = asyncio.create_task(stop_when_told())
     try:
-        before = meter.sample() if meter is not None else None
+        if meter is None:
+            return await fleet.run()
+        before = meter.sample()
         summary = await fleet.run()
-        if meter is not None and before is not None:
-            summary["cpu"] = meter.per_session(before, int(summary["sessions_ok"]))
+        summary["cpu"] = meter.per_session(before, int(summary["sessions_ok"]))
         return summary
     finally:
         if watcher is not None:

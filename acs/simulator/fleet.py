@@ -204,8 +204,8 @@ class Fleet:
         self._limit = asyncio.Semaphore(config.concurrency)
         self._stopping = False
         # what _pause waits on, each sleep its own future, ended at once by a stop: a set, as
-        # asyncio.Event keeps its waiters in a deque that each wake searches (30,000 devices
-        # waiting on one made that most of the fleet's CPU)
+        # asyncio.Event keeps its waiters in a deque that each wake searches (33,334 devices
+        # waiting on one Event: an eighth of the fleet's CPU)
         self._sleeping: set[asyncio.Future[None]] = set()
         self._workers: list[asyncio.Task[None]] = []
 

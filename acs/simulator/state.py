@@ -9,13 +9,12 @@ connection request with 401 until each device bootstrapped again.
 The file keeps, per device, only what differs from the factory data model (``Flash``
 compares against a snapshot taken when the device is made), so a new simulator version's
 models still apply to what was never changed. Values that each run assigns afresh (the
-connection-request addresses of this run's listener) are not kept. The file is JSON::
+connection-request addresses of this run's listener) are not kept. The file is JSON, one line
+per device::
 
     {"format": 1, "devices": {"<OUI>-<ProductClass>-<SerialNumber>": {
         "parameters": {name: {"value", "type", "writable", "notification", "access_list"}},
         "deleted": [name, ...]}}}
-
-one line per device.
 
 It is written whole to a temporary file next to it and renamed over it, so a reader (or a
 crash) sees the old file or the new one, never half of one. Devices of the file that this
